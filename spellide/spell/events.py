@@ -1,0 +1,70 @@
+"""The one interface through which anything outside the core observes a run.
+
+The turn machine emits these events as things happen, each with a per-run sequence
+number, so a client that reconnects can ask for exactly what it missed. The IDE persists
+and broadcasts them; the CLI collects them. Payloads are plain JSON-able dicts so that
+events can cross process boundaries unchanged.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+# Event types, in the order a step normally produces them.
+RUN_STARTED = "run_started"          # {config}
+STEP_STARTED = "step_started"        # {step, parent, depth, prefix, model}
+COMPLETION_DELTA = "completion_delta"  # {step, text}  (streaming providers only)
+COMPLETION = "completion"            # {step, completion, usage}
+PROGRAM = "program"                  # {step, program, provenance}  (after assembly/edits)
+EFFECT = "effect"                    # {step, effect: EffectRecord.to_json()}
+STEP_FINISHED = "step_finished"      # {step, value, error, continued_by}
+PAUSED = "paused"                    # {point, step, ...}
+RESUMED = "resumed"                  # {action}
+RUN_FINISHED = "run_finished"        # {value}
+RUN_FAILED = "run_failed"            # {error}
+DIVERGED = "diverged"                # {step, what}   (strict replay)
+
+ALL_TYPES = (RUN_STARTED, STEP_STARTED, COMPLETION_DELTA, COMPLETION, PROGRAM, EFFECT,
+             STEP_FINISHED, PAUSED, RESUMED, RUN_FINISHED, RUN_FAILED, DIVERGED)
+
+
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    type: str
+    data: dict[str, Any]
+    ts: float = field(default_factory=time.time)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seq": self.seq, "type": self.type, "ts": self.ts, "data": self.data}
+
+
+class Listener(Protocol):
+    def __call__(self, event: Event) -> None: ...
+
+
+class EventBus:
+    """Assigns sequence numbers and fans events out to listeners (thread-safe)."""
+
+    def __init__(self, listeners: list[Callable[[Event], None]] | None = None, start_seq: int = 0):
+        self._listeners = list(listeners or [])
+        self._seq = start_seq
+        self._lock = threading.Lock()
+
+    def subscribe(self, listener: Callable[[Event], None]) -> None:
+        self._listeners.append(listener)
+
+    def emit(self, type_: str, **data: Any) -> Event:
+        with self._lock:
+            self._seq += 1
+            event = Event(self._seq, type_, data)
+            for listener in self._listeners:
+                listener(event)
+        return event
+
+    @property
+    def seq(self) -> int:
+        return self._seq
