@@ -94,7 +94,12 @@ class Decision:
 class Controller:
     """Default controller: never pauses. The IDE subclasses it to block the worker thread
     until a person acts; the machine calls ``wants_pause`` cheaply at every pause point and
-    ``checkpoint`` only when it answers true (or a breakpoint matched)."""
+    ``checkpoint`` only when it answers true (or a breakpoint matched).
+
+    A non-interactive controller is never asked about model errors: they fail the run. An
+    interactive one (the IDE) pauses there, so a person can retry or edit the prefix."""
+
+    interactive = False
 
     def wants_pause(self, kind: str) -> bool:
         return False

@@ -1,0 +1,5 @@
+import sys
+
+from spellide.spell.cli import main
+
+sys.exit(main())

@@ -1,0 +1,165 @@
+"""``spellide`` command line: run agents, replay records, import reference traces.
+
+The flags and the ``--json`` shape are a contract that other tools drive; exit status is 0 on
+success, 1 when the program failed, 2 on bad usage (including unreadable input files).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    pass
+
+
+def _read_file(path: str, what: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{what} not found: {path}") from None
+    except IsADirectoryError:
+        raise UsageError(f"{what} is a directory: {path}") from None
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{what} {path} is not UTF-8 text (byte {e.start})") from None
+    except OSError as e:
+        raise UsageError(f"cannot read {what} {path}: {e.strerror}") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="spellide", description="Run and inspect Spell agents.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run an agent")
+    src = run.add_mutually_exclusive_group(required=True)
+    src.add_argument("--prompt", help="a natural-language root prompt")
+    src.add_argument("--prompt-file", help="read the root prompt from a file")
+    src.add_argument("--init", help="a complete program to evaluate")
+    src.add_argument("--init-file", help="read the complete program from a file")
+    run.add_argument("--model", default="hello",
+                     help="hello | scripted:FILE | replay:FILE | profile:NAME (default hello)")
+    run.add_argument("--depth", type=int, default=None, help="max model-call depth (0 = unlimited)")
+    run.add_argument("--budget", type=float, default=1.0, help="spend cap in USD (0 = unlimited)")
+    run.add_argument("--no-recover", action="store_true", help="fail on errors instead of re-prompting")
+    run.add_argument("--workspace", help="directory io/ effects are confined to (no io/ without it)")
+    run.add_argument("--allow-shell", action="store_true", help="enable io/sh and io/exec in the workspace")
+    run.add_argument("--allow-multiple", action="store_true",
+                     help="wrap several top-level forms in (do ...) instead of failing")
+    run.add_argument("--seed", type=int, default=0, help="seed of the per-step random generators")
+    run.add_argument("--strict", action="store_true",
+                     help="with replay:FILE, treat any difference from the record as a divergence")
+    run.add_argument("--record", help="write the run's record (for replay) to FILE")
+    run.add_argument("--trace-dir", help="write a trace directory in the reference's layout")
+    run.add_argument("--json", action="store_true", help="print the result as one JSON object")
+
+    trace = sub.add_parser("trace", help="trace tools")
+    tsub = trace.add_subparsers(dest="trace_command", required=True)
+    imp = tsub.add_parser("import", help="read a reference trace directory as JSON")
+    imp.add_argument("directory")
+    return p
+
+
+def _config_from(args: argparse.Namespace) -> Any:
+    from .api import RunConfig
+    cfg = RunConfig(model=args.model, recover=not args.no_recover, seed=args.seed,
+                    depth=args.depth or None, budget=args.budget or None,
+                    allow_shell=args.allow_shell, allow_multiple_top_level=args.allow_multiple)
+    if args.prompt is not None:
+        cfg.prompt = args.prompt
+    elif args.prompt_file is not None:
+        cfg.prompt = _read_file(args.prompt_file, "prompt file")
+    elif args.init is not None:
+        cfg.init = args.init
+    else:
+        cfg.init = _read_file(args.init_file, "program file")
+    if args.workspace:
+        ws = Path(args.workspace)
+        if not ws.is_dir():
+            raise UsageError(f"workspace is not a directory: {ws}")
+        cfg.workspace = str(ws.resolve())
+    if args.depth is not None and args.depth < 0:
+        raise UsageError("--depth must be >= 0")
+    if args.model.startswith("replay:"):
+        cfg.cache_mode = "strict" if args.strict else "replay"
+    elif args.strict:
+        raise UsageError("--strict needs --model replay:FILE")
+    return cfg
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .machine import Run, execute_with_deep_stack
+    cfg = _config_from(args)
+    try:
+        run = Run(cfg)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    result = execute_with_deep_stack(run.execute)
+    out = result.to_json()
+    if args.record:
+        try:
+            run.record().save(args.record)
+        except OSError as e:
+            print(f"spellide: cannot write record {args.record}: {e.strerror}", file=sys.stderr)
+    if args.trace_dir:
+        from .trace import write_trace_dir
+        try:
+            write_trace_dir(out, args.trace_dir)
+            print(f"Trace: {args.trace_dir}", file=sys.stderr)
+        except OSError as e:
+            print(f"spellide: cannot write trace to {args.trace_dir}: {e.strerror}", file=sys.stderr)
+    if args.json:
+        json.dump(out, sys.stdout, ensure_ascii=False)
+        sys.stdout.write("\n")
+    elif result.error is None:
+        print(result.value_text)
+    if result.error is not None:
+        if not args.json:
+            where = ""
+            if result.error_span:
+                where = f" (line {result.error_span['line']}, column {result.error_span['col']})"
+            print(f"spellide: {result.status}: {result.error}{where}", file=sys.stderr)
+        return EXIT_FAILED
+    if result.cost:
+        print(f"Cost: ${result.cost:.4f}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_trace_import(args: argparse.Namespace) -> int:
+    from .trace import import_trace_dir
+    try:
+        data = import_trace_dir(args.directory)
+    except (FileNotFoundError, NotADirectoryError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    json.dump(data, sys.stdout, ensure_ascii=False)
+    sys.stdout.write("\n")
+    return EXIT_OK
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _cmd_run(args)
+        if args.command == "trace" and args.trace_command == "import":
+            return _cmd_trace_import(args)
+    except UsageError as e:
+        print(f"spellide: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as e:  # the last line of defence: never a traceback for the user
+        from .errors import SpellError
+        if isinstance(e, SpellError):
+            print(f"spellide: {e.message}", file=sys.stderr)
+            return EXIT_FAILED
+        print(f"spellide: internal error: {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""The one gate every effect of a run goes through.
+
+Effect namespaces (``io/``, ``globals/``, model calls, later ``agents/``) are plain Python
+functions; the gate wraps them so that each call gets a key (step, ordinal, name, argument
+digest), is looked up in the effect cache when replaying, may be held for a person's approval,
+is timed, and is reported as an ``EffectRecord``. Nothing effectful reaches a program except
+through ``EffectGate.builtin``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from ..data import Builtin
+from ..errors import SpellError, TypedError
+from .cache import (BLOCKED, CACHE_DISABLED, HIT, LIVE, MISS, EffectCache, EffectRecord,
+                    Lookup, digest)
+
+LIVE_MODE, REPLAY_MODE, STRICT_MODE = "live", "replay", "strict"
+
+
+@dataclass
+class StepScope:
+    """Per-step effect state: the ordinal counter and whether a person edited this step."""
+
+    step: int
+    ordinal: int = 0
+    base: int = 0        # ordinal of the program's first effect (after the step's model call)
+    edited: bool = False
+
+
+# approve(name, args_text, step, replay_miss) -> None to go on, or raises SpellError to block
+Approver = Callable[[str, str, int, bool], Optional[str]]
+
+
+@dataclass
+class EffectGate:
+    mode: str = LIVE_MODE
+    cache: EffectCache = field(default_factory=EffectCache)
+    on_record: Callable[[EffectRecord], None] = lambda r: None
+    approve: Optional[Approver] = None
+    printer: Callable[[Any], str] = repr
+    reader: Callable[[str], Any] = eval
+    executed: int = 0
+    reused: int = 0
+    _scopes: list[StepScope] = field(default_factory=list)
+
+    # --- step scopes -------------------------------------------------------------------
+    def push(self, step: int) -> StepScope:
+        scope = StepScope(step)
+        self._scopes.append(scope)
+        return scope
+
+    def pop(self) -> None:
+        self._scopes.pop()
+
+    @property
+    def scope(self) -> StepScope:
+        return self._scopes[-1]
+
+    def restart_step(self) -> None:
+        """The current step's program is evaluated again (recovery, or a person's edit):
+        its effects are numbered from the start again, so unchanged ones hit the cache."""
+        self.scope.ordinal = self.scope.base
+
+    # --- performing ----------------------------------------------------------------------
+    def perform(self, name: str, args: tuple, thunk: Callable[[], Any], *,
+                args_text: Optional[str] = None,
+                encode: Optional[Callable[[Any], str]] = None,
+                decode: Optional[Callable[[str, EffectRecord], Any]] = None,
+                usage_of: Optional[Callable[[Any], Optional[dict]]] = None,
+                unsafe: bool = False) -> Any:
+        scope = self.scope
+        ordinal = scope.ordinal
+        scope.ordinal += 1
+        if args_text is None:
+            args_text = self.printer(list(args)) if args else "[]"
+        dig = digest(args_text)
+        encode = encode or self.printer
+        started = time.time()
+
+        lookup = Lookup(None, CACHE_DISABLED)
+        if self.mode != LIVE_MODE:
+            lookup = self.cache.lookup(scope.step, ordinal, name, args_text, dig, scope.edited)
+            rec = lookup.record
+            if rec is not None:
+                self.reused += 1
+                hit = EffectRecord(scope.step, ordinal, name, args_text, dig, rec.result, HIT,
+                                   "recorded result reused", rec.error, rec.error_kind, started,
+                                   0.0, rec.usage, saved_ms=rec.duration_ms)
+                self.on_record(hit)
+                if rec.error is not None:
+                    raise SpellError(rec.error, kind=rec.error_kind or "eval")
+                return decode(rec.result, rec) if decode else self.reader(rec.result)
+            if self.mode == STRICT_MODE:
+                raise TypedError(
+                    f"Strict replay diverged at step {scope.step}: effect #{ordinal} {name}: "
+                    f"{lookup.reason}", kind="divergence")
+
+        status = MISS if self.mode != LIVE_MODE else LIVE
+        reason = lookup.reason if self.mode != LIVE_MODE else ""
+        if self.approve is not None:
+            try:
+                self.approve(name, args_text, scope.step, self.mode != LIVE_MODE and unsafe)
+            except SpellError as err:
+                self.on_record(EffectRecord(scope.step, ordinal, name, args_text, dig, None,
+                                            BLOCKED, err.message, err.message, "rejected", started))
+                raise
+        t0 = time.perf_counter()
+        try:
+            value = thunk()
+        except SpellError as err:
+            blocked = err.kind == "io-refused"
+            self.executed += 0 if blocked else 1
+            self.on_record(EffectRecord(scope.step, ordinal, name, args_text, dig, None,
+                                        BLOCKED if blocked else status,
+                                        err.message if blocked else reason, err.message, err.kind,
+                                        started, (time.perf_counter() - t0) * 1000))
+            raise
+        duration = (time.perf_counter() - t0) * 1000
+        self.executed += 1
+        self.on_record(EffectRecord(scope.step, ordinal, name, args_text, dig, encode(value),
+                                    status, reason, None, None, started, duration,
+                                    usage_of(value) if usage_of else None))
+        return value
+
+    def builtin(self, name: str, fn: Callable[..., Any], *, unsafe: bool = False,
+                doc: str = "") -> Builtin:
+        """Wrap a plain effect function as a Spell builtin that goes through this gate."""
+
+        def call(*args: Any) -> Any:
+            return self.perform(name, args, lambda: fn(*args), unsafe=unsafe)
+
+        return Builtin(name, call, doc=doc)

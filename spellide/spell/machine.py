@@ -1,0 +1,659 @@
+"""The turn machine: runs a Spell agent step by step.
+
+A *step* is one model call and the evaluation of the program it completes. Extension chains
+(``'(!extend)`` as the trailing expression, ``!call-now``, recovery) are nested self-calls in
+the language; here a self-call in tail position comes back from the evaluator as a
+``TailCall`` and the machine loops instead of recursing, so a chain of 10,000 steps uses
+constant Python stack and keeps only the live program in memory. Self-calls whose value the
+program goes on to use (``(cat "a" (!llm-self ...))``) recurse as usual.
+
+Everything observable leaves through events (``events.py``); everything effectful goes
+through the ``EffectGate``; a ``Controller`` decides at every pause point.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import immutables
+
+from . import api, edits
+from . import events as ev
+from .api import (AFTER_COMPLETION, BEFORE_EFFECT, BEFORE_MODEL, ON_ERROR, ON_MODEL_ERROR,
+                  Controller, Decision, PausePoint, RunConfig)
+from .assembly import assemble, balance_parens
+from .data import Builtin, Keyword, List, Map, Symbol, kw
+from .effects.cache import EffectCache, EffectRecord
+from .effects.gate import LIVE_MODE, REPLAY_MODE, STRICT_MODE, EffectGate
+from .errors import ReadError, SpellError, TypedError
+from .evaluator import TailCall, core_builtins, evaluate, make_context, make_eval, apply_fn
+from .models.base import Completion, Model, ModelError, ModelRequest, Usage
+from .printer import pr_str
+from .reader import read_all, read_one
+from .record import Record, RecordedEdit
+from .turns import turn_builtins
+
+RECOVERY_ATTEMPTS = 2
+_GATED_HINT = "{ns}/ is an effect namespace - use it in the trailing expression via eval"
+
+
+@dataclass
+class Frame:
+    """What evaluation-time builtins need to know about where they run."""
+
+    run: "Run"
+    step: int          # -1 for the root program (not a model call)
+    depth: int         # depth of the program being evaluated (root = 1)
+
+
+@dataclass
+class RunResult:
+    value: Any = None
+    value_text: Optional[str] = None
+    error: Optional[str] = None
+    error_kind: Optional[str] = None
+    error_span: Optional[dict] = None
+    steps: list[dict] = field(default_factory=list)
+    effects: list[dict] = field(default_factory=list)   # all effects, root program's included
+    effects_executed: int = 0
+    effects_reused: int = 0
+    cost: float = 0.0
+    status: str = "finished"   # finished | failed | stopped | diverged
+
+    def to_json(self) -> dict[str, Any]:
+        return {"value": self.value_text, "error": self.error, "error_kind": self.error_kind,
+                "status": self.status, "steps": self.steps, "effects": self.effects,
+                "effects_executed": self.effects_executed, "effects_reused": self.effects_reused,
+                "cost": self.cost}
+
+
+def resolve_model(spec: str, record: Optional[Record] = None) -> tuple[Model, Optional[Record]]:
+    """``hello`` | ``scripted:FILE`` | ``replay:FILE`` | ``profile:NAME``."""
+    from .models.local import HelloModel, NoLiveModel, ScriptedModel
+    if spec == "hello":
+        return HelloModel(), record
+    kind, _, arg = spec.partition(":")
+    if kind == "scripted" and arg:
+        return ScriptedModel.from_file(arg), record
+    if kind == "replay" and arg:
+        rec = Record.load(arg)
+        return NoLiveModel(rec.model_settings), rec
+    if kind == "profile" and arg:
+        from .models.profiles import get_model
+        return get_model(arg), record
+    raise ValueError(f"unknown model {spec!r}: use hello, scripted:FILE, replay:FILE or profile:NAME")
+
+
+def _human_range(before: str, after: str, offset: int = 0) -> tuple[int, int]:
+    """The region of ``after`` that differs from ``before`` (common prefix/suffix trimmed)."""
+    n = min(len(before), len(after))
+    i = 0
+    while i < n and before[i] == after[i]:
+        i += 1
+    j = 0
+    while j < n - i and before[len(before) - 1 - j] == after[len(after) - 1 - j]:
+        j += 1
+    return offset + i, offset + len(after) - j
+
+
+class Run:
+    def __init__(self, config: RunConfig, *, model: Optional[Model] = None,
+                 listeners: list[Callable[[ev.Event], None]] | tuple = (),
+                 controller: Optional[Controller] = None, record: Optional[Record] = None,
+                 fork_at: Optional[int] = None, start_seq: int = 0, keep_history: bool = True):
+        self.config = config
+        if model is None:
+            model, spec_record = resolve_model(config.model, record)
+            record = record or spec_record
+        self.model = model
+        self.record_in = record
+        self.controller = controller or Controller()
+        self.bus = ev.EventBus(list(listeners), start_seq)
+        self.keep_history = keep_history
+        mode = config.cache_mode if record is not None else LIVE_MODE
+        if mode not in api.CACHE_MODES:
+            raise ValueError(f"unknown cache mode {mode!r}")
+        cache = EffectCache.from_records(record.effects, fork_at) if record else EffectCache()
+        self.gate = EffectGate(mode=mode, cache=cache, on_record=self._on_effect,
+                               approve=self._approve, printer=pr_str, reader=read_one)
+        self.replay_edits = record.edits_by_point(fork_at) if record else {}
+        self.recorded_steps = ({s["id"]: s for s in record.steps}
+                               if record and mode == STRICT_MODE else {})
+        self.store = edits.ValueStore()
+        self.model_settings = dict(model.cache_settings())
+        self._settings_map = Map({kw(str(k)): v if isinstance(v, (str, int, float, bool)) or v is None
+                                  else str(v) for k, v in self.model_settings.items()})
+        self.next_step = 0
+        self.model_calls = 0
+        self.cost = 0.0
+        self.stepping = False
+        self.steps: dict[int, dict] = {}
+        self.root_effects: list[dict] = []
+        self.edits_made: list[RecordedEdit] = []
+        self._builtins = {**core_builtins(), **turn_builtins()}
+        self._effects = self._make_effects()
+        self._eval = make_eval(self._effects)
+        gated = {n: _GATED_HINT.format(ns=n) for n in ("io", "globals", "agents", "web")}
+        if config.workspace is None:
+            gated["io"] = "io/ is not available in this run (no workspace was given)"
+        self._gated = gated
+
+    # --- effects ---------------------------------------------------------------------------
+    def _make_effects(self) -> dict:
+        from .effects.globals import GlobalsStore, make_globals_namespace
+        effects: dict[Any, Any] = {
+            Symbol("!llm-self"): Builtin("!llm-self", self._llm_self, needs_ctx=True, tail_aware=True),
+            Symbol("leaf-llm"): Builtin("leaf-llm", self._leaf_llm, needs_ctx=True),
+        }
+        self.globals = GlobalsStore()
+        namespaces = {"globals": make_globals_namespace(self.globals, self._apply_spell_fn)}
+        if self.config.workspace is not None:
+            from .effects.io import make_io_namespace
+            namespaces["io"] = make_io_namespace(self.config.workspace,
+                                                 allow_shell=self.config.allow_shell,
+                                                 shell_timeout=self.config.shell_timeout)
+        for ns, fns in namespaces.items():
+            table = Map()
+            for name, fn in fns.items():
+                dict.__setitem__(table, kw(name), self.gate.builtin(f"{ns}/{name}", fn))
+            effects[Symbol(ns)] = table
+        return effects
+
+    def _apply_spell_fn(self, f: Any, args: list) -> Any:
+        ctx = self._ctx(self.gate.scope.step, 1)
+        return apply_fn(f, list(args), immutables.Map(), ctx)
+
+    def _on_effect(self, rec: EffectRecord) -> None:
+        data = rec.to_json()
+        if self.keep_history:
+            if rec.step in self.steps:
+                self.steps[rec.step]["effects"].append(data)
+            else:
+                self.root_effects.append(data)
+        self.bus.emit(ev.EFFECT, step=rec.step, effect=data)
+
+    def _approve(self, name: str, args_text: str, step: int, replay_miss: bool) -> None:
+        kinds = self.config.breakpoints.effect_kinds
+        ns = name.split("/", 1)[0]
+        matched = name in kinds or ns in kinds or ("model" in kinds and name.startswith("model/"))
+        if not (matched or replay_miss or self.stepping or self.controller.wants_pause(BEFORE_EFFECT)):
+            return
+        reason = ("replay miss of an unsafe effect" if replay_miss else
+                  "breakpoint" if matched else "stepping" if self.stepping else "pause requested")
+        point = PausePoint(BEFORE_EFFECT, step, None, {"name": name, "args": args_text}, None, reason)
+        decision = self._checkpoint(point)
+        if decision.action == api.REJECT:
+            raise SpellError(f"Effect rejected by the user: {name}", kind="rejected")
+
+    # --- pause points ----------------------------------------------------------------------
+    def _checkpoint(self, point: PausePoint) -> Decision:
+        self.bus.emit(ev.PAUSED, point=point.kind, step=point.step, text=point.text,
+                      effect=point.effect, error=point.error, reason=point.reason)
+        decision = self.controller.checkpoint(point)
+        if decision.action == api.STOP:
+            self.bus.emit(ev.RESUMED, action=api.STOP, edited=False, step=point.step, point=point.kind)
+            raise TypedError("Run stopped by the user", kind="stopped")
+        self.stepping = decision.action == api.STEP
+        return decision
+
+    def _validate(self, kind: str, text: str) -> Optional[str]:
+        try:
+            if kind == BEFORE_MODEL:
+                try:
+                    read_all(balance_parens(text))
+                except ReadError as e:
+                    if not e.incomplete:
+                        raise
+            else:
+                assemble(text, "", allow_multiple=self.config.allow_multiple_top_level)
+        except SpellError as e:
+            return e.message
+        return None
+
+    def _pause(self, kind: str, step: int, text: str, error: Optional[str] = None) -> Optional[str]:
+        """Offer a pause point; returns the edited text, or None when nothing was edited."""
+        replayed = self.replay_edits.get((step, kind))
+        if replayed is not None:
+            return self._record_edit(step, kind, replayed.text, replayed.author, "replayed edit")
+        bp = self.config.breakpoints
+        matched = ((kind == BEFORE_MODEL and bp.before_model)
+                   or (kind == AFTER_COMPLETION and bp.after_completion)
+                   or (kind in (ON_ERROR,) and bp.on_error)
+                   or kind == ON_MODEL_ERROR)
+        if not (matched or self.stepping or self.controller.wants_pause(kind)):
+            return None
+        reason = ("error" if kind in (ON_ERROR, ON_MODEL_ERROR) else "breakpoint" if matched
+                  else "stepping" if self.stepping else "pause requested")
+        problem = None
+        while True:
+            decision = self._checkpoint(PausePoint(kind, step, text, None, problem or error, reason))
+            if decision.text is None or decision.text == text:
+                self.bus.emit(ev.RESUMED, action=decision.action, edited=False, step=step, point=kind)
+                return None
+            problem = self._validate(kind, decision.text)
+            if problem is None:
+                return self._record_edit(step, kind, decision.text, decision.author, decision.action)
+            text = decision.text  # keep what the person typed; ask again with the problem shown
+            reason = "edit refused"
+
+    def _record_edit(self, step: int, kind: str, text: str, author: Optional[str], action: str) -> str:
+        at = time.time()
+        self.edits_made.append(RecordedEdit(step, kind, text, author, at))
+        if self.gate._scopes:
+            self.gate.scope.edited = True
+        self.bus.emit(ev.RESUMED, action=action, edited=True, step=step, point=kind, text=text,
+                      author=author, at=at)
+        return text
+
+    # --- evaluation ------------------------------------------------------------------------
+    def _ctx(self, step: int, depth: int) -> Any:
+        rng = random.Random(f"{self.config.seed}:{step}")
+        ctx = make_context(self._builtins, rng=rng, gated=self._gated)
+        ctx.machine = Frame(self, step, depth)
+        return ctx
+
+    def _evaluate(self, form: Any, step: int, depth: int) -> Any:
+        env = immutables.Map({Symbol("eval"): self._eval})
+        value, _ = evaluate(form, env, self._ctx(step, depth), tail=True)
+        return value
+
+    def _normalize_prefix(self, prefix: Any, env: Any) -> str:
+        if isinstance(prefix, str):
+            if prefix.lstrip().startswith("("):
+                return prefix
+            return edits.wrap_prompt(prefix)
+        if edits.is_quine(prefix):
+            return edits.serialize_quine_prefix(prefix)
+        if isinstance(prefix, List):
+            return pr_str(edits.expand_expr(prefix, env))
+        raise SpellError(f"!llm-self expects a string or a program form, got {pr_str(prefix)}")
+
+    def _llm_self(self, ctx: Any, env: Any, prefix: Any, opts: Any = None, *, tail: bool = False) -> Any:
+        text = self._normalize_prefix(prefix, env)
+        frame: Frame = ctx.machine
+        if tail:
+            return TailCall(text, opts)
+        return self._chain(text, frame.step if frame.step >= 0 else None, frame.depth)
+
+    def _leaf_llm(self, ctx: Any, env: Any, prompt: Any, *rest: Any) -> str:
+        text = prompt if isinstance(prompt, str) else pr_str(prompt)
+
+        def call() -> Completion:
+            return self.model.complete(ModelRequest(text, kind="text"))
+
+        comp = self._model_effect("model/text", text, call)
+        return comp.text
+
+    def _model_effect(self, name: str, text: str, thunk: Callable[[], Completion]) -> Completion:
+        budget = self.config.budget
+        if budget and self.cost >= budget:
+            raise TypedError(f"Budget exceeded: ${self.cost:.4f} spent of ${budget:.2f}",
+                             kind="budget-exceeded")
+        before = self.gate.executed
+        comp = self.gate.perform(
+            name, (), thunk, args_text=pr_str([text, self._settings_map]),
+            encode=lambda c: c.text,
+            decode=lambda t, rec: Completion(t, Usage.from_json(rec.usage), self.model.name,
+                                             self.model.transport),
+            usage_of=lambda c: c.usage.to_json())
+        if self.gate.executed > before:
+            self.cost += comp.usage.cost
+            if budget and self.cost > budget:
+                raise TypedError(f"Budget exceeded: ${self.cost:.4f} spent of ${budget:.2f}",
+                                 kind="budget-exceeded")
+        return comp
+
+    # --- steps -----------------------------------------------------------------------------
+    def _chain(self, prefix: str, parent: Optional[int], depth: int) -> Any:
+        """Run a step and every step that continues it in tail position; return the value."""
+        chain: list[int] = []
+        recoveries = [0]
+        try:
+            while True:
+                out, sid = self._step(prefix, parent, depth, recoveries)
+                chain.append(sid)
+                if isinstance(out, TailCall):
+                    nxt = self.next_step
+                    self._finish(sid, continued_by=nxt)
+                    prefix, parent, depth = out.prefix, sid, depth + 1
+                    continue
+                break
+        except SpellError as err:
+            for sid in chain:
+                if sid in self.steps and self.steps[sid].get("error") is None:
+                    self.steps[sid]["error"] = err.message
+            raise
+        if self.keep_history:
+            printed = pr_str(out)
+            for sid in chain[:-1]:
+                self.steps[sid]["value"] = printed
+        return out
+
+    def _finish(self, sid: int, *, value: Any = None, error: Optional[SpellError] = None,
+                continued_by: Optional[int] = None, recovered: bool = False) -> None:
+        printed = None if (error is not None or continued_by is not None) else pr_str(value)
+        span = None
+        if error is not None and error.span is not None:
+            span = {"line": error.span.line, "col": error.span.col}
+        elif isinstance(error, ReadError):
+            span = {"line": error.line, "col": error.col}
+        if self.keep_history and sid in self.steps:
+            s = self.steps[sid]
+            s.update(value=printed, error=error.message if error else None, error_span=span,
+                     continued_by=continued_by, finished=time.time())
+        self.bus.emit(ev.STEP_FINISHED, step=sid, value=printed,
+                      error=error.message if error else None, error_span=span,
+                      continued_by=continued_by, recovered=recovered)
+
+    def _step(self, prefix: str, parent: Optional[int], depth: int, recoveries: list[int]) -> tuple[Any, int]:
+        limit = self.config.depth
+        if limit and depth > limit:
+            raise TypedError(f"LLM recursion limit exceeded (depth {limit})", kind="depth-exceeded")
+        sid = self.next_step
+        self.next_step += 1
+        if self.keep_history:
+            self.steps[sid] = {"id": sid, "parent": parent, "depth": depth, "prefix": prefix,
+                               "completion": None, "program": None, "value": None, "error": None,
+                               "effects": [], "usage": None, "model": self.model.name,
+                               "transport": self.model.transport, "started": time.time()}
+        self.bus.emit(ev.STEP_STARTED, step=sid, parent=parent, depth=depth, prefix=prefix,
+                      model=self.model.name)
+        scope = self.gate.push(sid)
+        try:
+            edited = self._pause(BEFORE_MODEL, sid, prefix)
+            human: list[tuple[int, int]] = []
+            if edited is not None:
+                human.append(_human_range(prefix, edited))
+                prefix = edited
+            comp = self._call_model(sid, prefix)
+            scope.base = scope.ordinal
+            if self.keep_history:
+                self.steps[sid].update(completion=comp.text, usage=comp.usage.to_json(), prefix=prefix)
+            self.bus.emit(ev.COMPLETION, step=sid, completion=comp.text, usage=comp.usage.to_json(),
+                          model=comp.model or self.model.name, transport=comp.transport)
+            raw = prefix + comp.text
+            edited = self._pause(AFTER_COMPLETION, sid, raw)
+            if edited is not None:
+                human = [_human_range(raw, edited)]
+                raw = edited
+            return self._run_program(sid, depth, prefix, raw, human, recoveries), sid
+        finally:
+            self.gate.pop()
+
+    def _call_model(self, sid: int, prefix: str) -> Completion:
+        index = self.model_calls
+        self.model_calls += 1
+
+        def on_delta(chunk: str) -> None:
+            self.bus.emit(ev.COMPLETION_DELTA, step=sid, text=chunk)
+
+        while True:
+            self.gate.scope.ordinal = 0
+            request = ModelRequest(prefix, on_delta=on_delta, extra={"call_index": index})
+            try:
+                return self._model_effect("model/spell", prefix, lambda: self.model.complete(request))
+            except ModelError as err:
+                if not self.controller.interactive:
+                    raise SpellError(f"Model call failed: {err.message}", kind="model-error") from None
+                edited = self._pause(ON_MODEL_ERROR, sid, prefix, error=err.message)
+                if edited is not None:
+                    prefix = edited
+
+    def _provenance(self, prefix_len: int, program: str, raw_len: int,
+                    human: list[tuple[int, int]], recovery: bool) -> list[dict]:
+        if recovery:
+            return [{"start": 0, "end": len(program), "source": "recovery"}]
+        cuts = sorted({0, min(prefix_len, len(program)), min(raw_len, len(program)), len(program),
+                       *[min(a, len(program)) for a, _ in human], *[min(b, len(program)) for _, b in human]})
+        segs = []
+        for a, b in zip(cuts, cuts[1:]):
+            if a == b:
+                continue
+            if any(h0 <= a and b <= h1 for h0, h1 in human):
+                src = "human"
+            elif b <= prefix_len:
+                src = "prefix"
+            elif b <= raw_len:
+                src = "model"
+            else:
+                src = "assembly"  # closers added by paren balancing
+            if segs and segs[-1]["source"] == src:
+                segs[-1]["end"] = b
+            else:
+                segs.append({"start": a, "end": b, "source": src})
+        for s in segs:
+            if s["source"] == "human":
+                e = self.edits_made[-1] if self.edits_made else None
+                if e:
+                    s.update(author=e.author, at=e.at)
+        return segs
+
+    def _emit_program(self, sid: int, text: str, provenance: list[dict]) -> None:
+        if self.keep_history:
+            self.steps[sid]["program"] = text
+        self.bus.emit(ev.PROGRAM, step=sid, program=text, provenance=provenance)
+
+    def _check_strict(self, sid: int, program: str) -> None:
+        rec = self.recorded_steps.get(sid)
+        if rec is None or rec.get("program") is None or rec["program"] == program:
+            return
+        old = rec["program"]
+        i = next((i for i, (a, b) in enumerate(zip(old, program)) if a != b), min(len(old), len(program)))
+        what = (f"the program differs from the record at character {i}: "
+                f"recorded {old[i:i + 60]!r}, now {program[i:i + 60]!r}")
+        self.bus.emit(ev.DIVERGED, step=sid, what=what)
+        raise TypedError(f"Strict replay diverged at step {sid}: {what}", kind="divergence")
+
+    def _run_program(self, sid: int, depth: int, prefix: str, raw: str,
+                     human: list[tuple[int, int]], recoveries: list[int]) -> Any:
+        text = raw
+        recovery_form = None
+        while True:
+            if recovery_form is None:
+                try:
+                    text, form = assemble(text, "", allow_multiple=self.config.allow_multiple_top_level)
+                except SpellError as err:
+                    fixed = self._pause(ON_ERROR, sid, text, error=err.message)
+                    if fixed is not None:
+                        human = [(0, len(fixed))]
+                        text = fixed
+                        continue
+                    if not self._can_recover(err, recoveries):
+                        self._emit_program(sid, text, self._provenance(len(prefix), text, len(raw), human, False))
+                        self._finish(sid, error=err)
+                        raise
+                    recoveries[0] += 1
+                    recovery_form = self._reader_recovery(text, err)
+                    continue
+                self._emit_program(sid, text, self._provenance(len(prefix), text, len(raw), human, False))
+                self._check_strict(sid, text)
+            else:
+                form = recovery_form
+                self._emit_program(sid, pr_str(form), self._provenance(0, pr_str(form), 0, [], True))
+            try:
+                value = self._evaluate(form, sid, depth + 1)
+            except SpellError as err:
+                if isinstance(err, TypedError):
+                    self._finish(sid, error=err)
+                    raise
+                fixed = self._pause(ON_ERROR, sid, text, error=err.message)
+                if fixed is not None:
+                    self.gate.restart_step()
+                    human = [(0, len(fixed))]
+                    text, recovery_form = fixed, None
+                    continue
+                if self.config.recover:
+                    fixed_form = self._namespace_fixup(form, err)
+                    if fixed_form is not None:
+                        self.gate.restart_step()
+                        recovery_form = fixed_form
+                        continue
+                if not self._can_recover(err, recoveries):
+                    self._finish(sid, error=err)
+                    if self.config.recover and recoveries[0] >= RECOVERY_ATTEMPTS:
+                        raise SpellError(f"Recovery limit exceeded: {err.message}", form=err.form,
+                                         span=err.span) from None
+                    raise
+                recoveries[0] += 1
+                recovery_form = self._quine_recovery(form, err)
+                self.gate.restart_step()
+                self._finish(sid, error=err, recovered=True)
+                continue
+            if not isinstance(value, TailCall):
+                self._finish(sid, value=value)
+            return value
+
+    # --- recovery --------------------------------------------------------------------------
+    def _can_recover(self, err: SpellError, recoveries: list[int]) -> bool:
+        return (self.config.recover and not isinstance(err, TypedError)
+                and err.kind in ("eval", "read", "multiple-top-level-forms")
+                and recoveries[0] < RECOVERY_ATTEMPTS)
+
+    def _namespace_fixup(self, form: Any, err: SpellError) -> Any:
+        msg = err.message
+        while msg.startswith("Function call failed: "):
+            msg = msg.split(": ", 2)[-1] if msg.count(": ") >= 2 else msg
+            break
+        marker = "Unbound symbol: "
+        if marker not in msg:
+            return None
+        name = msg.split(marker, 1)[1].split()[0].strip()
+        if "/" in name:
+            return None
+        homes = [ns for ns in ("math", "strings")
+                 if isinstance(self._builtins.get(Symbol(ns)), Map) and kw(name) in self._builtins[Symbol(ns)]]
+        if len(homes) != 1:
+            return None
+        target, replacement = Symbol(name), Symbol(name, homes[0])
+
+        def walk(f: Any) -> Any:
+            if isinstance(f, Symbol):
+                return replacement if f == target else f
+            if isinstance(f, List):
+                return List(walk(x) for x in f)
+            if isinstance(f, tuple):
+                return type(f)(walk(x) for x in f)
+            if isinstance(f, Map):
+                m = Map()
+                for k, v in f.items():
+                    dict.__setitem__(m, walk(k), walk(v))
+                return m
+            return f
+        return walk(form)
+
+    def _quine_recovery(self, form: Any, err: SpellError) -> Any:
+        quine = form if edits.is_quine(form) else List((Symbol("quine"), Symbol("completion"), form))
+        failing = err.containing_form if err.containing_form is not None else err.form
+        error_map = Map({kw("error"): err.message, kw("in"): List((Symbol("quote"), failing))})
+        prompt = ("Error recovery: the program above failed. Read _error, then continue the "
+                  "program from here; the failed part is pruned on the next extension.")
+        recovery = read_one("(eval (do (def _recovery_prompt nil) (def _error nil) "
+                            "(quote (!llm-self (reopen completion)))))")
+        body = list(recovery[1][1:])
+        body[0] = List((Symbol("def"), Symbol("_recovery_prompt"), prompt))
+        body[1] = List((Symbol("def"), Symbol("_error"), error_map))
+        recovery = List((recovery[0], List((recovery[1][0], *body))))
+        rethink = List((Symbol("rethink"), "Error recovery: the failed attempt was removed."))
+        return List((*quine, rethink, recovery))
+
+    def _reader_recovery(self, raw: str, err: SpellError) -> Any:
+        message = f"Reader error: {err.message}"
+        prompt = ("Your last program could not be read. _previous_program holds its text and "
+                  "_error says what is wrong; write the program again, correctly.")
+        return List((Symbol("quine"), Symbol("completion"), List((Symbol("eval"), List((
+            Symbol("do"),
+            List((Symbol("def"), Symbol("_recovery_prompt"), prompt)),
+            List((Symbol("def"), Symbol("_previous_program"), raw)),
+            List((Symbol("def"), Symbol("_error"), Map({kw("error"): message, kw("raw"): raw}))),
+            List((Symbol("quote"), List((Symbol("!extend"), Symbol("completion"))))),
+        ))))))
+
+    # --- the run ---------------------------------------------------------------------------
+    def execute(self) -> RunResult:
+        cfg = self.config
+        self.bus.emit(ev.RUN_STARTED, config=cfg.to_json(), model_settings=self.model_settings,
+                      model=self.model.name)
+        result = RunResult()
+        try:
+            if cfg.init is None and cfg.prompt is None:
+                raise SpellError("a run needs a prompt or an init program", kind="usage")
+            text = cfg.init if cfg.init is not None else edits.build_init(cfg.prompt or "")
+            forms = read_all(text)
+            if len(forms) != 1:
+                if len(forms) > 1 and cfg.allow_multiple_top_level:
+                    forms = [List((Symbol("do"), *forms))]
+                else:
+                    raise SpellError(f"Expected exactly one top-level form in the init program, got {len(forms)}",
+                                     kind="multiple-top-level-forms")
+            self.gate.push(-1)
+            try:
+                value = self._evaluate(forms[0], -1, 1)
+                if isinstance(value, TailCall):
+                    value = self._chain(value.prefix, None, 1)
+            finally:
+                self.gate.pop()
+            result.value = value
+            result.value_text = pr_str(value)
+            self.bus.emit(ev.RUN_FINISHED, value=result.value_text)
+        except SpellError as err:
+            result.error = err.message
+            result.error_kind = err.kind
+            if isinstance(err, ReadError):
+                result.error_span = {"line": err.line, "col": err.col}
+            elif err.span is not None:
+                result.error_span = {"line": err.span.line, "col": err.span.col}
+            result.status = {"stopped": "stopped", "divergence": "diverged"}.get(err.kind, "failed")
+            self.bus.emit(ev.RUN_FAILED, error=err.message, kind=err.kind, span=result.error_span)
+        except RecursionError:
+            result.error = "Stack depth exceeded while running the program"
+            result.error_kind = "stack"
+            result.status = "failed"
+            self.bus.emit(ev.RUN_FAILED, error=result.error, kind="stack", span=None)
+        result.steps = [self.steps[k] for k in sorted(self.steps)]
+        result.effects = list(self.root_effects) + [e for s in result.steps for e in s["effects"]]
+        result.effects_executed = self.gate.executed
+        result.effects_reused = self.gate.reused
+        result.cost = self.cost
+        self._result = result
+        return result
+
+    def record(self) -> Record:
+        """The run as a record for later replay (``--record``)."""
+        res = getattr(self, "_result", None)
+        steps = [{k: s[k] for k in ("id", "parent", "depth", "prefix", "completion", "program",
+                                    "value", "error")} for s in (res.steps if res else [])]
+        effects = [EffectRecord.from_json(e) for e in (res.effects if res else [])]
+        return Record(config=self.config.to_json(), model_settings=self.model_settings,
+                      steps=steps, effects=effects, edits=list(self.edits_made),
+                      value=res.value_text if res else None, error=res.error if res else None)
+
+
+def execute_with_deep_stack(fn: Callable[[], Any], stack_mb: int = 512, recursion: int = 200_000) -> Any:
+    """Run ``fn`` in a thread with a large stack: Spell evaluation recurses on nested forms and
+    on non-tail self-calls. Extension chains do not (they are trampolined)."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        old = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(old, recursion))
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # re-raised in the caller
+            box["error"] = e
+
+    prev = threading.stack_size()
+    threading.stack_size(stack_mb * 1024 * 1024)
+    try:
+        t = threading.Thread(target=target, name="spell-run")
+        t.start()
+    finally:
+        threading.stack_size(prev)
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")

@@ -1,0 +1,112 @@
+"""A run's record: everything needed to replay it, fork it, or resume it after a crash.
+
+The record is the run's configuration, its seed, the model settings, its steps, every
+effect entry, and every human edit (with the pause point it was made at), as JSON. It can
+be written by ``spellide run --record`` or rebuilt from the events the IDE persisted.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+from . import events as ev
+from .effects.cache import EffectRecord
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class RecordedEdit:
+    step: int
+    point: str
+    text: str
+    author: Optional[str] = None
+    at: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"step": self.step, "point": self.point, "text": self.text, "author": self.author, "at": self.at}
+
+
+@dataclass
+class Record:
+    config: dict[str, Any] = field(default_factory=dict)
+    model_settings: dict[str, Any] = field(default_factory=dict)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    effects: list[EffectRecord] = field(default_factory=list)
+    edits: list[RecordedEdit] = field(default_factory=list)
+    value: Optional[str] = None
+    error: Optional[str] = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": "spellide-record", "version": FORMAT_VERSION, "config": self.config,
+                "model_settings": self.model_settings, "steps": self.steps,
+                "effects": [e.to_json() for e in self.effects],
+                "edits": [e.to_json() for e in self.edits], "value": self.value, "error": self.error}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Record":
+        if not isinstance(d, dict) or d.get("format") != "spellide-record":
+            raise ValueError("not a spellide run record (expected a JSON object with \"format\": \"spellide-record\")")
+        if d.get("version") != FORMAT_VERSION:
+            raise ValueError(f"unsupported record version {d.get('version')!r} (this build reads {FORMAT_VERSION})")
+        return cls(config=d.get("config") or {}, model_settings=d.get("model_settings") or {},
+                   steps=list(d.get("steps") or []),
+                   effects=[EffectRecord.from_json(e) for e in d.get("effects") or []],
+                   edits=[RecordedEdit(int(e["step"]), e["point"], e["text"], e.get("author"), float(e.get("at") or 0))
+                          for e in d.get("edits") or []],
+                   value=d.get("value"), error=d.get("error"))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_json(), ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Record":
+        p = Path(path)
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ValueError(f"record file not found: {p}") from None
+        except json.JSONDecodeError as e:
+            raise ValueError(f"record file {p}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+        return cls.from_json(data)
+
+    @classmethod
+    def from_events(cls, events: Iterable[ev.Event | dict]) -> "Record":
+        """Rebuild a record from a run's persisted events (crash-resume in the IDE)."""
+        rec = cls()
+        steps: dict[int, dict[str, Any]] = {}
+        for e in events:
+            t, data = (e.type, e.data) if isinstance(e, ev.Event) else (e["type"], e["data"])
+            if t == ev.RUN_STARTED:
+                rec.config = data.get("config") or {}
+                rec.model_settings = data.get("model_settings") or {}
+            elif t == ev.STEP_STARTED:
+                steps[data["step"]] = {"id": data["step"], "parent": data.get("parent"),
+                                       "depth": data.get("depth"), "prefix": data.get("prefix")}
+            elif t == ev.COMPLETION and data["step"] in steps:
+                steps[data["step"]]["completion"] = data.get("completion")
+            elif t == ev.PROGRAM and data["step"] in steps:
+                steps[data["step"]]["program"] = data.get("program")
+            elif t == ev.STEP_FINISHED and data["step"] in steps:
+                steps[data["step"]].update(value=data.get("value"), error=data.get("error"))
+            elif t == ev.EFFECT:
+                rec.effects.append(EffectRecord.from_json(data["effect"]))
+            elif t == ev.RESUMED and data.get("edited"):
+                rec.edits.append(RecordedEdit(int(data["step"]), data["point"], data["text"],
+                                              data.get("author"), float(data.get("at") or 0)))
+            elif t == ev.RUN_FINISHED:
+                rec.value = data.get("value")
+            elif t == ev.RUN_FAILED:
+                rec.error = data.get("error")
+        rec.steps = [steps[k] for k in sorted(steps)]
+        return rec
+
+    def edits_by_point(self, through: Optional[int] = None) -> dict[tuple[int, str], RecordedEdit]:
+        out: dict[tuple[int, str], RecordedEdit] = {}
+        for e in self.edits:
+            if through is None or e.step <= through:
+                out[(e.step, e.point)] = e
+        return out

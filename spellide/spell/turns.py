@@ -1,0 +1,197 @@
+"""The turn-producing vocabulary: ``!extend``, ``!call-now``, ``!peek``, ``!print``,
+``!describe``, ``!compact``, ``reopen``, ``wrap-cat`` and the edit-time builtins.
+
+The ``!`` helpers are macros that expand into a call of ``!llm-self`` with a prefix built by
+a builtin here, so they work only where ``!llm-self`` is bound: inside ``eval``. The builtins
+reach the running turn machine through ``ctx.machine`` (a ``Frame``), never through globals.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import edits
+from .data import Builtin, Keyword, List, Map, SpellMacro, Symbol, Vector, kw
+from .errors import SpellError
+from .printer import pr_str
+
+S = Symbol
+QUOTE = S("quote")
+LLM_SELF = S("!llm-self")
+COMPLETION = S("completion")
+COMPACT_NOTE = ("=compact= Write a fresh, self-contained context for the rest of this task: "
+                "the goal, what is known, decisions made, and the next step, as quoted forms. "
+                "They become the start of a new program; nothing else carries over.")
+
+
+def _q(x: Any) -> List:
+    return List((QUOTE, x))
+
+
+def _extend(form: List, env: Any, ctx: Any) -> Any:
+    target = form[1] if len(form) > 1 else COMPLETION
+    return List((LLM_SELF, List((S("edit-reopen"), target))))
+
+
+def _bindings_macro(mode: str):
+    def expand(form: List, env: Any, ctx: Any) -> Any:
+        args = list(form[1:])
+        limit = None
+        if len(args) % 2 == 1:
+            limit = args.pop()
+        if not args:
+            raise SpellError(f"{form[0].name} needs at least one name and expression")
+        names, exprs = args[0::2], args[1::2]
+        for n in names:
+            if not isinstance(n, Symbol):
+                raise SpellError(f"{form[0].name}: binding names must be symbols, got {pr_str(n)}")
+        return List((LLM_SELF, List((S("%extend-with"), COMPLETION, kw(mode),
+                                     Vector(_q(n) for n in names), Vector(exprs), limit))))
+    return expand
+
+
+def _print(form: List, env: Any, ctx: Any) -> Any:
+    return List((LLM_SELF, List((S("%extend-with"), COMPLETION, kw("print"), Vector(),
+                                 Vector(form[1:]), None))))
+
+
+def _describe(form: List, env: Any, ctx: Any) -> Any:
+    return List((S("!print"), List((S("describe-fn"), *[_q(x) if isinstance(x, Symbol) else x
+                                                      for x in form[1:]]))))
+
+
+def _compact(form: List, env: Any, ctx: Any) -> Any:
+    target = form[1] if len(form) > 1 else COMPLETION
+    return List((LLM_SELF, List((S("%compact-prefix"), target))))
+
+
+def _reopen(form: List, env: Any, ctx: Any) -> Any:
+    if len(form) < 2:
+        raise SpellError("reopen needs a quine form")
+    extras = []
+    for x in form[2:]:
+        if isinstance(x, List) and x and x[0] == S("reopen-eval") and len(x) == 2:
+            extras.append(x[1])
+        else:
+            extras.append(_q(x))
+    return List((S("%reopen"), form[1], *extras))
+
+
+# --- builtins (ctx-aware: fn(ctx, env, *args)) -----------------------------------------
+
+def _edit_reopen(ctx: Any, env: Any, quine: Any) -> Any:
+    return edits.edit_reopen(quine, env)
+
+
+def _apply_edits(ctx: Any, env: Any, form: Any) -> Any:
+    return edits.apply_edits(form, env)
+
+
+def _extend_with(ctx: Any, env: Any, quine: Any, mode: Keyword, names: Vector, values: Vector,
+                 limit: Any) -> Any:
+    run = ctx.machine.run
+    lim = run.config.inline_limit if limit is None else int(limit)
+    edited = edits.edit_reopen(quine, env)
+    forms: list = []
+    if mode.name == "print":
+        forms = [edits.render_value(v, run.store, lim) for v in values]
+    else:
+        forms = [List((S("def"), n, edits.render_value(v, run.store, lim)))
+                 for n, v in zip(names, values)]
+        if mode.name == "peek":
+            forms.append(List((S("prune"), len(names) + 1)))
+    return edits.append_to_body(edited, forms)
+
+
+def _compact_prefix(ctx: Any, env: Any, quine: Any) -> str:
+    edited = edits.edit_reopen(quine, env)
+    return (edits.serialize_quine_prefix(edited)
+            + pr_str(List((S("think"), COMPACT_NOTE, None))) + " (quote (!llm-self (wrap-cat ")
+
+
+def _reopen_fn(ctx: Any, env: Any, quine: Any, *extras: Any) -> Any:
+    return edits.append_to_body(quine, list(extras)) if extras else (edits.quine_body(quine) and quine)
+
+
+def _wrap_cat(*forms: Any) -> str:
+    return edits.wrap_cat(*forms)
+
+
+def _serialize_prefix(quine: Any) -> str:
+    return edits.serialize_quine_prefix(quine)
+
+
+def _stored(ctx: Any, env: Any, ref_id: Any) -> Any:
+    return ctx.machine.run.store.get(str(ref_id))
+
+
+def _serialize(ctx: Any, env: Any, value: Any, limit: Any = None) -> str:
+    run = ctx.machine.run
+    lim = run.config.inline_limit if limit is None else int(limit)
+    return pr_str(edits.render_value(value, run.store, lim))
+
+
+def _deep_truncate(value: Any, limit: Any = 200) -> Any:
+    return edits.deep_truncate(value, int(limit))
+
+
+def _describe_fn(ctx: Any, env: Any, *targets: Any) -> str:
+    """Documentation of namespaces (and optionally of some of their keys) as one string."""
+    sections = []
+    current = None
+    wanted: dict[str, list] = {}
+    order: list[str] = []
+    for t in targets:
+        if isinstance(t, Symbol):
+            current = t.full
+            wanted.setdefault(current, [])
+            order.append(current)
+        elif isinstance(t, Keyword) and current is not None:
+            wanted[current].append(t)
+        else:
+            raise SpellError(f"describe-fn expects namespace symbols and keys, got {pr_str(t)}")
+    for name in order:
+        ns = ctx.builtins.get(S(name)) if hasattr(ctx, "builtins") else None
+        if ns is None and env is not None:
+            ns = env.get(S(name))
+        if not isinstance(ns, Map):
+            sections.append(f"## {name}\n(no such namespace)")
+            continue
+        docs = ns.get(kw("docs"))
+        lines = [f"## {name}"]
+        keys = wanted[name] or [k for k in ns if isinstance(k, Keyword) and k.name not in
+                                ("docs", "guide", "detail", "short-docs")]
+        for k in keys:
+            doc = ""
+            if isinstance(docs, Map):
+                d = docs.get(k)
+                doc = d if isinstance(d, str) else ""
+            if not doc:
+                val = ns.get(k)
+                doc = getattr(val, "doc", "") or ""
+            lines.append(f"{name}/{k.name}" + (f" - {doc}" if doc else ""))
+        if isinstance(docs, str):
+            lines.insert(1, docs)
+        sections.append("\n".join(lines))
+    return "\n\n".join(sections)
+
+
+def turn_builtins() -> dict[Symbol, Any]:
+    """Macros and builtins of the turn vocabulary, keyed by symbol (merged into core)."""
+    macros = {
+        "!extend": _extend, "!call-now": _bindings_macro("def"), "!peek": _bindings_macro("peek"),
+        "!peek-now": _bindings_macro("peek"), "!print": _print, "print": _print,
+        "!describe": _describe, "!compact": _compact, "reopen": _reopen,
+    }
+    table: dict[Symbol, Any] = {S(n): SpellMacro(f, n) for n, f in macros.items()}
+    ctx_fns = {
+        "edit-reopen": _edit_reopen, "prune-and-reopen": _edit_reopen, "apply-edits": _apply_edits,
+        "%extend-with": _extend_with, "%compact-prefix": _compact_prefix, "%reopen": _reopen_fn,
+        "stored": _stored, "serialize": _serialize, "describe-fn": _describe_fn,
+    }
+    for n, f in ctx_fns.items():
+        table[S(n)] = Builtin(n, f, needs_ctx=True)
+    for n, f in {"wrap-cat": _wrap_cat, "serialize-prefix": _serialize_prefix,
+                 "deep-truncate": _deep_truncate}.items():
+        table[S(n)] = Builtin(n, f)
+    return table
