@@ -105,8 +105,10 @@ class Run:
     def __init__(self, config: RunConfig, *, model: Optional[Model] = None,
                  listeners: list[Callable[[ev.Event], None]] | tuple = (),
                  controller: Optional[Controller] = None, record: Optional[Record] = None,
-                 fork_at: Optional[int] = None, start_seq: int = 0, keep_history: bool = True):
+                 fork_at: Optional[int] = None, start_seq: int = 0, keep_history: bool = True,
+                 effect_namespaces: Optional[dict[str, dict[str, Callable[..., Any]]]] = None):
         self.config = config
+        self._extra_namespaces = dict(effect_namespaces or {})
         if model is None:
             model, spec_record = resolve_model(config.model, record)
             record = record or spec_record
@@ -138,7 +140,8 @@ class Run:
         self._builtins = {**core_builtins(), **turn_builtins()}
         self._effects = self._make_effects()
         self._eval = make_eval(self._effects)
-        gated = {n: _GATED_HINT.format(ns=n) for n in ("io", "globals", "agents", "web")}
+        gated = {n: _GATED_HINT.format(ns=n)
+                 for n in ("io", "globals", "agents", "web", *self._extra_namespaces)}
         if config.workspace is None:
             gated["io"] = "io/ is not available in this run (no workspace was given)"
         self._gated = gated
@@ -157,6 +160,7 @@ class Run:
             namespaces["io"] = make_io_namespace(self.config.workspace,
                                                  allow_shell=self.config.allow_shell,
                                                  shell_timeout=self.config.shell_timeout)
+        namespaces.update(self._extra_namespaces)
         for ns, fns in namespaces.items():
             table = Map()
             for name, fn in fns.items():
@@ -466,7 +470,7 @@ class Run:
                     if not self._can_recover(err, recoveries):
                         self._emit_program(sid, text, self._provenance(len(prefix), text, len(raw), human, False))
                         self._finish(sid, error=err)
-                        raise
+                        self._raise_unrecovered(err, recoveries)
                     recoveries[0] += 1
                     recovery_form = self._reader_recovery(text, err)
                     continue
@@ -495,10 +499,7 @@ class Run:
                         continue
                 if not self._can_recover(err, recoveries):
                     self._finish(sid, error=err)
-                    if self.config.recover and recoveries[0] >= RECOVERY_ATTEMPTS:
-                        raise SpellError(f"Recovery limit exceeded: {err.message}", form=err.form,
-                                         span=err.span) from None
-                    raise
+                    self._raise_unrecovered(err, recoveries)
                 recoveries[0] += 1
                 recovery_form = self._quine_recovery(form, err)
                 self.gate.restart_step()
@@ -509,6 +510,12 @@ class Run:
             return value
 
     # --- recovery --------------------------------------------------------------------------
+    def _raise_unrecovered(self, err: SpellError, recoveries: list[int]) -> None:
+        if self.config.recover and recoveries[0] >= RECOVERY_ATTEMPTS and not isinstance(err, TypedError):
+            raise SpellError(f"Recovery limit exceeded: {err.message}", kind=err.kind, form=err.form,
+                             span=err.span) from None
+        raise err
+
     def _can_recover(self, err: SpellError, recoveries: list[int]) -> bool:
         return (self.config.recover and not isinstance(err, TypedError)
                 and err.kind in ("eval", "read", "multiple-top-level-forms")
