@@ -121,7 +121,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if result.error is not None:
         if not args.json:
             where = ""
-            if result.error_span:
+            if result.error_span and result.error_kind != "read":
                 where = f" (line {result.error_span['line']}, column {result.error_span['col']})"
             print(f"spellide: {result.status}: {result.error}{where}", file=sys.stderr)
         return EXIT_FAILED
@@ -151,6 +151,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except UsageError as e:
         print(f"spellide: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # e.g. piped into head
+        return EXIT_OK
     except Exception as e:  # the last line of defence: never a traceback for the user
         from .errors import SpellError
         if isinstance(e, SpellError):

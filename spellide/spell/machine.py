@@ -27,7 +27,7 @@ from . import events as ev
 from .api import (AFTER_COMPLETION, BEFORE_EFFECT, BEFORE_MODEL, ON_ERROR, ON_MODEL_ERROR,
                   Controller, Decision, PausePoint, RunConfig)
 from .assembly import assemble, balance_parens
-from .data import Builtin, Keyword, List, Map, Symbol, kw
+from .data import Builtin, List, Map, Symbol, Vector, kw
 from .effects.cache import EffectCache, EffectRecord
 from .effects.gate import LIVE_MODE, REPLAY_MODE, STRICT_MODE, EffectGate
 from .errors import ReadError, SpellError, TypedError
@@ -300,7 +300,7 @@ class Run:
                              kind="budget-exceeded")
         before = self.gate.executed
         comp = self.gate.perform(
-            name, (), thunk, args_text=pr_str([text, self._settings_map]),
+            name, (), thunk, args_text=pr_str(Vector((text, self._settings_map))),
             encode=lambda c: c.text,
             decode=lambda t, rec: Completion(t, Usage.from_json(rec.usage), self.model.name,
                                              self.model.transport),

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from ..data import Builtin
+from ..data import Builtin, Vector
 from ..errors import SpellError, TypedError
 from .cache import (BLOCKED, CACHE_DISABLED, HIT, LIVE, MISS, EffectCache, EffectRecord,
                     Lookup, digest)
@@ -76,7 +76,7 @@ class EffectGate:
         ordinal = scope.ordinal
         scope.ordinal += 1
         if args_text is None:
-            args_text = self.printer(list(args)) if args else "[]"
+            args_text = self.printer(Vector(args))
         dig = digest(args_text)
         encode = encode or self.printer
         started = time.time()
