@@ -37,12 +37,13 @@ class Span:
 
 
 class Symbol:
-    __slots__ = ("ns", "name", "span")
+    __slots__ = ("ns", "name", "span", "_hash")
 
     def __init__(self, name: str, ns: Optional[str] = None, span: Optional[Span] = None):
         self.ns = ns
         self.name = name
         self.span = span
+        self._hash = hash(("sym", ns, name))  # cached: symbols are the env's keys (hot path)
 
     @classmethod
     def parse(cls, text: str, span: Optional[Span] = None) -> "Symbol":
@@ -57,10 +58,14 @@ class Symbol:
         return f"{self.ns}/{self.name}" if self.ns is not None else self.name
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Symbol) and other.name == self.name and other.ns == self.ns
+        return self is other or (isinstance(other, Symbol) and other.name == self.name
+                                 and other.ns == self.ns)
 
     def __hash__(self) -> int:
-        return hash(("sym", self.ns, self.name))
+        return self._hash
+
+    def __reduce__(self):
+        return (Symbol, (self.name, self.ns, self.span))
 
     def __repr__(self) -> str:
         return f"Symbol({self.full!r})"

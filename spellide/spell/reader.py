@@ -1,0 +1,782 @@
+"""The Spell reader: text to forms, with source spans.
+
+Spell programs are written by language models, so the reader sees a lot of text that is
+wrong, cut off, or decorated with prose. It therefore has three jobs besides parsing:
+
+* every form read from source knows where it came from (``span`` on collections, symbols,
+  characters and regexes; ``spans`` on collections for their children, including the
+  Python primitives that cannot carry attributes), so errors and the IDE can point at text;
+* every failure is a ``ReadError`` that says whether more text could fix it
+  (``incomplete=True``: the input ended inside a form or string) or not (malformed input),
+  because the turn machine and the editor treat the two differently;
+* nothing else ever escapes: no IndexError, ValueError or RecursionError, whatever the input.
+  Nesting is handled with an explicit stack, and capped at ``MAX_DEPTH`` so that the
+  structures handed to the (recursive) evaluator and to hashing stay shallow enough.
+
+It follows the Clojure reader (what the reference implementation uses), with the reference's
+two repairs built in: unknown string escapes keep their backslash (``"a \\equiv b"``), and
+C-style comment markers ``//``, ``/*``, ``*/`` at the start of a line (after optional
+indentation) start a comment. Choices where Clojure's behaviour could not be reproduced
+or was deliberately relaxed:
+
+* `` `x `` reads as ``(quote x)`` (no namespace qualification); ``~x`` / ``~@x`` read as
+  ``(unquote x)`` / ``(unquote-splicing x)``, ``@x`` as ``(deref x)``, ``#'x`` as ``(var x)``.
+* ``#(...)`` reads as ``(fn* [%1 %2 & %&] (...))``: parameters are named ``%1``..``%n`` (and
+  ``%&`` after ``&``), and ``%`` in the body is rewritten to ``%1``.
+* ``^meta form`` drops the metadata, except ``^{:spell/first-line N} [...]``, which sets the
+  vector's ``first_line`` attribute (the reference's only use of metadata).
+* ``#inst "..."`` and ``#uuid "..."`` read as their string; any other ``#tag form`` reads as
+  the list ``(tag form)`` so nothing is lost (``#object[...]`` from Clojure's printer, say).
+* ``#:ns{...}`` namespaced maps are supported; ``::kw`` reads as ``:kw`` (no current namespace).
+* ``\\uXXXX`` escapes that form a UTF-16 surrogate pair are combined into one character.
+  ``\\u`` not followed by four hex digits, and octal escapes above ``\\377``, are not escapes
+  and keep their backslash (Clojure would fail).
+* Regex literals are compiled with Python's ``re``; a pattern Python rejects is a read error.
+"""
+
+from __future__ import annotations
+
+import gc
+import re
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+from typing import Any, Optional
+
+from .data import (Char, Keyword, List, Map, Regex, Set, Span, Symbol, Vector,
+                   normalize_ratio)
+from .errors import ReadError
+
+__all__ = ["read_all", "read_all_spans", "read_one", "read_string", "MAX_DEPTH"]
+
+#: Deepest nesting accepted (collections and reader macros together). Deeper input is a
+#: ReadError rather than a structure that later code would overflow the stack on.
+MAX_DEPTH = 2000
+
+# Characters that end a token (Clojure: whitespace, commas and terminating macro chars).
+_TERM = r'\s,";@^`~()\[\]{}\\'
+
+_SYM_START = r"(?:[^\W\d]|[*!?<>=&$.\-+])"
+_SYM_CHAR = r"[\w*!?<>=&$.\-+'#%]"
+_END_OF_TOKEN = r'(?![^' + _TERM + r'])'
+
+# Skipped text: whitespace, commas, ; and #! comments, and C-style comment markers at the
+# start of a line (after indentation), which comment out the rest of the line.
+_SKIP = r'(?:^[^\S\n]*+(?://|/\*|\*/)[^\n]*+|[\s,]|;[^\n]*+|#![^\n]*+)*+'
+_ATOM_CHAR = r'[^' + _TERM + r']'
+
+# One alternative per token kind; the common shapes (plain symbols, integers, keywords)
+# get their own groups so that classifying them costs nothing in Python. Every position
+# matches some alternative (group 15 catches the errors), so finditer never skips text.
+_TOKEN_RE = re.compile(
+    _SKIP + r'(?:'
+    r'(?![+-][0-9])(' + _SYM_START + _SYM_CHAR + r'*+)' + _END_OF_TOKEN +  # 1 plain symbol
+    r'|([()\[\]{}])'                                              # 2 delimiter
+    r'|([-+]?(?:0|[1-9][0-9]*+))' + _END_OF_TOKEN +              # 3 plain integer
+    r'|"([^"\\]*+(?:\\.[^"\\]*+)*+)"'                             # 4 string body
+    r'|:(' + _SYM_CHAR + r'++)' + _END_OF_TOKEN +                # 5 plain keyword
+    r'|([^' + _TERM + r"#'" + r']' + _ATOM_CHAR + r'*+)'         # 6 any other atom
+    r"|(')"                                                       # 7 quote
+    r'|(~@|[~@`^])'                                               # 8 prefix macros
+    r"|(#[{(_'^])"                                                # 9 dispatch macros
+    r'|\\(.' + _ATOM_CHAR + r'*+)'                                # 10 character literal
+    r'|##(' + _ATOM_CHAR + r'*+)'                                 # 11 symbolic value
+    r'|#"([^"\\]*+(?:\\.[^"\\]*+)*+)"'                            # 12 regex
+    r'|#:(' + _ATOM_CHAR + r'*+)[\s,]*+\{'                       # 13 namespaced map
+    r'|#((?:[^\W\d_])' + _ATOM_CHAR + r'*+)'                      # 14 tagged literal
+    r'|(#.?|["\\])'                                               # 15 errors
+    r'|(\Z)'                                                      # 16 end of input
+    r')', re.S | re.M)
+_NS_MAP_EOF_RE = re.compile(r'#:' + _ATOM_CHAR + r'*+[\s,]*+\Z')
+
+_DISPATCH_LEN = {11: 2, 12: 2, 13: 2, 14: 1, 15: 0}  # text before the group's content
+
+_STR_ESC_RE = re.compile(r'\\(?:([tbnrf"\\])|u([0-9a-fA-F]{4})|([0-3][0-7]{0,2}|[4-7][0-7]?))')
+_SIMPLE_ESC = {"t": "\t", "b": "\b", "n": "\n", "r": "\r", "f": "\f", '"': '"', "\\": "\\"}
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+_INT_RE = re.compile(
+    r'([-+]?)(?:(0)|([1-9][0-9]*)|0[xX]([0-9A-Fa-f]+)|0([0-7]+)|([1-9][0-9]?)[rR]([0-9A-Za-z]+)'
+    r'|(0[0-9]+))(N)?\Z')
+_FLOAT_RE = re.compile(r'([-+]?[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?)(M)?\Z')
+_RATIO_RE = re.compile(r'([-+]?[0-9]+)/([0-9]+)\Z')
+
+_CHAR_NAMES = {"newline": "\n", "space": " ", "tab": "\t", "backspace": "\b",
+               "formfeed": "\f", "return": "\r"}
+_CONSTANTS = {"nil": None, "true": True, "false": False}
+_SYMBOLIC = {"Inf": float("inf"), "-Inf": float("-inf"), "NaN": float("nan")}
+
+# Frame kinds: collections, then the top level (all take forms as they come), then reader
+# macros waiting for forms, then the top level of read_string (stops after one form).
+_LIST, _VEC, _MAP, _SET, _FNLIT, _TOP = 0, 1, 2, 3, 4, 5
+_WRAP, _DISCARD, _META, _TAG, _TOPN = 6, 7, 8, 9, 10
+_OPEN_KIND = {"(": _LIST, "[": _VEC, "{": _MAP}
+_CLOSER = {_LIST: ")", _VEC: "]", _MAP: "}", _SET: "}", _FNLIT: ")"}
+_KIND_NAME = {_LIST: "list", _VEC: "vector", _MAP: "map", _SET: "set", _FNLIT: "fn literal",
+              _WRAP: "reader macro", _DISCARD: "#_ discard", _META: "metadata",
+              _TAG: "tagged literal", _TOP: "input", _TOPN: "input"}
+_PREFIX_SYM = {"'": "quote", "`": "quote", "~": "unquote", "~@": "unquote-splicing",
+               "@": "deref", "#'": "var"}
+_NOTHING = object()
+_FIRST_LINE = Keyword("first-line", "spell")
+_TAG_READERS = {"inst", "uuid"}
+_KW_CACHE: dict = {}  # plain keyword names (no "/"): Keyword interns them anyway
+
+
+def _span_factory():
+    """Span is a frozen dataclass, whose generated __init__ costs about a microsecond (six
+    object.__setattr__ calls); the reader makes one per token. Setting the slots through their
+    descriptors builds the identical object in less than half the time."""
+    new = object.__new__
+    try:
+        setters = [Span.__dict__[f].__set__
+                   for f in ("line", "col", "end_line", "end_col", "start", "end")]
+    except (KeyError, AttributeError):  # Span changed shape: fall back to the constructor
+        return lambda fields: Span(*fields)
+    if isinstance(Span, type) and issubclass(Span, tuple):
+        return lambda fields: tuple.__new__(Span, fields)
+    s1, s2, s3, s4, s5, s6 = setters
+
+    def make(fields: tuple) -> Span:
+        o = new(Span)
+        s1(o, fields[0])
+        s2(o, fields[1])
+        s3(o, fields[2])
+        s4(o, fields[3])
+        s5(o, fields[4])
+        s6(o, fields[5])
+        return o
+
+    return make
+
+
+_new_span = _span_factory()
+
+
+
+def _line_col(text: str, off: int) -> tuple[int, int]:
+    line = text.count("\n", 0, off) + 1
+    return line, off - (text.rfind("\n", 0, off) + 1) + 1
+
+
+def _error(text: str, message: str, off: int, incomplete: bool = False) -> ReadError:
+    line, col = _line_col(text, off)
+    err = ReadError(message, line=line, col=col, incomplete=incomplete)
+    err.offset = off  # type: ignore[attr-defined]  # assembly needs it for the stray-closer rule
+    return err
+
+
+def _unescape(body: str) -> str:
+    def repl(m: re.Match) -> str:
+        simple, hexa, octal = m.groups()
+        if simple is not None:
+            return _SIMPLE_ESC[simple]
+        if hexa is not None:
+            return chr(int(hexa, 16))
+        return chr(int(octal, 8))
+
+    s = _STR_ESC_RE.sub(repl, body)
+    if _SURROGATE_RE.search(s):
+        # \uD83D\uDE00 is one character in Clojure (Java strings are UTF-16); lone halves stay.
+        s = s.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+    return s
+
+
+def _number(tok: str) -> Any:
+    """Interpret a token that starts like a number; None if it is not a valid number."""
+    m = _INT_RE.match(tok)
+    if m:
+        sign, zero, dec, hexa, octal, radix, rdigits, bad, _big = m.groups()
+        if bad is not None:
+            return None
+        if zero is not None:
+            v = 0
+        elif dec is not None:
+            v = _big_int(dec)
+        elif hexa is not None:
+            v = int(hexa, 16)
+        elif octal is not None:
+            v = int(octal, 8)
+        else:
+            base = int(radix)
+            if not 2 <= base <= 36:
+                return None
+            try:
+                v = int(rdigits, base)
+            except ValueError:
+                return None
+        return -v if sign == "-" else v
+    m = _FLOAT_RE.match(tok)
+    if m:
+        if m.group(2):
+            try:
+                return Decimal(m.group(1))
+            except InvalidOperation:
+                return None
+        return float(m.group(1))
+    m = _RATIO_RE.match(tok)
+    if m:
+        den = _big_int(m.group(2))
+        if den == 0:
+            return None
+        return normalize_ratio(Fraction(_big_int(m.group(1)), den))
+    return None
+
+
+def _big_int(digits: str) -> int:
+    """int() refuses more than 4300 digits (a CPython DoS guard); Clojure reads any size."""
+    if len(digits) <= 4000:
+        return int(digits)
+    return int(Decimal(digits))
+
+
+def _symbol_ok(tok: str) -> bool:
+    """Clojure's symbol rules, minus the ones that cannot matter here: no leading ``/``
+    (except ``/`` itself), no empty name, no trailing ``:`` and no ``::``; ``ns//`` is the
+    symbol named ``/``."""
+    if tok == "/":
+        return True
+    if tok.endswith(":") or "::" in tok:
+        return False
+    if "/" in tok:
+        if tok.startswith("/"):
+            return False
+        name = tok.partition("/")[2]
+        if name != "/" and (not name or name.startswith("/") or name.endswith("/")):
+            return False
+    return True
+
+
+def read_all(text: str, *, tolerate_trailing_closer: bool = False) -> list:
+    """All top-level forms of ``text``.
+
+    ``tolerate_trailing_closer`` accepts one unmatched closing delimiter if it is the last
+    non-whitespace character, as the reference's program reader does for model output that
+    closes one paren too many.
+    """
+    return _read(text, None, tolerate_trailing_closer)[0]
+
+
+def read_all_spans(text: str, *, tolerate_trailing_closer: bool = False) -> tuple[list, list]:
+    """Top-level forms and their spans (primitives cannot carry a span themselves)."""
+    return _read(text, None, tolerate_trailing_closer)
+
+
+def read_one(text: str) -> Any:
+    """Exactly one form: anything else is an error, so callers never silently drop text."""
+    forms, spans = _read(text, None, False)
+    if not forms:
+        raise _error(text, "EOF: no form to read", len(text), incomplete=True)
+    if len(forms) > 1:
+        raise _error(text, f"Expected exactly one form, got {len(forms)}", spans[1].start)
+    return forms[0]
+
+
+def read_string(text: str) -> Any:
+    """The first form, ignoring whatever follows (Clojure ``read-string``)."""
+    forms, _ = _read(text, 1, False)
+    if not forms:
+        raise _error(text, "EOF while reading", len(text), incomplete=True)
+    return forms[0]
+
+
+def _read(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, list]:
+    """Read forms with the GC paused: reading allocates many small containers and no
+    cycles, and generational collections triggered by them cost as much as the reading."""
+    if not isinstance(text, str):
+        raise ReadError(f"Cannot read a {type(text).__name__}", line=1, col=1)
+    if len(text) < 20000 or not gc.isenabled():
+        return _scan(text, max_forms, tolerate)
+    gc.disable()
+    try:
+        return _scan(text, max_forms, tolerate)
+    finally:
+        gc.enable()
+
+
+def _scan(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, list]:
+    forms: list = []
+    form_spans: list = []
+    n = len(text)
+    # The innermost open frame is kept in locals (cur, kind, ia, sa); outer ones on `stack`.
+    # A frame: [kind, items, spans, start offset, start line, start col, extra]
+    cur: list = [_TOP if max_forms is None else _TOPN, forms, form_spans, 0, 1, 1, None]
+    kind = cur[0]
+    ia = forms.append
+    sa = form_spans.append
+    stack: list = []
+    fn_frame: Optional[list] = None
+    mkspan = _new_span
+    symbol = Symbol
+    kwcache = _KW_CACHE
+    constants = _CONSTANTS
+    closer_of = _CLOSER
+    line = 1
+    line_start = 0
+    next_nl = text.find("\n")
+    if next_nl < 0:
+        next_nl = n
+
+    def err(message: str, off: int, incomplete: bool = False) -> ReadError:
+        return _error(text, message, off, incomplete)
+
+    for m in _TOKEN_RE.finditer(text):
+        g = m.lastindex
+
+        if g == 1:  # plain symbol
+            tok = m.group(1)
+            e = m.end()
+            s = e - len(tok)
+            if next_nl < s:
+                while next_nl < s:
+                    line += 1
+                    line_start = next_nl + 1
+                    next_nl = text.find("\n", line_start)
+                    if next_nl < 0:
+                        next_nl = n
+            c = s - line_start + 1
+            span = mkspan((line, c, line, c + e - s, s, e))
+            value = constants.get(tok, _NOTHING)
+            if value is _NOTHING:
+                value = symbol(tok, None, span)
+
+        elif g == 2:  # delimiter
+            d = m.group(2)
+            s = m.end() - 1
+            if next_nl < s:
+                while next_nl < s:
+                    line += 1
+                    line_start = next_nl + 1
+                    next_nl = text.find("\n", line_start)
+                    if next_nl < 0:
+                        next_nl = n
+            k = _OPEN_KIND.get(d)
+            if k is not None:
+                if len(stack) >= MAX_DEPTH:
+                    raise err(f"Nesting too deep (more than {MAX_DEPTH} levels)", s)
+                stack.append(cur)
+                cur = [k, [], [], s, line, s - line_start + 1, None]
+                kind = k
+                ia = cur[1].append
+                sa = cur[2].append
+                continue
+            if closer_of.get(kind) != d:
+                if tolerate and not stack and not text[s + 1:].strip():
+                    break
+                raise err(f"Unmatched delimiter: {d}", s)
+            items = cur[1]
+            span = mkspan((cur[4], cur[5], line, s - line_start + 2, cur[3], s + 1))
+            if kind == _LIST:
+                value = List(items)
+                value.span = span
+                value.spans = tuple(cur[2])
+            elif kind == _VEC:
+                value = Vector(items)
+                value.span = span
+                value.spans = tuple(cur[2])
+            elif kind == _MAP:
+                value = _make_map(text, items, cur[2], span, cur[6])
+            elif kind == _SET:
+                value = Set(items)
+                if len(value) != len(items):
+                    _duplicate(text, items, cur[2], "Duplicate key")
+                value.span = span
+                value.spans = tuple(cur[2])
+            else:  # fn literal
+                fn_frame = None
+                value = _make_fnlit(items, cur[2], span, cur[6])
+            cur = stack.pop()
+            kind = cur[0]
+            if kind <= _TOP:
+                ia = cur[1].append
+                sa = cur[2].append
+
+        elif g == 3:  # plain integer
+            tok = m.group(3)
+            e = m.end()
+            s = e - len(tok)
+            if next_nl < s:
+                while next_nl < s:
+                    line += 1
+                    line_start = next_nl + 1
+                    next_nl = text.find("\n", line_start)
+                    if next_nl < 0:
+                        next_nl = n
+            c = s - line_start + 1
+            span = mkspan((line, c, line, c + e - s, s, e))
+            value = int(tok) if len(tok) < 4000 else _big_int(tok)
+
+        elif g == 4:  # string
+            body = m.group(4)
+            e = m.end()
+            s = e - len(body) - 2
+            value = _unescape(body) if "\\" in body else body
+            if next_nl < s:
+                while next_nl < s:
+                    line += 1
+                    line_start = next_nl + 1
+                    next_nl = text.find("\n", line_start)
+                    if next_nl < 0:
+                        next_nl = n
+            c = s - line_start + 1
+            if e <= next_nl:
+                span = mkspan((line, c, line, c + e - s, s, e))
+            else:
+                sl = line
+                while next_nl < e:
+                    line += 1
+                    line_start = next_nl + 1
+                    next_nl = text.find("\n", line_start)
+                    if next_nl < 0:
+                        next_nl = n
+                span = mkspan((sl, c, line, e - line_start + 1, s, e))
+
+        elif g == 5:  # plain keyword
+            tok = m.group(5)
+            e = m.end()
+            s = e - len(tok) - 1
+            if next_nl < s:
+                while next_nl < s:
+                    line += 1
+                    line_start = next_nl + 1
+                    next_nl = text.find("\n", line_start)
+                    if next_nl < 0:
+                        next_nl = n
+            c = s - line_start + 1
+            span = mkspan((line, c, line, c + e - s, s, e))
+            value = kwcache.get(tok)
+            if value is None:
+                value = kwcache[tok] = Keyword(tok)
+
+        elif g == 6:  # any other atom
+            tok = m.group(6)
+            e = m.end()
+            s = e - len(tok)
+            if next_nl < s:
+                while next_nl < s:
+                    line += 1
+                    line_start = next_nl + 1
+                    next_nl = text.find("\n", line_start)
+                    if next_nl < 0:
+                        next_nl = n
+            c = s - line_start + 1
+            span = mkspan((line, c, line, c + e - s, s, e))
+            ch = tok[0]
+            if ch in "0123456789" or (ch in "+-" and len(tok) > 1 and tok[1] in "0123456789"):
+                value = _number(tok)
+                if value is None:
+                    raise err(f"Invalid number: {tok}", s)
+            elif ch == ":":
+                name = tok[2:] if tok.startswith("::") else tok[1:]
+                if (not name or name.endswith(":") or "::" in name
+                        or (name.endswith("/") and name != "/")
+                        or (name.startswith("/") and name != "/")):
+                    raise err(f"Invalid token: {tok}", s)
+                value = Keyword.of(name)
+            elif ch == "%" and fn_frame is not None:
+                value = _fn_arg(tok, fn_frame, span)
+                if value is None:
+                    raise err(f"Invalid arg literal: {tok} (use %, %& or %integer)", s)
+            else:
+                value = constants.get(tok, _NOTHING)
+                if value is _NOTHING:
+                    if not _symbol_ok(tok):
+                        raise err(f"Invalid token: {tok}", s)
+                    value = Symbol.parse(tok, span)
+
+        elif g == 16:  # end of input
+            if stack:
+                fr = cur
+                for f in (cur, *reversed(stack)):
+                    if f[0] < _TOP:
+                        fr = f
+                        break
+                raise err(f"EOF while reading {_KIND_NAME[fr[0]]} started at {fr[4]}:{fr[5]}",
+                          n, incomplete=True)
+            break
+
+        elif g == 7 or g == 8 or g == 9:  # prefix macros and #{ #( #_ #' #^
+            mac = m.group(g)
+            e = m.end()
+            s = e - len(mac)
+            if len(stack) >= MAX_DEPTH:
+                raise err(f"Nesting too deep (more than {MAX_DEPTH} levels)", s)
+            if next_nl < s:
+                while next_nl < s:
+                    line += 1
+                    line_start = next_nl + 1
+                    next_nl = text.find("\n", line_start)
+                    if next_nl < 0:
+                        next_nl = n
+            c = s - line_start + 1
+            stack.append(cur)
+            if mac == "#{":
+                cur = [_SET, [], [], s, line, c, None]
+                ia = cur[1].append
+                sa = cur[2].append
+            elif mac == "#(":
+                if fn_frame is not None:
+                    raise err("Nested #()s are not allowed", s)
+                cur = fn_frame = [_FNLIT, [], [], s, line, c, {"max": 0, "rest": False}]
+                ia = cur[1].append
+                sa = cur[2].append
+            elif mac == "#_":
+                cur = [_DISCARD, None, None, s, line, c, None]
+            elif mac == "^" or mac == "#^":
+                cur = [_META, None, None, s, line, c, _NOTHING]
+            else:
+                mspan = mkspan((line, c, line, c + e - s, s, e))
+                cur = [_WRAP, None, None, s, line, c, (_PREFIX_SYM[mac], mspan)]
+            kind = cur[0]
+            continue
+
+        elif g == 10:  # character literal
+            body = m.group(10)
+            e = m.end()
+            s = e - len(body) - 1
+            if next_nl < s:
+                while next_nl < s:
+                    line += 1
+                    line_start = next_nl + 1
+                    next_nl = text.find("\n", line_start)
+                    if next_nl < 0:
+                        next_nl = n
+            c = s - line_start + 1
+            value = _char(body)
+            if value is None:
+                raise err(f"Unsupported character: \\{body}", s)
+            if e <= next_nl:
+                span = mkspan((line, c, line, c + e - s, s, e))
+            else:
+                sl = line
+                while next_nl < e:
+                    line += 1
+                    line_start = next_nl + 1
+                    next_nl = text.find("\n", line_start)
+                    if next_nl < 0:
+                        next_nl = n
+                span = mkspan((sl, c, line, e - line_start + 1, s, e))
+            value.span = span
+
+        else:  # the rarer dispatch forms and the errors
+            s = m.start(g) - _DISPATCH_LEN[g]
+            e = m.end()
+            if next_nl < s:
+                while next_nl < s:
+                    line += 1
+                    line_start = next_nl + 1
+                    next_nl = text.find("\n", line_start)
+                    if next_nl < 0:
+                        next_nl = n
+            c = s - line_start + 1
+            if g == 11:  # ##Inf ##-Inf ##NaN
+                name = m.group(11)
+                if name not in _SYMBOLIC:
+                    raise err(f"Unknown symbolic value: ##{name}", s)
+                value = _SYMBOLIC[name]
+                span = mkspan((line, c, line, c + e - s, s, e))
+            elif g == 12:  # regex
+                try:
+                    value = Regex(m.group(12))
+                except (re.error, ValueError, TypeError, OverflowError, RecursionError) as ex:
+                    raise err(f"Invalid regex: {ex}", s) from None
+                if e <= next_nl:
+                    span = mkspan((line, c, line, c + e - s, s, e))
+                else:
+                    sl = line
+                    while next_nl < e:
+                        line += 1
+                        line_start = next_nl + 1
+                        next_nl = text.find("\n", line_start)
+                        if next_nl < 0:
+                            next_nl = n
+                    span = mkspan((sl, c, line, e - line_start + 1, s, e))
+                value.span = span
+            elif g == 13 or g == 14:  # #:ns{ namespaced map, #tag form
+                if len(stack) >= MAX_DEPTH:
+                    raise err(f"Nesting too deep (more than {MAX_DEPTH} levels)", s)
+                if e - 1 > next_nl:  # whitespace before the { spanned lines
+                    while next_nl < e - 1:
+                        line += 1
+                        line_start = next_nl + 1
+                        next_nl = text.find("\n", line_start)
+                        if next_nl < 0:
+                            next_nl = n
+                stack.append(cur)
+                if g == 13:
+                    ns = m.group(13)
+                    if ns.startswith(":"):
+                        ns = ns[1:]  # #::{...}: no current namespace to resolve against
+                    if "/" in ns or ":" in ns:
+                        raise err("Namespaced map must specify a valid namespace", s)
+                    cur = [_MAP, [], [], s, line, c, ns or None]
+                    ia = cur[1].append
+                    sa = cur[2].append
+                else:
+                    cur = [_TAG, None, None, s, line, c, m.group(14)]
+                kind = cur[0]
+                continue
+            else:  # g == 15: what is left is an error
+                bad = m.group(15)
+                if bad == '"':
+                    raise err(f"EOF while reading string started at {line}:{c}", n,
+                              incomplete=True)
+                if bad == "\\":
+                    raise err("EOF while reading character", n, incomplete=True)
+                if bad == "#":
+                    raise err("EOF while reading dispatch macro", n, incomplete=True)
+                d = bad[1]
+                if d == '"':
+                    raise err(f"EOF while reading regex started at {line}:{c}", n,
+                              incomplete=True)
+                if d == ":":
+                    if _NS_MAP_EOF_RE.match(text, s):
+                        raise err("EOF while reading namespaced map", n, incomplete=True)
+                    raise err("Namespaced map must specify a namespace and a map", s)
+                if d == "?":
+                    raise err("Reader conditionals (#?) are not supported", s)
+                if d == "=":
+                    raise err("Read-eval (#=) is not supported", s)
+                if d == "<":
+                    raise err("Unreadable form", s)
+                raise err(f"No dispatch macro for: {d}", s)
+
+        # A complete form: hand it to the innermost frame, resolving reader macros.
+        while True:
+            if kind <= _TOP:
+                ia(value)
+                sa(span)
+                break
+            if kind == _TOPN:
+                forms.append(value)
+                form_spans.append(span)
+                if len(forms) >= max_forms:  # type: ignore[operator]
+                    return forms, form_spans
+                break
+            fr = cur
+            if kind == _META and fr[6] is _NOTHING:
+                fr[6] = value
+                break
+            cur = stack.pop()
+            kind = cur[0]
+            if kind <= _TOP:
+                ia = cur[1].append
+                sa = cur[2].append
+            fk = fr[0]
+            if fk == _DISCARD:
+                break
+            if fk == _META:
+                meta = fr[6]
+                if isinstance(value, Vector) and isinstance(meta, Map):
+                    first = meta.get(_FIRST_LINE)
+                    if isinstance(first, int) and not isinstance(first, bool):
+                        value.first_line = first  # type: ignore[attr-defined]
+                continue
+            wspan = mkspan((fr[4], fr[5], span.end_line, span.end_col, fr[3], span.end))
+            if fk == _WRAP:
+                name, mspan = fr[6]
+                value = List((symbol(name, None, mspan), value))
+                value.span = wspan
+                value.spans = (mspan, span)
+            else:  # tagged literal
+                tag = fr[6]
+                if tag in _TAG_READERS:
+                    if not isinstance(value, str):
+                        raise err(f"#{tag} expects a string", fr[3])
+                else:
+                    tspan = mkspan((fr[4], fr[5] + 1, fr[4], fr[5] + 1 + len(tag), fr[3] + 1,
+                                    fr[3] + 1 + len(tag)))
+                    value = List((Symbol.parse(tag, tspan), value))
+                    value.span = wspan
+                    value.spans = (tspan, span)
+            span = wspan
+    return forms, form_spans
+
+
+def _fmt(text: str, off: int) -> str:
+    line, col = _line_col(text, off)
+    return f"{line}:{col}"
+
+
+def _char(body: str) -> Optional[Char]:
+    if len(body) == 1:
+        return Char(body)
+    named = _CHAR_NAMES.get(body)
+    if named is not None:
+        return Char(named)
+    if body[0] == "u" and len(body) == 5:
+        try:
+            code = int(body[1:], 16)
+        except ValueError:
+            return None
+        if 0xD800 <= code <= 0xDFFF or not body[1:].isascii():
+            return None
+        return Char(chr(code))
+    if body[0] == "o" and 2 <= len(body) <= 4 and all(ch in "01234567" for ch in body[1:]):
+        code = int(body[1:], 8)
+        if code <= 0o377:
+            return Char(chr(code))
+    return None
+
+
+def _fn_arg(tok: str, fr: list, span: Span) -> Optional[Symbol]:
+    info = fr[6]
+    if tok == "%":
+        info["max"] = max(info["max"], 1)
+        return Symbol("%1", None, span)
+    if tok == "%&":
+        info["rest"] = True
+        return Symbol("%&", None, span)
+    digits = tok[1:]
+    if digits.isdigit() and digits.isascii() and len(digits) < 4 and int(digits) >= 1:
+        n = int(digits)
+        info["max"] = max(info["max"], n)
+        return Symbol("%" + str(n), None, span)
+    return None
+
+
+def _make_fnlit(items: list, spans: list, span: Span, info: dict) -> List:
+    head = Span(span.line, span.col, span.line, span.col + 2, span.start, span.start + 2)
+    params: list = [Symbol(f"%{i}", None, head) for i in range(1, info["max"] + 1)]
+    if info["rest"]:
+        params += [Symbol("&", None, head), Symbol("%&", None, head)]
+    pvec = Vector(params).with_spans(head, (head,) * len(params))
+    body_span = Span(span.line, span.col + 1, span.end_line, span.end_col, span.start + 1,
+                     span.end)
+    body = List(items).with_spans(body_span, tuple(spans))
+    return List((Symbol("fn*", None, head), pvec, body)).with_spans(span, (head, head, body_span))
+
+
+def _make_map(text: str, items: list, spans: list, span: Span, ns: Optional[str]) -> Map:
+    if len(items) % 2:
+        raise _error(text, "Map literal must contain an even number of forms", span.start)
+    if ns is not None:
+        items = list(items)
+        for i in range(0, len(items), 2):
+            k = items[i]
+            if isinstance(k, Keyword) and k.ns is None:
+                items[i] = Keyword(k.name, ns)
+            elif isinstance(k, Keyword) and k.ns == "_":
+                items[i] = Keyword(k.name)
+            elif isinstance(k, Symbol) and k.ns is None:
+                items[i] = Symbol(k.name, ns, k.span)
+            elif isinstance(k, Symbol) and k.ns == "_":
+                items[i] = Symbol(k.name, None, k.span)
+    m = Map()
+    for i in range(0, len(items), 2):
+        dict.__setitem__(m, items[i], items[i + 1])
+    if 2 * len(m) != len(items):
+        _duplicate(text, items[0::2], spans[0::2], "Duplicate key")
+    m.span = span
+    m.spans = tuple(zip(spans[0::2], spans[1::2]))
+    return m
+
+
+def _duplicate(text: str, keys: list, spans: list, what: str) -> None:
+    from .printer import pr_str  # late: the printer is not needed on the fast path
+
+    seen: dict = {}
+    for k, sp in zip(keys, spans):
+        if k in seen:
+            raise _error(text, f"{what}: {pr_str(k)}", sp.start)
+        seen[k] = sp
+    raise _error(text, f"{what}", spans[0].start if spans else 0)  # pragma: no cover
