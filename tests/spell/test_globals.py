@@ -170,3 +170,15 @@ def test_stores_are_independent():
     make_globals_namespace(a, py_apply)["set"](kw("x"), 1)
     assert b.get(kw("x")) is None
     assert initial_globals() == b.all()
+
+
+def test_through_a_real_run():
+    """The namespace as the machine wires it: update calls a Spell function via apply_fn."""
+    from spellide.spell.api import RunConfig
+    from spellide.spell.machine import Run
+    program = ("(eval '(do (globals/set :n 5) (globals/update :n + 2)"
+               " (globals/update :tasks (fn [t] (conj t {:id 1})))"
+               " [(globals/pop :tasks) (globals/get :n) (globals/keys)]))")
+    result = Run(RunConfig(init=program)).execute()
+    assert result.error is None, result.error
+    assert result.value_text == "[{:id 1} 7 [:roles :tasks :n]]"

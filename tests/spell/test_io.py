@@ -603,3 +603,16 @@ def test_sh_per_call_timeout_shorter(tmp_path):
     assert time.monotonic() - t0 < 10 and r[kw("timed-out")] is True
     with pytest.raises(SpellError):
         io["sh"]("true", smap(kw("timeout"), -1))
+
+
+def test_through_a_real_run(tmp_path):
+    """A refusal reaches the run as an io-refused error and is recorded as a blocked effect."""
+    from spellide.spell.api import RunConfig
+    from spellide.spell.machine import Run
+    ws = tmp_path / "ws"
+    ok = Run(RunConfig(init="(eval '(do (io/spit \"a.txt\" \"hi\") (io/slurp \"a.txt\")))",
+                       workspace=str(ws))).execute()
+    assert ok.error is None and ok.value_text == '{:ok "hi"}'
+    bad = Run(RunConfig(init="(eval '(io/slurp \"../secret\"))", workspace=str(ws))).execute()
+    assert bad.error_kind == "io-refused" and "../secret" in bad.error
+    assert bad.effects[-1]["status"] == "blocked"
