@@ -396,12 +396,20 @@ class Run:
         def on_delta(chunk: str) -> None:
             self.bus.emit(ev.COMPLETION_DELTA, step=sid, text=chunk)
 
+        def on_restart(reason: str) -> None:
+            # The provider retried or re-sent the answer whole: text streamed so far is void.
+            self.bus.emit(ev.COMPLETION_DELTA, step=sid, text="", reset=True, reason=reason)
+
         while True:
             self.gate.scope.ordinal = 0
-            request = ModelRequest(prefix, on_delta=on_delta, extra={"call_index": index})
+            request = ModelRequest(prefix, on_delta=on_delta,
+                                   extra={"call_index": index, "on_restart": on_restart})
             try:
                 return self._model_effect("model/spell", prefix, lambda: self.model.complete(request))
             except ModelError as err:
+                spent = getattr(err, "usage", None)
+                if spent is not None:  # failed attempts cost money too
+                    self.cost += getattr(spent, "cost", 0.0) or 0.0
                 if not self.controller.interactive:
                     raise SpellError(f"Model call failed: {err.message}", kind="model-error") from None
                 edited = self._pause(ON_MODEL_ERROR, sid, prefix, error=err.message)

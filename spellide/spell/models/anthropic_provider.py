@@ -125,7 +125,7 @@ class AnthropicModel(BaseProvider):
         return transport_failure(exc)
 
     # --- request building ------------------------------------------------------------------
-    def _program_blocks(self, text: str, *, role: str) -> list[dict[str, Any]]:
+    def _program_blocks(self, text: str) -> list[dict[str, Any]]:
         """The program as text blocks; with prompt caching, reuse the block split of the
         longest earlier program this one extends and mark the last block."""
         if not self.profile.prompt_cache:
@@ -174,11 +174,11 @@ class AnthropicModel(BaseProvider):
             messages: list[dict[str, Any]] = [{"role": "user", "content": user}]
             if prefill:
                 messages.append({"role": "assistant",
-                                 "content": self._program_blocks(prefill, role="assistant")})
+                                 "content": self._program_blocks(prefill)})
         elif kind == TEXT:
             messages = [{"role": "user", "content": prefix if note is None else f"{prefix}\n{note}"}]
         else:
-            content = self._program_blocks(prefix, role="user")
+            content = self._program_blocks(prefix)
             if note is not None:
                 content.append({"type": "text", "text": note})
             messages = [{"role": "user", "content": content}]

@@ -25,7 +25,7 @@ from typing import Any, Optional
 import httpx2
 import openai
 
-from .base import PREFILL, TEXT, TOOL_CALL
+from .base import PREFILL, TOOL_CALL
 from .retry import (TOOL_NAME, Attempt, BaseProvider, CallFailure, Streamer, clip,
                     error_message_from_body, status_failure, transport_failure)
 

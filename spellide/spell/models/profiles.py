@@ -124,9 +124,10 @@ def _read_toml(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def _build(name: str, raw: dict[str, dict[str, Any]], seen: tuple[str, ...] = ()) -> dict[str, Any]:
-    if name in seen:
-        raise ProfileError(f"profiles.{name}: 'extends' loop: {' -> '.join(seen + (name,))}")
     table = raw[name]
+    if name in seen:
+        raise ProfileError(f"{table.get('source')}: profiles.{name}: 'extends' loop: "
+                           f"{' -> '.join(seen + (name,))}")
     base: dict[str, Any] = {}
     parent = table.get("extends")
     if parent is not None:

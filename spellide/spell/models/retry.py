@@ -171,6 +171,19 @@ def transport_failure(exc: BaseException) -> Optional[CallFailure]:
     return None
 
 
+def _is_connect_timeout(exc: BaseException) -> bool:
+    """The SDKs wrap httpx's ConnectTimeout/ReadTimeout in one timeout class; the cause
+    chain tells them apart."""
+    seen = 0
+    e: Optional[BaseException] = exc
+    while e is not None and seen < 8:
+        if type(e).__name__ in ("ConnectTimeout", "PoolTimeout"):
+            return True
+        e = e.__cause__ or e.__context__
+        seen += 1
+    return False
+
+
 def _short(s: str, n: int = 200) -> str:
     return s if len(s) <= n else s[:n] + "..."
 
@@ -326,7 +339,13 @@ class BaseProvider:
         text = ""
         att = Attempt()
         for content_round in range(2):
-            att, text, transport_tries = self._with_retries(kind, request.prefix, system, note, stream)
+            try:
+                att, text, transport_tries = self._with_retries(kind, request.prefix, system, note, stream)
+            except ModelError as err:
+                # What earlier attempts of this call cost is still spent.
+                err.usage = Usage(totals[0], totals[1], totals[2],  # type: ignore[attr-defined]
+                                  self.profile.cost(*totals))
+                raise
             totals[0] += att.uncached_input
             totals[1] += att.cached_input
             totals[2] += att.output
@@ -463,7 +482,11 @@ class BaseProvider:
             failure = self._classify(exc)
             if failure is None:
                 raise
-            if failure.kind == "timeout" and stream.partial:
+            if failure.kind == "timeout" and _is_connect_timeout(exc):
+                # Nothing was sent: this is a connection problem, and worth a retry.
+                failure = CallFailure("transient", f"could not connect within "
+                                                   f"{self.profile.connect_timeout:g}s")
+            elif failure.kind == "timeout" and stream.partial:
                 failure.received = clip(stream.partial)
         # Raised outside the except block: no chained SDK exception (which holds the request
         # and its auth header) is attached to what we raise.
