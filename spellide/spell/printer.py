@@ -128,7 +128,7 @@ _SCALARS: dict[type, Callable[[Any], str]] = {
     int: _print_int,
     bool: _print_bool,
     float: print_float,
-    Fraction: lambda f: f"{f.numerator}/{f.denominator}",
+    Fraction: lambda f: _print_int(f.numerator) + "/" + _print_int(f.denominator),
     Decimal: _print_decimal,
     Keyword: _print_keyword,
     Symbol: _print_symbol,
@@ -140,7 +140,6 @@ _SCALARS: dict[type, Callable[[Any], str]] = {
 }
 
 _FN = Symbol("fn")
-_FIRST_LINE = Symbol("first-line")
 
 
 def _fn_form(f: SpellFn) -> Any:
@@ -160,7 +159,7 @@ def _expand(x: Any) -> Any:
     if isinstance(x, SpellFn):
         return _fn_form(x)
     if isinstance(x, SpellMacro):
-        return Symbol(x.name) if x.name else None
+        return Symbol.parse(x.name) if x.name else None
     return None
 
 
@@ -170,7 +169,7 @@ def pr_str(x: Any) -> str:
     if f is not None:
         return f(x)
     out: list[str] = []
-    _emit(x, out, True)
+    _emit(x, out)
     return "".join(out)
 
 
@@ -198,7 +197,7 @@ def to_str(x: Any) -> str:
     return pr_str(x)
 
 
-def _emit(x: Any, out: list, readable: bool) -> None:
+def _emit(x: Any, out: list) -> None:
     """Print ``x`` into ``out`` without recursion: a stack of (iterator, closer) frames."""
     append = out.append
     scalars = _SCALARS

@@ -124,33 +124,34 @@ _KW_CACHE: dict = {}  # plain keyword names (no "/"): Keyword interns them anywa
 
 def _span_factory():
     """Span is a frozen dataclass, whose generated __init__ costs about a microsecond (six
-    object.__setattr__ calls); the reader makes one per token. Setting the slots through their
-    descriptors builds the identical object in less than half the time."""
+    object.__setattr__ calls); the reader makes one per token, which made Span construction
+    the largest single cost of reading. Setting the slots through their descriptors builds
+    the identical object in well under half the time."""
+    if issubclass(Span, tuple):  # should Span become a NamedTuple: cheapest of all
+        return lambda *fields: tuple.__new__(Span, fields)
     new = object.__new__
     try:
-        setters = [Span.__dict__[f].__set__
-                   for f in ("line", "col", "end_line", "end_col", "start", "end")]
-    except (KeyError, AttributeError):  # Span changed shape: fall back to the constructor
-        return lambda fields: Span(*fields)
-    if isinstance(Span, type) and issubclass(Span, tuple):
-        return lambda fields: tuple.__new__(Span, fields)
-    s1, s2, s3, s4, s5, s6 = setters
+        s1, s2, s3, s4, s5, s6 = [Span.__dict__[f].__set__ for f in
+                                  ("line", "col", "end_line", "end_col", "start", "end")]
+    except (KeyError, AttributeError, ValueError):  # Span changed shape: use the constructor
+        return Span
 
-    def make(fields: tuple) -> Span:
+    def make(line: int, col: int, end_line: int, end_col: int, start: int, end: int) -> Span:
         o = new(Span)
-        s1(o, fields[0])
-        s2(o, fields[1])
-        s3(o, fields[2])
-        s4(o, fields[3])
-        s5(o, fields[4])
-        s6(o, fields[5])
+        s1(o, line)
+        s2(o, col)
+        s3(o, end_line)
+        s4(o, end_col)
+        s5(o, start)
+        s6(o, end)
         return o
 
+    if make(1, 2, 3, 4, 5, 6) != Span(1, 2, 3, 4, 5, 6):  # pragma: no cover - layout changed
+        return Span
     return make
 
 
 _new_span = _span_factory()
-
 
 
 def _line_col(text: str, off: int) -> tuple[int, int]:
@@ -334,7 +335,7 @@ def _scan(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, li
                     if next_nl < 0:
                         next_nl = n
             c = s - line_start + 1
-            span = mkspan((line, c, line, c + e - s, s, e))
+            span = mkspan(line, c, line, c + e - s, s, e)
             value = constants.get(tok, _NOTHING)
             if value is _NOTHING:
                 value = symbol(tok, None, span)
@@ -364,7 +365,7 @@ def _scan(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, li
                     break
                 raise err(f"Unmatched delimiter: {d}", s)
             items = cur[1]
-            span = mkspan((cur[4], cur[5], line, s - line_start + 2, cur[3], s + 1))
+            span = mkspan(cur[4], cur[5], line, s - line_start + 2, cur[3], s + 1)
             if kind == _LIST:
                 value = List(items)
                 value.span = span
@@ -402,7 +403,7 @@ def _scan(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, li
                     if next_nl < 0:
                         next_nl = n
             c = s - line_start + 1
-            span = mkspan((line, c, line, c + e - s, s, e))
+            span = mkspan(line, c, line, c + e - s, s, e)
             value = int(tok) if len(tok) < 4000 else _big_int(tok)
 
         elif g == 4:  # string
@@ -419,7 +420,7 @@ def _scan(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, li
                         next_nl = n
             c = s - line_start + 1
             if e <= next_nl:
-                span = mkspan((line, c, line, c + e - s, s, e))
+                span = mkspan(line, c, line, c + e - s, s, e)
             else:
                 sl = line
                 while next_nl < e:
@@ -428,7 +429,7 @@ def _scan(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, li
                     next_nl = text.find("\n", line_start)
                     if next_nl < 0:
                         next_nl = n
-                span = mkspan((sl, c, line, e - line_start + 1, s, e))
+                span = mkspan(sl, c, line, e - line_start + 1, s, e)
 
         elif g == 5:  # plain keyword
             tok = m.group(5)
@@ -442,7 +443,7 @@ def _scan(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, li
                     if next_nl < 0:
                         next_nl = n
             c = s - line_start + 1
-            span = mkspan((line, c, line, c + e - s, s, e))
+            span = mkspan(line, c, line, c + e - s, s, e)
             value = kwcache.get(tok)
             if value is None:
                 value = kwcache[tok] = Keyword(tok)
@@ -459,7 +460,7 @@ def _scan(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, li
                     if next_nl < 0:
                         next_nl = n
             c = s - line_start + 1
-            span = mkspan((line, c, line, c + e - s, s, e))
+            span = mkspan(line, c, line, c + e - s, s, e)
             ch = tok[0]
             if ch in "0123456789" or (ch in "+-" and len(tok) > 1 and tok[1] in "0123456789"):
                 value = _number(tok)
@@ -524,7 +525,7 @@ def _scan(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, li
             elif mac == "^" or mac == "#^":
                 cur = [_META, None, None, s, line, c, _NOTHING]
             else:
-                mspan = mkspan((line, c, line, c + e - s, s, e))
+                mspan = mkspan(line, c, line, c + e - s, s, e)
                 cur = [_WRAP, None, None, s, line, c, (_PREFIX_SYM[mac], mspan)]
             kind = cur[0]
             continue
@@ -545,7 +546,7 @@ def _scan(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, li
             if value is None:
                 raise err(f"Unsupported character: \\{body}", s)
             if e <= next_nl:
-                span = mkspan((line, c, line, c + e - s, s, e))
+                span = mkspan(line, c, line, c + e - s, s, e)
             else:
                 sl = line
                 while next_nl < e:
@@ -554,7 +555,7 @@ def _scan(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, li
                     next_nl = text.find("\n", line_start)
                     if next_nl < 0:
                         next_nl = n
-                span = mkspan((sl, c, line, e - line_start + 1, s, e))
+                span = mkspan(sl, c, line, e - line_start + 1, s, e)
             value.span = span
 
         else:  # the rarer dispatch forms and the errors
@@ -573,14 +574,14 @@ def _scan(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, li
                 if name not in _SYMBOLIC:
                     raise err(f"Unknown symbolic value: ##{name}", s)
                 value = _SYMBOLIC[name]
-                span = mkspan((line, c, line, c + e - s, s, e))
+                span = mkspan(line, c, line, c + e - s, s, e)
             elif g == 12:  # regex
                 try:
                     value = Regex(m.group(12))
                 except (re.error, ValueError, TypeError, OverflowError, RecursionError) as ex:
                     raise err(f"Invalid regex: {ex}", s) from None
                 if e <= next_nl:
-                    span = mkspan((line, c, line, c + e - s, s, e))
+                    span = mkspan(line, c, line, c + e - s, s, e)
                 else:
                     sl = line
                     while next_nl < e:
@@ -589,7 +590,7 @@ def _scan(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, li
                         next_nl = text.find("\n", line_start)
                         if next_nl < 0:
                             next_nl = n
-                    span = mkspan((sl, c, line, e - line_start + 1, s, e))
+                    span = mkspan(sl, c, line, e - line_start + 1, s, e)
                 value.span = span
             elif g == 13 or g == 14:  # #:ns{ namespaced map, #tag form
                 if len(stack) >= MAX_DEPTH:
@@ -671,7 +672,7 @@ def _scan(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, li
                     if isinstance(first, int) and not isinstance(first, bool):
                         value.first_line = first  # type: ignore[attr-defined]
                 continue
-            wspan = mkspan((fr[4], fr[5], span.end_line, span.end_col, fr[3], span.end))
+            wspan = mkspan(fr[4], fr[5], span.end_line, span.end_col, fr[3], span.end)
             if fk == _WRAP:
                 name, mspan = fr[6]
                 value = List((symbol(name, None, mspan), value))
@@ -683,18 +684,13 @@ def _scan(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, li
                     if not isinstance(value, str):
                         raise err(f"#{tag} expects a string", fr[3])
                 else:
-                    tspan = mkspan((fr[4], fr[5] + 1, fr[4], fr[5] + 1 + len(tag), fr[3] + 1,
-                                    fr[3] + 1 + len(tag)))
+                    tspan = mkspan(fr[4], fr[5] + 1, fr[4], fr[5] + 1 + len(tag), fr[3] + 1,
+                                   fr[3] + 1 + len(tag))
                     value = List((Symbol.parse(tag, tspan), value))
                     value.span = wspan
                     value.spans = (tspan, span)
             span = wspan
     return forms, form_spans
-
-
-def _fmt(text: str, off: int) -> str:
-    line, col = _line_col(text, off)
-    return f"{line}:{col}"
 
 
 def _char(body: str) -> Optional[Char]:

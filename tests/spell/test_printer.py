@@ -11,7 +11,7 @@ from fractions import Fraction
 import pytest
 
 from spellide.spell.data import (Builtin, Char, Keyword, List, Map, Regex, Set, SpellFn,
-                                 SpellMacro, StoredRef, Symbol, Vector, kw, slist, smap,
+                                 SpellMacro, StoredRef, Symbol, kw, slist, smap,
                                  spell_equal, sym, vec)
 from spellide.spell.printer import pr_str, print_float, to_str
 from spellide.spell.reader import read_all, read_one
