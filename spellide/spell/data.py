@@ -154,6 +154,12 @@ class _Seq(tuple):
     span: Optional[Span] = None
     spans: Optional[tuple] = None  # spans of the children, when read from source
 
+    def __hash__(self) -> int:
+        # Defined in Python on purpose: CPython's tuple hash recurses in C without a depth
+        # guard, so hashing a deeply nested vector (user code can build one) would crash the
+        # process. Going through a Python frame per level turns that into a RecursionError.
+        return tuple.__hash__(self)
+
     def with_spans(self, span: Optional[Span], spans: Optional[tuple]):
         self.span = span
         self.spans = spans

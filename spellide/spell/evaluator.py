@@ -22,11 +22,18 @@ Tail calls: ``evaluate(..., tail=True)`` passes ``tail`` into tail positions onl
 returns a ``TailCall`` marker instead of recursing, and every tail position passes it through
 unchanged, so chains of thousands of turns use constant Python stack.
 
+Choices where the reference was uncertain or host-specific (see also macros.py and
+builtins/__init__.py): ``and``/``or`` are special forms that thread the env like ``if``; set
+literals and map keys are evaluated (Clojure), not self-evaluating; ``& rest`` binds a list or
+nil (Clojure); ``throw`` of a non-string has the printed value as its message; ``try`` also
+accepts ``(catch Exception e ...)`` and ``(finally ...)``.
+
 Errors are ``SpellError`` exceptions inside this module (``run`` turns them into values). Each
 carries the failing ``form``, the ``span`` of the nearest form read from source, the
-``containing_form`` (the failing top-level child of the outermost ``do``) and, as the dynamic
-attribute ``env``, the environment at the point of failure (``try`` handlers see defs made
-before the error, as in the reference).
+``containing_form`` (the failing top-level child of the outermost ``do``) and two dynamic
+attributes: ``env``, the environment at the point of failure (``try`` handlers see defs made
+before the error, as in the reference), and ``trace``, the heads of the Spell function calls
+the error passed through, innermost first (the reference's ``:trace``).
 """
 
 from __future__ import annotations
@@ -59,8 +66,11 @@ if sys.getrecursionlimit() < _PY_RECURSION:
     sys.setrecursionlimit(_PY_RECURSION)
 
 _MISSING = object()
+# Errors a Spell ``try`` cannot catch: limits and policy (a program must not be able to
+# swallow its own step limit or a user's stop). Rejected effects are catchable on purpose:
+# the program may adapt to a person's "no".
 _NOT_CATCHABLE = ("eval-limit", "timeout", "stopped", "budget-exceeded", "depth-exceeded",
-                  "rejected", "internal")
+                  "internal")
 
 
 class TailCall:
@@ -224,6 +234,18 @@ def _step_limit(ctx: Context) -> SpellError:
                       kind="eval-limit")
 
 
+def _tick(sh: _Shared) -> None:
+    """One evaluation step outside ``_eval_list`` (loop/recur/for iterations). Every step
+    number that is a multiple of 256 checks the deadline, whoever produced it."""
+    steps = sh.steps + 1
+    sh.steps = steps
+    if steps > sh.max_steps:
+        raise TypedError(f"Evaluation step limit exceeded ({sh.max_steps} steps)",
+                         kind="eval-limit")
+    if not steps & 255 and sh.deadline is not None and time.monotonic() > sh.deadline:
+        raise _timeout()
+
+
 def _timeout() -> SpellError:
     return TypedError("Evaluation timed out (deadline exceeded)", kind="timeout")
 
@@ -306,33 +328,65 @@ def evaluate(form: Any, env: Env, ctx: Context, tail: bool = False) -> tuple[Any
 
 
 def _eval_vector(form: Vector, env: Env, ctx: Context) -> tuple[Any, Env]:
+    """Elements evaluated left to right. A literal whose elements all evaluate to themselves
+    is its own value (marked ``_const`` on the form), so constant data costs nothing."""
+    if getattr(form, "_const", False):
+        return form, env
     out = []
+    same = True
     try:
         for x in form:
-            tx = type(x)
-            if tx in _SELF_TYPES:
+            if type(x) in _SELF_TYPES:
                 out.append(x)
             else:
                 v, env = evaluate(x, env, ctx)
+                if v is not x or type(x) is Symbol or type(x) is List:
+                    same = False
                 out.append(v)
     except SpellError as e:
         _annotate(e, form, env)
         raise
-    return Vector(out), env
+    if same:
+        _mark_const(form)
+        return form, env
+    result = Vector(out)
+    first_line = getattr(form, "first_line", None)
+    if first_line is not None:
+        result.first_line = first_line  # type: ignore[attr-defined]
+    return result, env
+
+
+def _mark_const(form: Any) -> None:
+    try:
+        form._const = True
+    except AttributeError:
+        pass
 
 
 def _eval_map(form: Map, env: Env, ctx: Context) -> tuple[Any, Env]:
+    if getattr(form, "_const", False):
+        return form, env
     m = Map()
+    same = True
     try:
         for k, v in form.items():
             if type(k) not in _SELF_TYPES:
-                k, env = evaluate(k, env, ctx)
+                k2, env = evaluate(k, env, ctx)
+                if k2 is not k or type(k) is Symbol or type(k) is List:
+                    same = False
+                k = k2
             if type(v) not in _SELF_TYPES:
-                v, env = evaluate(v, env, ctx)
+                v2, env = evaluate(v, env, ctx)
+                if v2 is not v or type(v) is Symbol or type(v) is List:
+                    same = False
+                v = v2
             dict.__setitem__(m, k, v)
     except SpellError as e:
         _annotate(e, form, env)
         raise
+    if same and len(m) == len(form):
+        _mark_const(form)
+        return form, env
     return m, env
 
 
@@ -560,6 +614,9 @@ def _default_evaluator(ctx: Context) -> Callable[[Any, Env], Any]:
     return lambda form, env: evaluate(form, env, ctx)[0]
 
 
+_ANON = Symbol("fn")
+
+
 def _call_spell(f: SpellFn, args: list, env: Env, ctx: Context, tail: bool,
                 head: Any = None) -> Any:
     sh = ctx.shared
@@ -578,18 +635,33 @@ def _call_spell(f: SpellFn, args: list, env: Env, ctx: Context, tail: bool,
                 args = v.args
                 if type(f.params) is not Vector:
                     params, body = _select_arity(f, len(args), head)
-                sh.steps += 1
-                if sh.steps > sh.max_steps:
-                    raise _step_limit(ctx)
+                _tick(sh)
                 continue
             return v
     except SpellError as e:
         e.env = env  # type: ignore[attr-defined]
+        trace = getattr(e, "trace", None)
+        if trace is None:
+            trace = e.trace = []  # type: ignore[attr-defined]
+        if len(trace) < 64:
+            trace.append(head if head is not None else (f.name or _ANON))
         raise
     except RecursionError:
         raise _stack_error() from None
     finally:
         sh.depth -= 1
+
+
+_CORE_MODULE: Any = None
+
+
+def _core() -> Any:
+    """builtins.core, imported on first use (it imports this module)."""
+    global _CORE_MODULE
+    if _CORE_MODULE is None:
+        from .builtins import core
+        _CORE_MODULE = core
+    return _CORE_MODULE
 
 
 def _apply_other(f: Any, args: list, env: Env, ctx: Context, head: Any = None) -> Any:
@@ -599,8 +671,10 @@ def _apply_other(f: Any, args: list, env: Env, ctx: Context, head: Any = None) -
     if tf is Keyword or tf is Symbol:
         if n not in (1, 2):
             raise _arity_error(_pr(f), n)
-        from .builtins.core import get as _get
-        return _get(args[0], f, args[1] if n == 2 else None)
+        coll = args[0]
+        if type(coll) is Map:
+            return dict.get(coll, f, args[1] if n == 2 else None)
+        return _core().get(coll, f, args[1] if n == 2 else None)
     if tf is Map:
         if n not in (1, 2):
             raise _arity_error(_pr(f), n)
@@ -902,8 +976,7 @@ def _sf_quine(form: List, env: Env, ctx: Context, tail: bool) -> tuple[Any, Env]
     _check(len(form) >= 2 and type(form[1]) is Symbol and form[1].ns is None,
            "quine expects a name: (quine name form...)")
     env = env.set(form[1], form)
-    if len(form) == 2:
-        return None, env
+    # As the reference: the last element is evaluated, so (quine q) is the form itself.
     return evaluate(form[-1], env, ctx, tail)
 
 
@@ -927,9 +1000,7 @@ def _sf_loop(form: List, env: Env, ctx: Context, tail: bool) -> tuple[Any, Env]:
                         inner = inner.set(p, a)
                     else:
                         inner = destructure.bind(p, a, inner, _default_evaluator(ctx))
-                sh.steps += 1
-                if sh.steps > sh.max_steps:
-                    raise _step_limit(ctx)
+                _tick(sh)
                 continue
             return v, env
     except SpellError as e:
@@ -958,7 +1029,7 @@ def _sf_for(form: List, env: Env, ctx: Context, tail: bool) -> tuple[Any, Env]:
     clauses = [(bvec[i], bvec[i + 1]) for i in range(0, len(bvec), 2)]
     out: list = []
     sh = ctx.shared
-    from .builtins.core import iterate_items
+    iterate_items = _core().iterate_items
 
     def rec(i: int, env: Env) -> bool:
         if i == len(clauses):
@@ -979,9 +1050,7 @@ def _sf_for(form: List, env: Env, ctx: Context, tail: bool) -> tuple[Any, Env]:
         coll, _ = evaluate(expr, env, ctx)
         simple = type(key) is Symbol and key.ns is None
         for item in iterate_items(coll):
-            sh.steps += 1
-            if sh.steps > sh.max_steps:
-                raise _step_limit(ctx)
+            _tick(sh)
             e2 = env.set(key, item) if simple else destructure.bind(key, item, env,
                                                                     _default_evaluator(ctx))
             if not rec(i + 1, e2):
@@ -1066,7 +1135,7 @@ def make_throw(v: Any) -> SpellError:
     elif isinstance(v, str):
         msg = v
     else:
-        msg = f"Uncaught throw: {_pr(v)}"
+        msg = _pr(v)
     return SpellError(msg, thrown=v)
 
 

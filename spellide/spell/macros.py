@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .data import (Builtin, Keyword, List, Map, SpellFn, SpellMacro, Symbol, Vector, _Seq)
+from .data import Builtin, Keyword, List, Map, SpellFn, SpellMacro, Symbol, Vector
 from .errors import SpellError
 from .evaluator import mark_pure
 

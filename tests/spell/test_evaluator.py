@@ -8,8 +8,8 @@ import time
 import immutables
 import pytest
 
-from spellide.spell.data import (Builtin, Keyword, List, Map, SpellFn, SpellMacro, Symbol,
-                                 Vector, kw, slist, smap, sym, vec)
+from spellide.spell.data import (Builtin, List, Map, SpellFn, SpellMacro, Symbol, Vector, kw,
+                                 slist, smap, sym, vec)
 from spellide.spell.errors import SpellError
 from spellide.spell.evaluator import (Context, TailCall, apply_fn, core_builtins, evaluate,
                                       make_context, make_eval, run, run_source)
@@ -320,6 +320,7 @@ def test_ex_info_roundtrip():
     assert pv(src) == '["bad" {:k 1}]'
     assert err('(throw (ex-info "boom" {}))').message == "boom"
     assert err('(throw "plain")').message == "plain"
+    assert err("(throw {:code 404})").message == "{:code 404}"
     assert pv("(try (throw nil) (catch e (:message e)))") == '"Cannot throw nil"'
 
 
@@ -396,8 +397,10 @@ def test_macros(src, expected):
 
 def test_case_without_match_throws():
     e = err("(case 3 1 :a 2 :b)")
-    assert "No matching clause: 3" in e.message
-    assert val('(try (case 3 1 :a) (catch e (:message e)))').endswith("No matching clause: 3")
+    assert e.message == "No matching clause: 3"
+    # as the reference's expansion, the thrown value is the message string
+    assert val('(try (case 3 1 :a) (catch e e))') == "No matching clause: 3"
+    assert val('(try (case "x" 1 :a) (catch e e))') == "No matching clause: x"
 
 
 def test_first_line_macro_and_subvec():
@@ -698,3 +701,51 @@ def test_eval_env_is_caller_env_at_call_time(effects):
     # defs inside eval'd data do not leak out
     r = run_src("(do (eval '(def inner 1)) 2)", ctx, env)
     assert r.value == 2 and S("inner") not in r.env
+
+
+def test_error_trace_lists_spell_function_calls_innermost_first():
+    e = err("(do (defn inner [x] (/ x 0)) (defn outer [x] (inner x)) (outer 1))")
+    assert [pr_str(s) for s in e.trace] == ["inner", "outer"]
+
+
+def test_constant_literals_are_their_own_values():
+    form = read_one("(do [1 [2 3] {:a \"x\"}])")
+    v1 = run(form).value
+    v2 = run(form).value
+    assert v1 is v2 is form[1]
+    form = read_one("[1 x]")
+    assert pr_str(run(form, env=immutables.Map({S("x"): 2})).value) == "[1 2]"
+    assert pr_str(run(form, env=immutables.Map({S("x"): 3})).value) == "[1 3]"
+
+
+def test_vector_literal_keeps_first_line():
+    v = val("^{:spell/first-line 7} [\"a\" (str \"b\")]")
+    assert v.first_line == 7 and list(v) == ["a", "b"]
+
+
+@pytest.mark.parametrize("src", [
+    "(loop [] (recur))",
+    "(loop [i 0] (recur i))",
+    "((fn [] (recur)))",
+    "(count (for [x (range 100000000)] 1))",
+    "(count (for [x (range)] 1))",
+])
+def test_deadline_is_checked_in_every_kind_of_loop(src):
+    ctx = make_context(timeout=0.05, max_steps=10**12)
+    t0 = time.monotonic()
+    e = err(src, ctx)
+    assert e.kind in ("timeout", "eval-limit") or "limit" in e.message
+    assert time.monotonic() - t0 < 10
+
+
+def test_deeply_nested_values_do_not_crash_hashing():
+    """CPython's tuple hash recurses in C without a guard; data._Seq.__hash__ makes that a
+    RecursionError, which becomes a Spell error (no segfault)."""
+    src = "(let [v (nth (iterate (fn [x] [x]) 1) 200000)] %s)"
+    for expr in ("(hash v)", "(contains? #{1} v)", "{v 1}", "#{v}", "(get {v 1} v)"):
+        assert "Stack depth exceeded" in err(src % expr).message
+    assert val(src % "(= v v)") is True
+
+
+def test_quine_with_only_a_name_returns_the_form():
+    assert pv("(quine q)") == "(quine q)"

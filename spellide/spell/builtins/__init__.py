@@ -15,8 +15,9 @@ error ``"Function call failed: NAME: message"``, so builtins raise plain ``Value
 Choices where Clojure is lazy or host-specific (documented for users in the ``:docs``):
 
 * sequence results of higher-order functions are vectors; functions that return seqs in
-  Clojure (``rest``, ``next``, ``cons``, ``concat``, ``reverse``, ``keys``, ``vals``, ``seq``,
-  ``butlast``, ``list*``) return lists, as Clojure prints them;
+  Clojure (``rest``, ``next``, ``cons``, ``concat``, ``keys``, ``vals``, ``seq``,
+  ``butlast``, ``list*``) return lists, as Clojure prints them (``reverse`` is a vector, as in
+  the reference);
 * infinite sequences exist only as ``(range)``, ``(repeat x)``, ``(repeatedly f)``,
   ``(iterate f x)``, ``(cycle coll)`` and lazy ``map``/``filter``/``remove``/``keep``/
   ``map-indexed``/``take-nth``/``drop`` over them; only bounded consumers (``take``,

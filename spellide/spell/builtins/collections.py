@@ -1,8 +1,9 @@
 """Collection builtins: construction, access, ``assoc``/``update`` and friends.
 
 All collections are immutable: every function returns a new value. Functions that return a
-seq in Clojure (``rest``, ``next``, ``cons``, ``concat``, ``reverse``, ``keys``, ``vals``,
-``seq``, ``butlast``, ``list*``) return lists, so they print as Clojure prints them; ``subvec``
+seq in Clojure (``rest``, ``next``, ``cons``, ``concat``, ``keys``, ``vals``, ``seq``,
+``butlast``, ``list*``) return lists, so they print as Clojure prints them (``reverse`` gives a
+vector, as in the reference); ``subvec``
 keeps the ``first_line`` numbering of line vectors (``io/read-lines``, ``first-line``).
 """
 
@@ -294,9 +295,9 @@ def count(coll: Any) -> int:
     raise TypeError(f"count not supported on {show(coll)} ({type_name(coll)})")
 
 
-@builtin("reverse", doc="The elements in reverse order (a list)")
-def reverse(coll: Any) -> List:
-    return List(reversed(items(coll)))
+@builtin("reverse", doc="The elements in reverse order (a vector)")
+def reverse(coll: Any) -> Vector:
+    return Vector(reversed(items(coll)))
 
 
 @builtin("nth", doc="(nth coll i [not-found]): element at index i")

@@ -21,7 +21,6 @@ from typing import Any, Callable, Iterator
 from . import builtin
 from ..data import (Builtin, Char, Keyword, List, Map, Regex, Set, SpellFn, SpellMacro, StoredRef,
                     Symbol, Vector, _Seq, normalize_ratio, spell_equal)
-from ..errors import SpellError
 
 #: Most elements a builtin will generate (range, repeat...) or realize from an infinite seq.
 MAX_REALIZE = 10_000_000
@@ -458,22 +457,17 @@ def denominator(x: Any) -> int:
     raise TypeError(f"{show(x)} is not a ratio")
 
 
-_NUM_RE = re.compile(r"[+-]?(\d+N?|\d+/\d+|(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?M?|0[xX][0-9a-fA-F]+)")
+_NUM_IN_TEXT = re.compile(r"-?\d+(?:\.\d+)?")
 
 
-@builtin("parse-number", doc="Read a number from a string; nil if it is not one")
+@builtin("parse-number", doc='The first number in a string ("Answer: 42" -> 42), nil if none')
 def parse_number(s: Any) -> Any:
-    if not isinstance(s, str):
-        raise TypeError(f"parse-number expects a string, got {show(s)}")
-    t = s.strip()
-    if not _NUM_RE.fullmatch(t):
+    # As the reference: the first -?digits(.digits)? anywhere in (str s).
+    m = _NUM_IN_TEXT.search(s if type(s) is str else to_str(s))
+    if m is None:
         return None
-    from ..reader import read_string
-    try:
-        v = read_string(t)
-    except SpellError:
-        return None
-    return v if type(v) in NUM else None
+    text = m.group(0)
+    return float(text) if "." in text else int(text)
 
 
 @builtin("parse-long", doc="Parse an integer from a string; nil if it is not one")
@@ -744,7 +738,7 @@ def pr_str_(*xs: Any) -> str:
 
 @builtin("print-str", doc="str of the args, space separated")
 def print_str(*xs: Any) -> str:
-    return " ".join(to_str(x) for x in xs)
+    return " ".join("nil" if x is None else to_str(x) for x in xs)
 
 
 @builtin("read-string", doc="Read one form from a string (data, not evaluated)")
@@ -757,7 +751,7 @@ def read_string(s: Any) -> Any:
 
 def _check_str(s: Any, name: str) -> str:
     if type(s) is not str:
-        raise TypeError(f"{name} expects a string, got {show(s)} ({type_name(s)})")
+        raise TypeError(f"expected a string, got {show(s)} ({type_name(s)})")
     return s
 
 
@@ -820,10 +814,9 @@ def re_matches(r: Any, s: Any) -> Any:
     return match_value(m) if m else None
 
 
-@builtin("re-seq", doc="All matches of the regex in s (nil if none)")
-def re_seq(r: Any, s: Any) -> Any:
-    out = [match_value(m) for m in regex(r).finditer(_check_str(s, "re-seq"))]
-    return Vector(out) if out else None
+@builtin("re-seq", doc="Vector of all matches of the regex in s")
+def re_seq(r: Any, s: Any) -> Vector:
+    return Vector([match_value(m) for m in regex(r).finditer(_check_str(s, "re-seq"))])
 
 
 _FMT_RE = re.compile(r"%(?:(\d+)\$)?([-#+ 0,(]*)(\d+)?(?:\.(\d+))?([a-zA-Z%])")
@@ -913,6 +906,21 @@ def format_(fmt: Any, *args: Any) -> str:
     return "".join(out)
 
 
+@builtin("strip-parens", doc="(strip-parens n s): s (or its printed form) without its last n "
+                            "closing parens")
+def strip_parens(n: Any, s: Any) -> str:
+    text = s if type(s) is str else pr(s)
+    n = _int(n, "strip-parens")
+    text = text.rstrip()
+    for _ in range(n):
+        if not text:
+            raise ValueError("not enough closing parens")
+        if text[-1] != ")":
+            raise ValueError("expected ')'")
+        text = text[:-1].rstrip()
+    return text
+
+
 @builtin("name", doc="Name of a keyword or symbol (a string stays itself)")
 def name_(x: Any) -> str:
     t = type(x)
@@ -975,11 +983,30 @@ def boolean(x: Any) -> bool:
     return x is not None and x is not False
 
 
-@builtin("type", doc="The type of x, as a symbol naming the Clojure class (nil for nil)")
-def type_(x: Any) -> Any:
+_TYPE_WORDS = {
+    str: "string", int: "number", float: "number", Fraction: "number", Decimal: "number",
+    bool: "boolean", Keyword: "keyword", Symbol: "symbol", Vector: "vector", Map: "map",
+    Set: "set", List: "list", SpellFn: "function", Builtin: "function", Char: "char",
+    Regex: "regex", SpellMacro: "macro",
+}
+
+
+@builtin("type", doc='A word naming the type of x: "nil" "string" "number" "boolean" "keyword" '
+                     '"symbol" "vector" "map" "set" "list" "function" "char" "regex"')
+def type_(x: Any) -> str:
+    # As the reference: plain words rather than host class names.
     if x is None:
-        return None
-    return Symbol(type_name(x))
+        return "nil"
+    word = _TYPE_WORDS.get(type(x))
+    if word is None:
+        if isinstance(x, Vector):
+            return "vector"
+        if isinstance(x, List) or type(x) is Infinite:
+            return "list"
+        if isinstance(x, Map):
+            return "map"
+        return type_name(x)
+    return word
 
 
 @builtin("gensym", ctx=True, doc="A fresh symbol G__N (deterministic within a run)")
@@ -1053,7 +1080,9 @@ def hash_(x: Any) -> int:
 
 @builtin("%no-matching-clause")
 def no_matching_clause(v: Any) -> Any:
-    raise ValueError(f"No matching clause: {to_str(v) if type(v) is str else pr(v)}")
+    # as the reference's case expansion: (throw (str "No matching clause: " v))
+    from ..evaluator import make_throw
+    raise make_throw(f"No matching clause: {to_str(v)}")
 
 
 @builtin("%case-in")

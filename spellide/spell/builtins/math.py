@@ -34,6 +34,14 @@ def _javaish(fn: Callable[..., float], name: str, doc: str) -> None:
     _T[name] = Builtin(name, g, doc=doc)
 
 
+def _cbrt(x: float) -> float:
+    if not math.isfinite(x):
+        return x
+    r = math.copysign(abs(x) ** (1.0 / 3.0), x)
+    n = round(r)
+    return float(n) if n * n * n == x else r
+
+
 def _domain(name: str, args: list) -> float:
     x = args[0] if args else 0.0
     if name in ("log", "log10", "log2") and x == 0.0:
@@ -49,7 +57,7 @@ def _domain(name: str, args: list) -> float:
 
 for _name, _fn, _doc in [
     ("sqrt", math.sqrt, "Square root (NaN for negatives)"),
-    ("cbrt", lambda x: math.copysign(abs(x) ** (1 / 3), x), "Cube root"),
+    ("cbrt", lambda x: _cbrt(x), "Cube root"),
     ("pow", math.pow, "(pow base exponent) as a double"),
     ("exp", math.exp, "e to the power x"),
     ("expm1", math.expm1, "e^x - 1"),
@@ -142,8 +150,10 @@ for _alias, _target in CORE_ALIASES.items():
 
 _T["rand"] = Builtin("rand", rand, needs_ctx=True, doc="Random double in [0, n)")
 _T["rand-int"] = Builtin("rand-int", rand_int, needs_ctx=True, doc="Random integer in [0, n)")
-for _n, _f2, _d in [("float", to_float, "Coerce to a double"), ("double", to_float, "Coerce to a double"),
-                    ("long", to_int, "Coerce to an integer"), ("bigdec", to_bigdec, "Coerce to a decimal"),
+for _n, _f2, _d in [("float", to_float, "Coerce to a double"),
+                    ("double", to_float, "Coerce to a double"),
+                    ("long", to_int, "Coerce to an integer"),
+                    ("bigdec", to_bigdec, "Coerce to a decimal"),
                     ("rationalize", rationalize, "Exact rational of a number")]:
     _T[_n] = Builtin(_n, _f2, doc=_d)
 
