@@ -88,12 +88,13 @@ def bare_eval_times(programs: list[str]) -> list[float]:
 
 def peak_rss_of(steps: int) -> tuple[float, float]:
     code = f"""
-import resource, sys, time
+import sys
 sys.path.insert(0, {str(ROOT)!r})
-sys.argv = ['x']
 from bench.runtime_bench import chain_run
 t = chain_run({steps})
-print(t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+# VmHWM, not ru_maxrss: a child inherits its parent's ru_maxrss across fork/exec on Linux.
+hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:")).split()[1]
+print(t, int(hwm) / 1024)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     wall, rss = out.stdout.split()
