@@ -1,0 +1,167 @@
+"""IDE overhead (figures, not a test): the same 1,000-step scripted run
+
+  * headless in the runtime (``spellide.spell.machine.Run.execute``, no listener), and
+  * through the IDE's run service: worker thread, every event persisted (RunEvent + Step /
+    ProgramVersion / Effect rows, Run status and totals, SQLite file database in WAL mode),
+    rendered to HTML fragments and broadcast, with one websocket client connected
+    (channels' WebsocketCommunicator on the real ASGI application, reading every frame).
+
+The IDE time runs from ``start_run`` to the client holding the ``run_finished`` frame. Runs
+alternate (headless, IDE, headless, ...) and the medians are compared; target ratio <= 1.5.
+
+Usage: .venv/bin/python bench/ide_overhead.py [--steps 1000] [--repeats 3] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+TMP = Path(tempfile.mkdtemp(prefix="spellide-bench-"))
+os.environ["DJANGO_SETTINGS_MODULE"] = "spellide.web.settings"
+os.environ["SPELLIDE_VAR"] = str(TMP / "var")
+os.environ["SPELLIDE_SQLITE_PATH"] = str(TMP / "bench.sqlite3")
+for k in ("SPELLIDE_DATABASE_URL", "SPELLIDE_REDIS_URL"):
+    os.environ.pop(k, None)
+
+import django  # noqa: E402
+
+django.setup()
+
+from asgiref.sync import sync_to_async  # noqa: E402
+from channels.testing import WebsocketCommunicator  # noqa: E402
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.test import Client  # noqa: E402
+
+from spellide.spell.api import RunConfig  # noqa: E402
+from spellide.spell.machine import Run as SpellRun, execute_with_deep_stack  # noqa: E402
+from spellide.web import runner  # noqa: E402
+from spellide.web.asgi import application  # noqa: E402
+from spellide.web.models import Effect, ProgramVersion, Run, RunEvent  # noqa: E402
+
+def script_file(steps: int) -> Path:
+    completions = [f'(def v{i} "step {i:05d} padding text.") \'(!extend)' for i in range(steps - 1)]
+    completions.append("(count [v1 v2])")
+    p = TMP / f"chain-{steps}.json"
+    p.write_text(json.dumps({"completions": completions}), encoding="utf-8")
+    return p
+
+
+def config(path: Path) -> RunConfig:
+    return RunConfig(prompt="Grow.", model=f"scripted:{path}", recover=False, budget=None)
+
+
+def headless(path: Path) -> float:
+    run = SpellRun(config(path))
+    t0 = time.perf_counter()
+    result = execute_with_deep_stack(run.execute)
+    dt = time.perf_counter() - t0
+    assert result.error is None, result.error
+    return dt
+
+
+def cpu_and_wall(fn, *args):
+    c0, w0 = time.process_time(), time.perf_counter()
+    out = fn(*args)
+    return out, time.process_time() - c0, time.perf_counter() - w0
+
+
+async def through_ide(path: Path, user, cookie: bytes) -> tuple[float, int, int]:
+    t0 = time.perf_counter()
+    run = await sync_to_async(runner.start_run)(user, config(path), "bench")
+    comm = WebsocketCommunicator(application, f"/ws/runs/{run.public_id}/?last_seq=0",
+                                 headers=[(b"origin", b"http://127.0.0.1"), (b"cookie", cookie)])
+    connected, _ = await comm.connect(timeout=30)
+    assert connected
+    frames = 0
+    last_seq = 0
+    final_seq = None
+    while final_seq is None or last_seq < final_seq:
+        # read the communicator's queue directly: a receive timeout would cancel the consumer
+        if not comm.output_queue.empty():
+            message = comm.output_queue.get_nowait()
+            frames += 1
+            for m in re.finditer(r'data-seq="(\d+)"', message.get("text") or ""):
+                last_seq = max(last_seq, int(m.group(1)))
+            continue
+        if final_seq is None and runner.get_active(run) is None:
+            final_seq = await sync_to_async(lambda: Run.objects.get(pk=run.pk).last_seq)()
+            continue
+        await asyncio.sleep(0.01)
+    dt = time.perf_counter() - t0
+    await comm.disconnect()
+    await asyncio.to_thread(runner.wait_for, run, 60)
+    final = await sync_to_async(Run.objects.get)(pk=run.pk)
+    assert final.status == "finished", final.error
+    return dt, frames, final.last_seq
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+
+    call_command("migrate", verbosity=0)
+    User = get_user_model()
+    user = User.objects.create_user("bench", password="bench-password-1")
+    c = Client()
+    c.force_login(user)
+    cookie = f"sessionid={c.cookies['sessionid'].value}".encode()
+    path = script_file(args.steps)
+
+    headless(script_file(20))  # warm up imports and caches
+    heads: list[float] = []
+    ides: list[float] = []
+    frames = events = 0
+    head_cpu: list[float] = []
+    ide_cpu: list[float] = []
+    for _ in range(args.repeats):
+        dt, cpu, _ = cpu_and_wall(headless, path)
+        heads.append(dt)
+        head_cpu.append(cpu)
+        (dt, frames, events), cpu, _ = cpu_and_wall(lambda: asyncio.run(through_ide(path, user, cookie)))
+        ides.append(dt)
+        ide_cpu.append(cpu)
+    h, i = statistics.median(heads), statistics.median(ides)
+    last = Run.objects.order_by("-id").first()
+    stored = sum(len(t) for t in ProgramVersion.objects.filter(run=last).values_list("tail", flat=True))
+    out = {
+        "steps": args.steps, "repeats": args.repeats,
+        "headless_s": [round(x, 3) for x in heads], "ide_s": [round(x, 3) for x in ides],
+        "headless_median_s": round(h, 3), "ide_median_s": round(i, 3), "ratio": round(i / h, 3),
+        "headless_cpu_median_s": round(statistics.median(head_cpu), 3),
+        "ide_cpu_median_s": round(statistics.median(ide_cpu), 3),
+        "cpu_ratio": round(statistics.median(ide_cpu) / statistics.median(head_cpu), 3),
+        "events_per_run": events, "ws_frames_per_run": frames,
+        "effects_per_run": Effect.objects.filter(run=last).count(),
+        "program_chars_stored_per_run": stored,
+        "db_bytes": os.path.getsize(TMP / "bench.sqlite3"),
+    }
+    if args.json:
+        print(json.dumps(out))
+        return
+    print(f"{args.steps}-step scripted run, {args.repeats} repeats (alternating)")
+    print(f"  headless runtime : median {h:.3f} s  {out['headless_s']}")
+    print(f"  through the IDE  : median {i:.3f} s  {out['ide_s']}  "
+          f"({events} events persisted, {frames} websocket frames, {out['effects_per_run']} effect rows)")
+    print(f"  ratio IDE/headless: {i / h:.2f}x wall  (target <= 1.5x); "
+          f"{out['cpu_ratio']:.2f}x process CPU ({out['ide_cpu_median_s']} s vs {out['headless_cpu_median_s']} s)")
+    print(f"  program text stored per run: {stored} chars (delta-chained versions)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""The IDE's controller: blocks a run's worker thread at a pause point until a person acts.
+
+The turn machine asks ``wants_pause(kind)`` cheaply at every pause point and calls
+``checkpoint(point)`` when that answers true or a breakpoint matched; ``checkpoint`` waits on a
+condition variable until ``act`` (called from a request or websocket handler thread) supplies a
+decision. Stepping mode is the machine's (a ``step`` decision makes it pause at the next pause
+point); the controller only remembers that a pause or a stop was requested.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from spellide.spell import api
+from spellide.spell.api import Controller, Decision, PausePoint
+
+# Actions a person can take (controls, websocket frames).
+PAUSE = "pause"
+RESUME = "resume"
+STEP = "step"
+STOP = "stop"
+EDIT = "edit"          # with text: continue with the edited text (or step, with step=True)
+APPROVE = "approve"
+REJECT = "reject"
+ACTIONS = (PAUSE, RESUME, STEP, STOP, EDIT, APPROVE, REJECT)
+
+EDITABLE_POINTS = (api.BEFORE_MODEL, api.AFTER_COMPLETION, api.ON_ERROR, api.ON_MODEL_ERROR)
+
+
+@dataclass
+class ActResult:
+    ok: bool
+    message: str = ""
+    error: Optional[str] = None          # for refused edits: the reader's message
+    line: Optional[int] = None
+    col: Optional[int] = None
+    text: Optional[str] = None           # the text the person typed (kept on refusal)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "message": self.message, "error": self.error, "line": self.line,
+                "col": self.col, "text": self.text}
+
+
+def check_parse(kind: str, text: str) -> Optional[ActResult]:
+    """Refuse an edit that cannot be read, with line:col. Text that merely ends early (open
+    forms) is accepted: a prefix is open by nature, and the machine closes a program's open
+    forms when it assembles it (it validates again and re-asks if assembly fails)."""
+    from spellide.spell.errors import ReadError
+    from spellide.spell.reader import read_all
+    try:
+        read_all(text)
+    except ReadError as e:
+        if getattr(e, "incomplete", False):
+            return None
+        return ActResult(False, "edit refused", error=getattr(e, "reason", None) or e.message,
+                         line=e.line, col=e.col, text=text)
+    return None
+
+
+class IdeController(Controller):
+    interactive = True
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.pause_requested = False
+        self.stop_requested = False
+        self.pending: Optional[PausePoint] = None
+        self._decision: Optional[Decision] = None
+        self.finished = False
+        self.pauses = 0
+
+    # --- called by the machine (worker thread) --------------------------------------------
+    def wants_pause(self, kind: str) -> bool:
+        return self.pause_requested or self.stop_requested
+
+    def checkpoint(self, point: PausePoint) -> Decision:
+        with self._cond:
+            if self.stop_requested:
+                return Decision(api.STOP)
+            self.pause_requested = False
+            self.pending = point
+            self.pauses += 1
+            self._decision = None
+            while self._decision is None:
+                self._cond.wait()
+            decision = self._decision
+            self._decision = None
+            self.pending = None
+            return decision
+
+    def close(self) -> None:
+        """The run ended: release anything still waiting."""
+        with self._cond:
+            self.finished = True
+            if self.pending is not None and self._decision is None:
+                self._decision = Decision(api.STOP)
+            self._cond.notify_all()
+
+    # --- called by controls (request / websocket threads) ----------------------------------
+    @property
+    def paused(self) -> bool:
+        return self.pending is not None
+
+    def act(self, action: str, text: Optional[str] = None, author: Optional[str] = None,
+            *, step: bool = False) -> ActResult:
+        with self._cond:
+            if self.finished:
+                return ActResult(False, "the run is not active")
+            point = self.pending
+            if action == PAUSE:
+                if point is not None:
+                    return ActResult(True, "already paused")
+                self.pause_requested = True
+                return ActResult(True, "pause requested: the run stops at its next pause point")
+            if action == STOP:
+                self.stop_requested = True
+                if point is not None:
+                    self._decide(Decision(api.STOP, None, author))
+                return ActResult(True, "stop requested")
+            if point is None:
+                if action in (RESUME, STEP) and self.pause_requested:
+                    # not yet at a pause point: cancel the request (resume) or keep it (step)
+                    self.pause_requested = action == STEP
+                    return ActResult(True, "pause cancelled" if action == RESUME else "stepping")
+                return ActResult(False, "the run is not paused")
+            if action in (APPROVE, REJECT):
+                if point.kind != api.BEFORE_EFFECT:
+                    return ActResult(False, "there is no effect waiting for approval")
+                self._decide(Decision(api.CONTINUE if action == APPROVE else api.REJECT, None, author))
+                return ActResult(True, "effect approved" if action == APPROVE else "effect rejected")
+            if action == EDIT or text is not None:
+                if text is None:
+                    return ActResult(False, "an edit needs the edited text")
+                if point.kind not in EDITABLE_POINTS:
+                    return ActResult(False, f"nothing to edit at a {point.kind} pause", text=text)
+                refused = check_parse(point.kind, text)
+                if refused is not None:
+                    return refused
+                kind = api.STEP if (step or action == STEP) else api.CONTINUE
+                unchanged = text == point.text
+                self._decide(Decision(kind, None if unchanged else text, author))
+                return ActResult(True, "resumed" if unchanged else "edit accepted", text=text)
+            if action in (RESUME, STEP):
+                kind = api.STEP if action == STEP else api.CONTINUE
+                if point.kind == api.BEFORE_EFFECT:
+                    kind = api.CONTINUE if action == RESUME else api.STEP
+                self._decide(Decision(kind, None, author))
+                return ActResult(True, "stepping" if action == STEP else "resumed")
+            return ActResult(False, f"unknown action {action!r}")
+
+    def _decide(self, decision: Decision) -> None:
+        self._decision = decision
+        self._cond.notify_all()

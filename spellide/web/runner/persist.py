@@ -1,0 +1,473 @@
+"""Persisting a run's events, and the rows derived from them, then broadcasting them.
+
+The core calls listeners synchronously on the run's worker thread; the listener only queues
+the event. A persister thread writes queued events in batches (one transaction per batch:
+``RunEvent`` rows plus the derived ``Step`` / ``ProgramVersion`` / ``Effect`` / ``Edit`` rows
+and the ``Run``'s status, pause, totals and ``last_seq``), and after the commit renders each
+event as HTML and broadcasts it to the channel-layer group ``run-<public_id>``. An event is
+therefore always in the database before any client sees it, which is what lets a consumer
+fill a gap (a reconnect, a dropped message) from the database.
+
+Persisted event data is compacted: long program texts (prefixes, programs, paused texts,
+edited texts, long effect arguments) are stored as ``ProgramVersion`` deltas and replaced by
+``{"$v": id}``; ``load_events`` expands them again.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable, Iterator, Optional
+
+from django.contrib.auth import get_user_model
+from django.db import close_old_connections, connection, transaction
+
+from spellide.spell import events as ev
+
+from ..models import Edit, Effect, ProgramVersion, Run, RunEvent, Step, empty_totals
+from .broadcast import broadcaster
+
+log = logging.getLogger("spellide.runner")
+
+BATCH = 500
+TEXT_KEYS = {ev.STEP_STARTED: "prefix", ev.PROGRAM: "program", ev.PAUSED: "text", ev.RESUMED: "text"}
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+def event_dict(e: ev.Event) -> dict[str, Any]:
+    return e.to_json()
+
+
+# --- rendering ------------------------------------------------------------------------------
+_renderer: Optional[Callable[[Any, dict], str]] = None
+_renderer_checked = 0.0
+
+
+def get_renderer() -> Callable[[Any, dict], str]:
+    """``spellide.web.fragments.render_event_html`` when it exists, else the fallback."""
+    global _renderer, _renderer_checked
+    if _renderer is not None:
+        return _renderer
+    from .fallback_render import render_event_html as fallback
+    now = time.monotonic()
+    if now - _renderer_checked < 10:
+        return fallback
+    _renderer_checked = now
+    try:
+        from spellide.web.fragments import render_event_html
+    except ImportError as e:
+        if "spellide.web.fragments" not in str(e) and "fragments" not in str(e):
+            log.exception("spellide.web.fragments failed to import")
+        return fallback
+    _renderer = render_event_html
+    return render_event_html
+
+
+def render(run: Run, event: dict[str, Any]) -> str:
+    try:
+        return get_renderer()(run, event)
+    except Exception:
+        log.exception("rendering event %s of run %s failed", event.get("seq"), run.public_id)
+        from .fallback_render import render_event_html as fallback
+        return fallback(run, event)
+
+
+# --- loading --------------------------------------------------------------------------------
+def expand(data: Any, texts: dict[int, str]) -> Any:
+    if isinstance(data, dict):
+        if len(data) == 1 and "$v" in data:
+            return texts.get(data["$v"], "")
+        return {k: expand(v, texts) for k, v in data.items()}
+    if isinstance(data, list):
+        return [expand(v, texts) for v in data]
+    return data
+
+
+def _refs(data: Any, out: set[int]) -> None:
+    if isinstance(data, dict):
+        if len(data) == 1 and "$v" in data:
+            out.add(data["$v"])
+            return
+        for v in data.values():
+            _refs(v, out)
+    elif isinstance(data, list):
+        for v in data:
+            _refs(v, out)
+
+
+def iter_events(run: Run, after_seq: int = 0, until_seq: Optional[int] = None,
+                batch: int = 500, expand_texts: bool = True) -> Iterator[list[dict[str, Any]]]:
+    """The run's persisted events after ``after_seq`` (up to ``until_seq``), in order, as
+    event dicts ``{seq, type, ts, data}`` with texts expanded; yielded in batches."""
+    last = after_seq
+    while True:
+        qs = RunEvent.objects.filter(run=run, seq__gt=last)
+        if until_seq is not None:
+            qs = qs.filter(seq__lte=until_seq)
+        rows = list(qs.order_by("seq").values_list("seq", "type", "ts", "data")[:batch])
+        if not rows:
+            return
+        out = []
+        if expand_texts:
+            ids: set[int] = set()
+            for r in rows:
+                _refs(r[3], ids)
+            texts = ProgramVersion.texts(sorted(ids)) if ids else {}
+        for seq, typ, ts, data in rows:
+            out.append({"seq": seq, "type": typ, "ts": ts,
+                        "data": expand(data, texts) if expand_texts else data})
+        last = rows[-1][0]
+        yield out
+        if len(rows) < batch:
+            return
+
+
+def load_events(run: Run, after_seq: int = 0, until_seq: Optional[int] = None) -> list[dict[str, Any]]:
+    return [e for chunk in iter_events(run, after_seq, until_seq) for e in chunk]
+
+
+# --- persisting -----------------------------------------------------------------------------
+class RunPersister:
+    """Listener + writer for one execution (segment) of a run."""
+
+    def __init__(self, run: Run, *, segment: int = 0, threaded: bool = True, broadcast: bool = True,
+                 durable_effects: bool = True):
+        self.run = run
+        self.segment = segment
+        self.broadcast = broadcast
+        self.totals = dict(empty_totals(), **(run.totals or {}))
+        self.known_steps: set[int] = set(Step.objects.filter(run=run).values_list("step_id", flat=True))
+        self.versions = ProgramVersion.index_of(run)   # (kind, sha256) -> (pk, links, chain_chars)
+        self._new_steps: dict[int, dict[str, Any]] = {}
+        self._step_updates: dict[int, dict[str, Any]] = {}
+        self._effects: list[Effect] = []
+        self.step_texts: dict[int, dict[str, Any]] = {}   # current step's prefix/completion/program
+        self.last_program: Optional[ProgramVersion] = (
+            ProgramVersion.objects.filter(run=run, kind=ProgramVersion.KIND_PROGRAM).order_by("-id").first())
+        self.last_args: Optional[ProgramVersion] = (
+            ProgramVersion.objects.filter(run=run, kind=ProgramVersion.KIND_ARGS).order_by("-id").first())
+        self.paused_version: Optional[ProgramVersion] = None
+        self.users: dict[str, Any] = {}
+        self.run_fields: dict[str, Any] = {}
+        self.error: Optional[BaseException] = None
+        self._threaded = threaded
+        self.durable_effects = durable_effects
+        self._q: "queue.Queue[Optional[tuple[ev.Event, Optional[threading.Event]]]]" = queue.Queue()
+        self._thread: Optional[threading.Thread] = None
+        if threaded:
+            self._thread = threading.Thread(target=self._loop, name=f"spellide-persist-{run.pk}", daemon=True)
+            self._thread.start()
+
+    # the listener the machine calls (worker thread)
+    def __call__(self, event: ev.Event) -> None:
+        if not self._threaded:
+            self._write([event])
+            return
+        if (event.type == ev.EFFECT and self.durable_effects
+                and (event.data.get("effect") or {}).get("status") in ("live", "miss")):
+            # An effect has run: do not let the run go on until its record is committed, so a
+            # crash cannot lose the fact that it ran (a resume would run it again).
+            done = threading.Event()
+            self._q.put((event, done))
+            done.wait(60)
+        else:
+            self._q.put((event, None))
+
+    def close(self, timeout: Optional[float] = None) -> None:
+        """Write everything queued, then stop the writer thread."""
+        if self._thread is not None:
+            self._q.put(None)
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        try:
+            stop = False
+            while not stop:
+                first = self._q.get()
+                if first is None:
+                    break
+                batch = [first]
+                while len(batch) < BATCH:
+                    try:
+                        nxt = self._q.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is None:
+                        stop = True
+                        break
+                    batch.append(nxt)
+
+                def release(batch=batch) -> None:
+                    for _, done in batch:
+                        if done is not None:
+                            done.set()
+                try:
+                    self._write([e for e, _ in batch], on_commit=release)
+                except Exception as e:  # keep draining so the run is never blocked by us
+                    log.exception("persisting events of run %s failed", self.run.public_id)
+                    self.error = e
+                finally:
+                    for _, done in batch:
+                        if done is not None:
+                            done.set()
+        finally:
+            connection.close()
+
+    # --- writing ----------------------------------------------------------------------------
+    def _write(self, events: list[ev.Event], on_commit: Optional[Callable[[], None]] = None) -> None:
+        full: list[dict[str, Any]] = []
+        for attempt in range(5):
+            saved = self._snapshot_state()
+            try:
+                with transaction.atomic():
+                    rows: list[RunEvent] = []
+                    full = []
+                    self._new_steps, self._step_updates, self._effects = {}, {}, []
+                    for e in events:
+                        data = self._apply(e)
+                        rows.append(RunEvent(run=self.run, seq=e.seq, type=e.type, data=data,
+                                             created_at=_dt(e.ts), ts=e.ts))
+                        full.append(e.to_json())
+                    self._flush_rows()
+                    RunEvent.objects.bulk_create(rows)
+                    self.run_fields["last_seq"] = events[-1].seq
+                    self.run_fields["totals"] = dict(self.totals)
+                    self.run_fields["updated_at"] = _dt(time.time())
+                    Run.objects.filter(pk=self.run.pk).update(**self.run_fields)
+                break
+            except Exception as e:
+                self._restore_state(saved)
+                if attempt < 4 and "locked" in str(e).lower():
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
+                raise
+        for k, v in self.run_fields.items():
+            setattr(self.run, k, v)
+        self.run_fields = {}
+        if on_commit is not None:
+            on_commit()
+        if self.broadcast:
+            # one group message per batch: [[seq, html], ...] in order
+            items = [[e["seq"], render(self.run, e)] for e in full]
+            broadcaster.send(self.run.group_name, {"type": "run.events", "events": items})
+
+    def _flush_rows(self) -> None:
+        """Write the step and effect rows a batch produced: one insert for new steps, one
+        update per step already stored, one insert for effects."""
+        if self._new_steps:
+            Step.objects.bulk_create([Step(run=self.run, step_id=sid, **f) for sid, f in self._new_steps.items()])
+        for sid, fields in self._step_updates.items():
+            if fields:
+                Step.objects.filter(run=self.run, step_id=sid).update(**fields)
+        if self._effects:
+            Effect.objects.bulk_create(self._effects)
+
+    def _snapshot_state(self) -> dict[str, Any]:
+        return {"totals": dict(self.totals), "known_steps": set(self.known_steps),
+                "last_program": self.last_program, "last_args": self.last_args,
+                "paused_version": self.paused_version, "run_fields": dict(self.run_fields),
+                "versions": dict(self.versions)}
+
+    def _restore_state(self, s: dict[str, Any]) -> None:
+        self.totals = s["totals"]
+        self.known_steps = s["known_steps"]
+        self.last_program = s["last_program"]
+        self.last_args = s["last_args"]
+        self.paused_version = s["paused_version"]
+        self.run_fields = s["run_fields"]
+        self.versions = s["versions"]
+
+    def _version(self, text: str, base: Optional[ProgramVersion],
+                 kind: str = ProgramVersion.KIND_PROGRAM) -> ProgramVersion:
+        return ProgramVersion.store(self.run, text, base=base, kind=kind, index=self.versions)
+
+    def _store(self, text: str) -> ProgramVersion:
+        pv = self._version(text, self.last_program)
+        self.last_program = pv
+        return pv
+
+    def _user(self, name: Optional[str]) -> Any:
+        if not name:
+            return None
+        if name not in self.users:
+            self.users[name] = get_user_model().objects.filter(username=name).first()
+        return self.users[name]
+
+    def _step_fields(self, step: Optional[int]) -> Optional[dict[str, Any]]:
+        """The pending field changes of a step in this batch (None: unknown step)."""
+        if step is None:
+            return None
+        if step in self._new_steps:
+            return self._new_steps[step]
+        if step in self.known_steps:
+            return self._step_updates.setdefault(step, {})
+        return None
+
+    def _step_update(self, step: Optional[int], **fields: Any) -> None:
+        pending = self._step_fields(step)
+        if pending is not None:
+            pending.update(fields)
+
+    def _apply(self, e: ev.Event) -> dict[str, Any]:
+        """Derived rows for one event; returns the compacted data to persist."""
+        d = dict(e.data)
+        t = e.type
+        rf = self.run_fields
+        if t == ev.RUN_STARTED:
+            rf.update(status=Run.Status.RUNNING, pause=None, error=None, error_kind=None)
+        elif t == ev.STEP_STARTED:
+            sid = d["step"]
+            pv = self._store(d.get("prefix") or "")
+            self.step_texts = {sid: {"prefix": d.get("prefix") or "", "completion": "", "program": None}}
+            fields = dict(parent=d.get("parent"), depth=d.get("depth") or 1, status=Step.Status.RUNNING,
+                          prefix_version_id=pv.pk, program_version_id=None, completion="", value=None,
+                          error=None, error_span=None, model=str(d.get("model") or "")[:200],
+                          transport="", usage={}, started_at=_dt(e.ts), finished_at=None,
+                          provenance=[], continued_by=None, segment=self.segment, recovered=False)
+            if sid in self.known_steps and sid not in self._new_steps:
+                self._step_updates[sid] = fields      # a replayed step: its row is rewritten
+            else:
+                self._new_steps[sid] = fields
+                self.known_steps.add(sid)
+            self.totals["steps"] = len(self.known_steps)
+            d["prefix"] = {"$v": pv.pk}
+        elif t == ev.COMPLETION:
+            sid = d["step"]
+            cur = self.step_texts.get(sid)
+            if cur is not None:
+                cur["completion"] = d.get("completion") or ""
+            self._step_update(sid, completion=d.get("completion") or "", usage=d.get("usage") or {},
+                              model=str(d.get("model") or "")[:200], transport=str(d.get("transport") or "")[:32])
+        elif t == ev.PROGRAM:
+            sid = d["step"]
+            pv = self._store(d.get("program") or "")
+            cur = self.step_texts.get(sid)
+            if cur is not None:
+                cur["program"] = d.get("program")
+            self._step_update(sid, program_version_id=pv.pk, provenance=d.get("provenance") or [])
+            d["program"] = {"$v": pv.pk}
+        elif t == ev.EFFECT:
+            d["effect"] = self._effect(e, dict(d.get("effect") or {}))
+        elif t == ev.STEP_FINISHED:
+            sid = d["step"]
+            if d.get("error"):
+                status = Step.Status.FAILED
+            elif d.get("continued_by") is not None:
+                status = Step.Status.CONTINUED
+            else:
+                status = Step.Status.COMPLETED
+            self._step_update(sid, status=status, value=d.get("value"), error=d.get("error"),
+                              error_span=d.get("error_span"), continued_by=d.get("continued_by"),
+                              finished_at=_dt(e.ts), recovered=bool(d.get("recovered")))
+        elif t == ev.PAUSED:
+            text = d.get("text")
+            pause = dict(d, seq=e.seq)
+            if isinstance(text, str):
+                pv = self._version(text, self.last_program)
+                self.paused_version = pv
+                d["text"] = {"$v": pv.pk}
+                pause["text_version"] = pv.pk
+            else:
+                self.paused_version = None
+            rf.update(status=Run.Status.PAUSED, pause=pause)
+            self._step_update(d.get("step"), status=Step.Status.PAUSED)
+        elif t == ev.RESUMED:
+            if d.get("action") != "stop":
+                rf.update(status=Run.Status.RUNNING, pause=None)
+                self._step_update(d.get("step"), status=Step.Status.RUNNING)
+            if d.get("edited") and isinstance(d.get("text"), str):
+                after = self._store(d["text"])
+                before = self._before_version(d)
+                Edit.objects.create(run=self.run, step_id=d.get("step") if d.get("step") is not None else -1,
+                                    point=str(d.get("point") or ""), before_version=before,
+                                    after_version=after, author=self._user(d.get("author")),
+                                    author_name=str(d.get("author") or "")[:150],
+                                    action=str(d.get("action") or "")[:32], seq=e.seq)
+                d["text"] = {"$v": after.pk}
+            self.paused_version = None
+        elif t == ev.RUN_FINISHED:
+            rf.update(status=Run.Status.FINISHED, pause=None, value=d.get("value"), error=None)
+        elif t == ev.RUN_FAILED:
+            kind = d.get("kind")
+            status = Run.Status.STOPPED if kind == "stopped" else Run.Status.FAILED
+            rf.update(status=status, pause=None, error=d.get("error"), error_kind=kind)
+        return d
+
+    def _before_version(self, d: dict[str, Any]) -> ProgramVersion:
+        if self.paused_version is not None:
+            return self.paused_version
+        # an edit applied without a pause (a fork's edit, a replayed edit): the text it replaced
+        sid = d.get("step")
+        cur = self.step_texts.get(sid) or {}
+        point = d.get("point")
+        if point == "before_model":
+            text = cur.get("prefix") or ""
+        elif point == "after_completion":
+            text = (cur.get("prefix") or "") + (cur.get("completion") or "")
+        else:
+            text = cur.get("program") or (cur.get("prefix") or "") + (cur.get("completion") or "")
+        return self._version(text, self.last_program)
+
+    def _effect(self, e: ev.Event, eff: dict[str, Any]) -> dict[str, Any]:
+        args = eff.get("args") or ""
+        args_version = None
+        preview = args
+        if len(args) > Effect.INLINE_ARGS:
+            args_version = self._version(args, self.last_args, ProgramVersion.KIND_ARGS)
+            self.last_args = args_version
+            preview = args[:500] + f"… ({len(args)} chars)"
+            eff["args"] = {"$v": args_version.pk}
+        status = eff.get("status") or "live"
+        self._effects.append(Effect(
+            run=self.run, step_id=_step_of(eff, e.data),
+            ordinal=int(eff.get("ordinal") or 0), name=str(eff.get("name") or "")[:200], args=preview,
+            args_digest=str(eff.get("args_digest") or "")[:64], result=eff.get("result"), status=status,
+            reason=eff.get("reason") or "", started_at=eff.get("started"), duration_ms=eff.get("duration_ms"),
+            usage=eff.get("usage"), seq=e.seq, segment=self.segment, error=eff.get("error"),
+            error_kind=eff.get("error_kind"), saved_ms=float(eff.get("saved_ms") or 0.0),
+            args_version=args_version))
+        usage = eff.get("usage") or {}
+        tok = int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
+        cost = float(usage.get("cost") or 0.0)
+        tt = self.totals
+        if status == "hit":
+            tt["effects_reused"] += 1
+            tt["tokens_saved"] += tok[0] + tok[1]
+            tt["cost_saved"] = round(tt["cost_saved"] + cost, 8)
+            tt["time_saved_ms"] = round(tt["time_saved_ms"] + float(eff.get("saved_ms") or 0.0), 3)
+        elif status in ("live", "miss"):
+            tt["effects_executed"] += 1
+            tt["input_tokens"] += tok[0]
+            tt["output_tokens"] += tok[1]
+            tt["cost"] = round(tt["cost"] + cost, 8)
+        return eff
+
+    # synthetic events from the service (e.g. a failure before the machine started)
+    def emit_synthetic(self, type_: str, seq: int, **data: Any) -> ev.Event:
+        event = ev.Event(seq, type_, data)
+        self(event)
+        return event
+
+
+def _step_of(eff: dict[str, Any], data: dict[str, Any]) -> int:
+    for v in (eff.get("step"), data.get("step")):
+        if v is not None:
+            return int(v)
+    return -1
+
+
+def persisted_record_events(run: Run) -> Iterable[dict[str, Any]]:
+    """All of a run's events, expanded, for ``Record.from_events``."""
+    for chunk in iter_events(run):
+        yield from chunk
+
+
+def reset_connections() -> None:
+    close_old_connections()

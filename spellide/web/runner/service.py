@@ -1,0 +1,314 @@
+"""The run service: start, steer, fork and resume runs of the Spell turn machine.
+
+Each execution of a run is a worker thread (with a large stack: Spell evaluation recurses)
+in this server process running ``spellide.spell.machine.Run``; its events go to a
+``RunPersister`` (database, then channel layer). Controls reach the run's ``IdeController``
+through the in-process registry of active runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+
+from spellide.spell import api
+from spellide.spell import events as ev
+from spellide.spell.api import RunConfig
+
+from ..models import ACTIVE_STATUSES, Run, Step
+from .controller import ActResult, IdeController, check_parse
+from .persist import RunPersister, load_events
+
+log = logging.getLogger("spellide.runner")
+
+PROCESS_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+_stack_lock = threading.Lock()
+
+
+@dataclass
+class ActiveRun:
+    run_pk: int
+    public_id: str
+    controller: IdeController
+    persister: RunPersister
+    thread: Optional[threading.Thread] = None
+    machine: Any = None
+    result: Any = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+_registry: dict[str, ActiveRun] = {}
+_registry_lock = threading.Lock()
+
+
+class RunRefused(Exception):
+    """A run could not be started as asked (bad fork step, unparseable fork edit...)."""
+
+    def __init__(self, message: str, result: Optional[ActResult] = None):
+        super().__init__(message)
+        self.message = message
+        self.result = result
+
+
+# --- registry -------------------------------------------------------------------------------
+def get_active(run: Run | str) -> Optional[ActiveRun]:
+    key = str(run.public_id if isinstance(run, Run) else run)
+    with _registry_lock:
+        return _registry.get(key)
+
+
+def active_runs() -> list[ActiveRun]:
+    with _registry_lock:
+        return list(_registry.values())
+
+
+def wait_for(run: Run | str, timeout: Optional[float] = None) -> bool:
+    """Block until the run's current execution ended (True) or the timeout passed."""
+    active = get_active(run)
+    if active is None:
+        return True
+    return active.done.wait(timeout)
+
+
+# --- workspaces -----------------------------------------------------------------------------
+def workspace_path(public_id: Any) -> Path:
+    return Path(settings.WORKSPACES_DIR) / str(public_id)
+
+
+def make_workspace(public_id: Any, seed: Optional[Path] = None) -> str:
+    """A per-run io/ directory, optionally seeded with a copy of ``seed`` (symlinks skipped)."""
+    path = workspace_path(public_id)
+    path.mkdir(parents=True, exist_ok=True)
+    if seed is not None and Path(seed).is_dir():
+        _copy_tree(Path(seed), path)
+    return str(path)
+
+
+def _copy_tree(src: Path, dst: Path) -> None:
+    for item in src.iterdir():
+        if item.is_symlink():
+            continue
+        target = dst / item.name
+        if item.is_dir():
+            target.mkdir(exist_ok=True)
+            _copy_tree(item, target)
+        elif item.is_file():
+            shutil.copyfile(item, target)
+
+
+# --- starting -------------------------------------------------------------------------------
+def start_run(owner: Any, config: RunConfig, title: str = "", parent_run: Optional[Run] = None,
+              fork_step: Optional[int] = None, fork_edit: Optional[dict[str, Any] | str] = None, *,
+              demo: Optional[str] = None, record: Any = None, public_id: Optional[uuid.UUID] = None) -> Run:
+    """Create the run's row and start executing it in a worker thread.
+
+    With ``parent_run`` (a fork), the parent's record (rebuilt from its persisted events) is
+    replayed from the effect cache through ``fork_step`` and the run goes on live after it;
+    ``fork_edit`` (``{"text", "point", "author"}``, or a program text) is applied at the fork
+    step's pause point (``after_completion`` by default, ``before_model`` for a prefix edit).
+    """
+    from spellide.spell.record import RecordedEdit
+
+    if parent_run is not None:
+        if record is None:
+            record = record_of(parent_run)
+        if config.cache_mode == "live":
+            config.cache_mode = "replay"
+        if fork_step is not None and not any(s.get("id") == fork_step for s in record.steps):
+            raise RunRefused(f"the parent run has no step {fork_step}")
+    if fork_edit is not None:
+        if fork_step is None:
+            raise RunRefused("an edit needs the step it applies to")
+        if isinstance(fork_edit, str):
+            fork_edit = {"text": fork_edit}
+        point = fork_edit.get("point") or api.AFTER_COMPLETION
+        if point not in (api.BEFORE_MODEL, api.AFTER_COMPLETION):
+            raise RunRefused(f"a fork edit applies before the model call or after the completion, not {point!r}")
+        text = fork_edit.get("text")
+        if not isinstance(text, str):
+            raise RunRefused("the fork edit has no text")
+        refused = check_parse(point, text)
+        if refused is not None:
+            raise RunRefused(f"the edit does not parse: {refused.error} at {refused.line}:{refused.col}", refused)
+        record.edits.append(RecordedEdit(fork_step, point, text, fork_edit.get("author")
+                                         or getattr(owner, "username", None), time.time()))
+    run = Run.objects.create(
+        public_id=public_id or uuid.uuid4(), owner=owner, title=(title or "")[:200],
+        status=Run.Status.QUEUED, config=config.to_json(), parent_run=parent_run, fork_step=fork_step,
+        demo=demo, worker=PROCESS_ID)
+    _launch(run, config, record=record, fork_at=fork_step if parent_run is not None else None,
+            start_seq=0, segment=0)
+    return run
+
+
+def record_of(run: Run) -> Any:
+    """The run's record, rebuilt from its persisted events."""
+    from spellide.spell.record import Record
+    return Record.from_events(load_events(run))
+
+
+def fork_run(parent: Run, user: Any, step: int, *, text: Optional[str] = None,
+             point: str = api.AFTER_COMPLETION, title: Optional[str] = None) -> Run:
+    config = RunConfig.from_json(parent.config)
+    config.breakpoints = api.Breakpoints.from_json((parent.config or {}).get("breakpoints"))
+    public_id = uuid.uuid4()
+    if config.workspace is not None:
+        # The fork gets its own workspace, a copy of the parent's as it is now (files the
+        # parent wrote after the fork step are included: workspaces are not versioned).
+        src = Path(config.workspace)
+        config.workspace = make_workspace(public_id, src if src.is_dir() else None)
+    edit = None if text is None else {"text": text, "point": point, "author": getattr(user, "username", None)}
+    return start_run(user, config, title or f"{parent.title or 'run'} · fork at step {step}",
+                     parent_run=parent, fork_step=step, fork_edit=edit, public_id=public_id,
+                     demo=parent.demo)
+
+
+def resume_interrupted(run: Run) -> Run:
+    """Resume a run a server restart interrupted, on the same row: its record (rebuilt from
+    the persisted events) is replayed from the effect cache, so no recorded effect runs
+    again, and the run goes on live where the record ends. Event numbering continues."""
+    from spellide.spell.record import Record
+
+    if run.status != Run.Status.INTERRUPTED:
+        raise RunRefused(f"only an interrupted run can be resumed (this one is {run.status})")
+    if get_active(run) is not None:
+        raise RunRefused("the run is already executing")
+    record = Record.from_events(load_events(run))
+    config = RunConfig.from_json(run.config)
+    if config.cache_mode == "live":
+        config.cache_mode = "replay"
+    run.refresh_from_db()
+    run.segment += 1
+    run.status = Run.Status.QUEUED
+    run.worker = PROCESS_ID
+    run.pause = None
+    run.error = None
+    run.save(update_fields=["segment", "status", "worker", "pause", "error", "updated_at"])
+    _launch(run, config, record=record, fork_at=None, start_seq=run.last_seq, segment=run.segment)
+    return run
+
+
+def _launch(run: Run, config: RunConfig, *, record: Any, fork_at: Optional[int], start_seq: int,
+            segment: int) -> ActiveRun:
+    controller = IdeController()
+    persister = RunPersister(run, segment=segment)
+    active = ActiveRun(run.pk, str(run.public_id), controller, persister)
+    with _registry_lock:
+        _registry[active.public_id] = active
+
+    def target() -> None:
+        sys.setrecursionlimit(max(sys.getrecursionlimit(), settings.SPELLIDE_RECURSION_LIMIT))
+        machine = None
+        try:
+            from spellide.spell.machine import Run as SpellRun
+            machine = SpellRun(config, listeners=[persister], controller=controller, record=record,
+                               fork_at=fork_at, start_seq=start_seq)
+            active.machine = machine
+            active.result = machine.execute()
+        except BaseException as e:  # not a Spell error: report it on the run, never crash the server
+            log.exception("run %s crashed", run.public_id)
+            seq = machine.bus.seq if machine is not None else start_seq
+            message = str(e) if isinstance(e, ValueError) else f"internal error: {type(e).__name__}: {e}"
+            persister.emit_synthetic(ev.RUN_FAILED, seq + 1, error=message, kind="internal", span=None)
+        finally:
+            controller.close()
+            persister.close()
+            try:
+                _finalize(run, persister)
+            except Exception:
+                log.exception("finalizing run %s failed", run.public_id)
+            with _registry_lock:
+                if _registry.get(active.public_id) is active:
+                    del _registry[active.public_id]
+            connection.close()
+            active.done.set()
+
+    with _stack_lock:
+        previous = threading.stack_size()
+        threading.stack_size(settings.SPELLIDE_RUN_STACK_MB * 1024 * 1024)
+        try:
+            thread = threading.Thread(target=target, name=f"spell-run-{run.public_id}", daemon=True)
+            thread.start()
+        finally:
+            threading.stack_size(previous)
+    active.thread = thread
+    return active
+
+
+def _finalize(run: Run, persister: RunPersister) -> None:
+    fields: dict[str, Any] = {"worker": ""}
+    current = Run.objects.filter(pk=run.pk).values_list("status", flat=True).first()
+    if persister.error is not None:
+        fields.update(status=Run.Status.FAILED, error=f"events could not be stored: {persister.error}")
+    elif current in ACTIVE_STATUSES:
+        # the machine ended without a final event (should not happen): do not leave it "running"
+        fields.update(status=Run.Status.FAILED, error=run.error or "the run ended unexpectedly")
+    Run.objects.filter(pk=run.pk).update(**fields)
+    Step.objects.filter(run=run, status__in=[Step.Status.RUNNING, Step.Status.PAUSED]).update(
+        status=Step.Status.FAILED)
+
+
+# --- controls -------------------------------------------------------------------------------
+def control(run: Run, action: str, text: Optional[str] = None, author: Optional[str] = None,
+            *, step: bool = False) -> ActResult:
+    active = get_active(run)
+    if active is None:
+        if run.status == Run.Status.INTERRUPTED:
+            return ActResult(False, "the run was interrupted by a server restart: resume it first")
+        return ActResult(False, f"the run is not active ({run.status})")
+    result = active.controller.act(action, text, author, step=step)
+    if not result.ok and result.text is not None and result.error:
+        # keep what the person typed, with the problem, on the paused run
+        pause = dict(Run.objects.filter(pk=run.pk).values_list("pause", flat=True).first() or {})
+        if pause:
+            pause.update(draft=result.text, draft_error={"message": result.error, "line": result.line,
+                                                         "col": result.col})
+            Run.objects.filter(pk=run.pk).update(pause=pause)
+    return result
+
+
+# --- restarts -------------------------------------------------------------------------------
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def mark_interrupted_runs() -> int:
+    """Runs left queued/running/paused by a server process that is gone become interrupted.
+
+    Runs of this process, and of another live process on this host, are left alone; runs of
+    processes on other hosts (scale mode) too, since their liveness cannot be seen from here."""
+    host, pid, _token = PROCESS_ID.split(":")
+    marked = 0
+    close_old_connections()
+    for r in Run.objects.filter(status__in=ACTIVE_STATUSES).only("pk", "worker"):
+        parts = (r.worker or "").split(":")
+        if r.worker == PROCESS_ID:
+            continue
+        if len(parts) == 3:
+            w_host, w_pid = parts[0], parts[1]
+            if w_host != host:
+                continue
+            if w_pid.isdigit() and int(w_pid) != int(pid) and _pid_alive(int(w_pid)):
+                continue
+        marked += Run.objects.filter(pk=r.pk, status__in=ACTIVE_STATUSES).update(
+            status=Run.Status.INTERRUPTED, pause=None, worker="",
+            error="The server stopped while this run was active; resume it to continue from its record.")
+    return marked

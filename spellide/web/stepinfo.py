@@ -1,0 +1,491 @@
+"""Plain data for the IDE's templates: step rows, windows, the detail pane, effects, forks.
+
+Kept apart from the views so the websocket fragments (``fragments.py``) build rows the same
+way as the server-rendered list, and so each query's cost is visible in one place. Every
+function here reads a bounded amount: a window of steps, one step and its parent, one page of
+effects, a bounded walk of the fork tree.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+from django.conf import settings
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import Substr
+
+from spellide.web import program_tree as ptree
+from spellide.web.diff import LABELS, diff_programs
+from spellide.web.highlight import MAX_HIGHLIGHT_CHARS, highlight_lines
+from spellide.web.models import Edit, Effect, Run, Step
+
+SUMMARY_CHARS = 300       # completion characters read for a row's one-line summary
+FX_DOTS = 12              # effect dots shown per row
+SOURCE_INLINE = 400_000   # longer programs are cut in the source view (full text via raw link)
+TEXT_INLINE = 20_000
+FORK_TREE_LIMIT = 300
+
+POINT_LABELS = {
+    "before_model": "before model call", "after_completion": "after completion",
+    "before_effect": "before effect", "on_error": "on error", "on_model_error": "on model error",
+}
+STATUS_WORDS = {
+    "queued": "queued", "running": "running", "paused": "paused", "finished": "finished",
+    "failed": "failed", "stopped": "stopped", "interrupted": "interrupted",
+}
+
+
+# --- run status ------------------------------------------------------------------------------
+def status_info(run: Run, pause: Optional[dict] = None, status: Optional[str] = None) -> dict:
+    """What the header says about a run: state word, detail line, and the pause point."""
+    status = status or run.status
+    pause = pause if pause is not None else (run.pause if status == "paused" else None)
+    info: dict[str, Any] = {"state": status, "word": STATUS_WORDS.get(status, status), "detail": "",
+                            "pause": None}
+    if status == "paused" and pause:
+        point = pause.get("point") or ""
+        info["pause"] = pause
+        info["point_label"] = POINT_LABELS.get(point, point)
+        bits = [POINT_LABELS.get(point, point)]
+        if pause.get("step") is not None and pause.get("step") >= 0:
+            bits.append(f"step {pause['step']}")
+        if pause.get("reason"):
+            bits.append(f"({pause['reason']})")
+        info["detail"] = " · ".join(bits)
+    elif status == "failed":
+        info["detail"] = (run.error or "")[:200]
+    elif status == "finished":
+        info["detail"] = "value " + (run.value or "nil")[:120]
+    elif status == "interrupted":
+        info["detail"] = "the server stopped while this run was active; resume it from its record"
+    return info
+
+
+# --- step rows -------------------------------------------------------------------------------
+def row_status(status: str, error: Any = None, continued_by: Any = None, recovered: bool = False) -> str:
+    if status in ("running", "paused"):
+        return status
+    if error:
+        return "recovered" if recovered else "failed"
+    if continued_by is not None:
+        return "continued"
+    return status or "completed"
+
+
+def _summary(text: Optional[str]) -> str:
+    if not text:
+        return ""
+    return " ".join(text[:SUMMARY_CHARS].split())[:120]
+
+
+def _duration_ms(step: Step) -> Optional[float]:
+    if step.finished_at and step.started_at:
+        return (step.finished_at - step.started_at).total_seconds() * 1000
+    return None
+
+
+def row_from_step(step: Step, fx: list[str]) -> dict:
+    head = getattr(step, "completion_head", None)
+    if head is None:
+        head = step.completion[:SUMMARY_CHARS] if step.completion else ""
+    return {
+        "id": step.step_id, "parent": step.parent, "depth": step.depth,
+        "status": row_status(step.status, step.error, step.continued_by, getattr(step, "recovered", False)),
+        "summary": _summary(head), "error": _summary(step.error) if step.error else "",
+        "cont": step.continued_by, "fx": fx[:FX_DOTS], "fx_more": max(0, len(fx) - FX_DOTS),
+        "ms": _duration_ms(step), "model": step.model,
+    }
+
+
+def _rows(run: Run, steps: list[Step]) -> list[dict]:
+    ids = [s.step_id for s in steps]
+    fx: dict[int, list[str]] = {}
+    if ids:
+        for sid, st in (Effect.objects.filter(run=run, step_id__in=ids)
+                        .order_by("step_id", "ordinal", "id").values_list("step_id", "status")):
+            fx.setdefault(sid, []).append(st)
+    return [row_from_step(s, fx.get(s.step_id, [])) for s in steps]
+
+
+def _step_rows_qs(run: Run):
+    return (Step.objects.filter(run=run)
+            .annotate(completion_head=Substr("completion", 1, SUMMARY_CHARS))
+            .only("step_id", "parent", "depth", "status", "error", "continued_by", "recovered",
+                  "started_at", "finished_at", "model"))
+
+
+@dataclass
+class Window:
+    rows: list[dict] = field(default_factory=list)
+    earlier: int = 0
+    later: int = 0
+    selected: Optional[int] = None
+    total: int = 0
+
+    @property
+    def first(self) -> Optional[int]:
+        return self.rows[0]["id"] if self.rows else None
+
+    @property
+    def last(self) -> Optional[int]:
+        return self.rows[-1]["id"] if self.rows else None
+
+    @property
+    def at_tail(self) -> bool:
+        return self.later == 0
+
+
+def _finish_window(run: Run, steps: list[Step], selected: Optional[int]) -> Window:
+    w = Window(rows=_rows(run, steps), selected=selected)
+    if steps:
+        w.earlier = Step.objects.filter(run=run, step_id__lt=steps[0].step_id).count()
+        w.later = Step.objects.filter(run=run, step_id__gt=steps[-1].step_id).count()
+    w.total = w.earlier + w.later + len(steps)
+    return w
+
+
+def window_around(run: Run, sid: Optional[int], n: int) -> Window:
+    """``n`` rows around step ``sid`` (the tail when ``sid`` is None)."""
+    qs = _step_rows_qs(run)
+    if sid is None:
+        steps = list(qs.order_by("-step_id")[:n])[::-1]
+        return _finish_window(run, steps, steps[-1].step_id if steps else None)
+    before = list(qs.filter(step_id__lt=sid).order_by("-step_id")[: n // 2])[::-1]
+    after = list(qs.filter(step_id__gte=sid).order_by("step_id")[: n - len(before)])
+    if len(before) + len(after) < n and before:
+        more = list(qs.filter(step_id__lt=before[0].step_id).order_by("-step_id")[: n - len(before) - len(after)])[::-1]
+        before = more + before
+    return _finish_window(run, before + after, sid)
+
+
+def window_before(run: Run, sid: int, n: int) -> Window:
+    steps = list(_step_rows_qs(run).filter(step_id__lt=sid).order_by("-step_id")[:n])[::-1]
+    w = Window(rows=_rows(run, steps))
+    if steps:
+        w.earlier = Step.objects.filter(run=run, step_id__lt=steps[0].step_id).count()
+    return w
+
+
+def window_after(run: Run, sid: int, n: int) -> Window:
+    steps = list(_step_rows_qs(run).filter(step_id__gt=sid).order_by("step_id")[:n])
+    w = Window(rows=_rows(run, steps))
+    if steps:
+        w.later = Step.objects.filter(run=run, step_id__gt=steps[-1].step_id).count()
+    return w
+
+
+# --- step detail -----------------------------------------------------------------------------
+def tree_text(step: Step) -> tuple[str, bool]:
+    """The text the tree shows: the program, or while there is none yet the open prefix."""
+    program = step.program_text()
+    if program:
+        return program, False
+    return step.prefix_text(), True
+
+
+def flatten(roots: Iterable[ptree.TreeNode]) -> list[dict]:
+    """The tree as a flat open/leaf/more/close sequence, so one template loop renders it
+    without recursive includes (and without Python recursion on deep programs)."""
+    out: list[dict] = []
+    stack: list[Any] = [n for n in reversed(list(roots))]
+    while stack:
+        item = stack.pop()
+        if item is None:
+            out.append({"close": True})
+            continue
+        n: ptree.TreeNode = item
+        if n.kind == "more":
+            out.append({"more": True, "node": n})
+        elif n.children:
+            out.append({"open": True, "node": n})
+            stack.append(None)
+            stack.extend(reversed(n.children))
+        else:
+            out.append({"leaf": True, "node": n})
+    return out
+
+
+def _lines_html(text: str, segments: list[dict]) -> dict:
+    cut = len(text) > SOURCE_INLINE
+    shown = text[:SOURCE_INLINE] if cut else text
+    segs = [s for s in segments if s.get("start", 0) < len(shown)]
+    lines = highlight_lines(shown, segs)
+    return {"lines_html": lines, "lines": len(lines), "cut": cut,
+            "length": len(text), "plain": len(shown) > MAX_HIGHLIGHT_CHARS}
+
+
+def prev_program(run: Run, step: Step) -> tuple[str, str, Optional[int]]:
+    """The program this step's program is compared with: its parent step's program, or for a
+    root step the run's initial program. Returns (text, label, step id or None)."""
+    if step.parent is not None and step.parent >= 0:
+        parent = Step.objects.filter(run=run, step_id=step.parent).select_related("program_version").first()
+        if parent is not None and parent.program_version_id:
+            how = "continued" if parent.continued_by == step.step_id else "parent"
+            return parent.program_text(), f"step {parent.step_id} ({how})", parent.step_id
+    cfg = run.config or {}
+    if cfg.get("init"):
+        return cfg["init"], "the initial program", None
+    if cfg.get("prompt") is not None:
+        from spellide.spell.edits import build_init
+        try:
+            return build_init(cfg["prompt"]), "the initial program (from the prompt)", None
+        except Exception:  # the printer may reject odd prompts; fall back to no comparison
+            return "", "nothing", None
+    return "", "nothing", None
+
+
+def step_edits(run: Run, sid: int) -> list[dict]:
+    out = []
+    for e in Edit.objects.filter(run=run, step_id=sid).select_related("author").order_by("seq", "id"):
+        who = e.author_name or (e.author.get_username() if e.author_id else "") or "someone"
+        out.append({"author": who, "at": e.created_at.timestamp(), "point": e.point,
+                    "point_label": POINT_LABELS.get(e.point, e.point), "action": e.action})
+    return out
+
+
+def effect_row(e: Effect) -> dict:
+    args = e.args or ""
+    result = e.result if e.result is not None else ""
+    usage = e.usage or {}
+    return {
+        "pk": e.pk, "step": e.step_id, "ordinal": e.ordinal, "name": e.name, "status": e.status,
+        "reason": e.reason, "digest": e.args_digest, "args": args[:TEXT_INLINE],
+        "args_cut": bool(e.args_version_id) or len(args) > TEXT_INLINE,
+        "result": result[:TEXT_INLINE], "result_cut": len(result) > TEXT_INLINE,
+        "has_result": e.result is not None, "error": e.error, "ms": e.duration_ms,
+        "saved_ms": getattr(e, "saved_ms", 0) or 0, "usage": usage,
+        "tokens": (usage.get("input_tokens") or 0) + (usage.get("output_tokens") or 0) if usage else 0,
+        "cost": usage.get("cost") if usage else None,
+    }
+
+
+def effect_from_event(step: int, data: dict) -> dict:
+    """An effect row from an ``effect`` event payload (same keys as ``effect_row``)."""
+    args = data.get("args") or ""
+    result = data.get("result")
+    usage = data.get("usage") or {}
+    key = data.get("key") or {}
+    return {
+        "pk": None, "step": step, "ordinal": data.get("ordinal", key.get("ordinal")),
+        "name": data.get("name", ""), "status": data.get("status", ""), "reason": data.get("reason", ""),
+        "digest": data.get("args_digest") or key.get("args_digest", ""), "args": args[:TEXT_INLINE],
+        "args_cut": len(args) > TEXT_INLINE, "result": (result or "")[:TEXT_INLINE],
+        "result_cut": bool(result) and len(result) > TEXT_INLINE, "has_result": result is not None,
+        "error": data.get("error"), "ms": data.get("duration_ms"), "saved_ms": data.get("saved_ms") or 0,
+        "usage": usage, "tokens": (usage.get("input_tokens") or 0) + (usage.get("output_tokens") or 0) if usage else 0,
+        "cost": usage.get("cost") if usage else None,
+    }
+
+
+def detail_context(nav: Any, step: Step, tab: str, request: Any = None) -> dict:
+    """Everything the detail pane of one step shows; only the open tab's data is computed."""
+    run = nav.run
+    d: dict[str, Any] = {"step": step, "sid": step.step_id, "tab": tab,
+                         "base": f"{nav.base}/steps/{step.step_id}/"}
+    d["status"] = row_status(step.status, step.error, step.continued_by, getattr(step, "recovered", False))
+    d["ms"] = _duration_ms(step)
+    d["usage"] = step.usage or {}
+    d["children"] = list(Step.objects.filter(run=run, parent=step.step_id)
+                         .exclude(step_id=step.continued_by or -10)
+                         .order_by("step_id").values_list("step_id", flat=True)[:20])
+    d["running"] = step.status in ("running", "paused")
+    d["completion_live"] = step.completion if d["running"] else ""
+    d["tree_url"] = f"{nav.base}/steps/{step.step_id}/tree/"
+    d["source_url"] = f"{nav.base}/steps/{step.step_id}/?tab=source"
+    if tab == "tree":
+        text, is_prefix = tree_text(step)
+        tree = ptree.build_tree(text, open_prefix=is_prefix) if text else None
+        d["tree"] = tree
+        d["tree_is_prefix"] = is_prefix
+        d["items"] = flatten(tree.roots) if tree else []
+    elif tab == "source":
+        program = step.program_text()
+        if program:
+            d["source"] = _lines_html(program, list(step.provenance or []))
+            d["source_kind"] = "program"
+        else:
+            prefix = step.prefix_text()
+            text = prefix + (step.completion or "")
+            segs = [{"start": 0, "end": len(prefix), "source": "prefix"},
+                    {"start": len(prefix), "end": len(text), "source": "model"}]
+            d["source"] = _lines_html(text, segs)
+            d["source_kind"] = "prefix + completion so far"
+        d["legend"] = _legend(step.provenance or [])
+        d["error_span"] = step.error_span
+        d["err_line"] = _int((step.error_span or {}).get("line"))
+        sel = request.GET.get("sel", "") if request is not None else ""
+        d["sel"] = sel if all(p.isdigit() for p in sel.split("-")) and sel.count("-") == 1 else ""
+    elif tab == "diff":
+        program = step.program_text()
+        prev, label, prev_id = prev_program(run, step)
+        edits = step_edits(run, step.step_id)
+        d["prev_label"], d["prev_id"] = label, prev_id
+        d["edits"] = edits
+        if program:
+            diff = diff_programs(prev, program, list(step.provenance or []), edits)
+            d["diff"] = diff
+            d["groups"] = diff_groups(diff.rows)
+            d["summary"] = [{"kind": k, "label": LABELS.get(k, k), "n": n}
+                            for k, n in diff.summary.items() if k != "kept"]
+        else:
+            d["diff"] = None
+    elif tab == "effects":
+        d["effects"] = [effect_row(e) for e in Effect.objects.filter(run=run, step_id=step.step_id)
+                        .order_by("ordinal", "id")[:500]]
+    elif tab == "value":
+        d["value"] = step.value
+        d["error"] = step.error
+        d["error_span"] = step.error_span
+    return d
+
+
+def _int(x: Any) -> Optional[int]:
+    try:
+        return int(x)
+    except (TypeError, ValueError):
+        return None
+
+
+def diff_groups(rows: list) -> list[dict]:
+    """Consecutive unchanged forms folded into one group so the changes stand out."""
+    out: list[dict] = []
+    for r in rows:
+        if r.kind == "kept":
+            if out and out[-1].get("kept"):
+                out[-1]["rows"].append(r)
+            else:
+                out.append({"kept": True, "rows": [r]})
+        else:
+            out.append({"kept": False, "row": r})
+    return out
+
+
+def _legend(segments: list[dict]) -> list[dict]:
+    out: dict[str, int] = {}
+    for s in segments:
+        out[s.get("source", "?")] = out.get(s.get("source", "?"), 0) + max(0, s.get("end", 0) - s.get("start", 0))
+    return [{"source": k, "chars": v} for k, v in out.items()]
+
+
+def read_problem(text: str, open_prefix: bool = False) -> Optional[dict]:
+    """Why a text cannot be read, with line and column (None when it reads). An open prefix
+    may end inside forms; a program may too (the runtime closes missing parens)."""
+    from spellide.spell.errors import ReadError, SpellError
+    from spellide.spell.reader import read_all
+    try:
+        read_all(text)
+    except ReadError as e:
+        if e.incomplete:
+            return None
+        return {"message": getattr(e, "reason", e.message), "line": e.line, "col": e.col}
+    except SpellError as e:
+        return {"message": e.message, "line": None, "col": None}
+    return None
+
+
+# --- effect cache stats ------------------------------------------------------------------------
+def effect_stats(run: Run) -> dict:
+    by = {r["status"]: r for r in Effect.objects.filter(run=run).values("status")
+          .annotate(n=Count("id"), ms=Sum("duration_ms"), saved=Sum("saved_ms"))}
+    totals = run.totals or {}
+    return {
+        "live": by.get("live", {}).get("n", 0), "hit": by.get("hit", {}).get("n", 0),
+        "miss": by.get("miss", {}).get("n", 0), "blocked": by.get("blocked", {}).get("n", 0),
+        "total": sum(r["n"] for r in by.values()),
+        "live_ms": (by.get("live", {}).get("ms") or 0) + (by.get("miss", {}).get("ms") or 0),
+        "saved_ms": totals.get("time_saved_ms") or (by.get("hit", {}).get("saved") or 0),
+        "cost_saved": totals.get("cost_saved") or 0, "tokens_saved": totals.get("tokens_saved") or 0,
+        "cost": totals.get("cost") or 0,
+        "input_tokens": totals.get("input_tokens") or 0, "output_tokens": totals.get("output_tokens") or 0,
+    }
+
+
+# --- forks -----------------------------------------------------------------------------------
+def _can_view(user: Any, run: Run, token: Optional[str]) -> bool:
+    from spellide.web.access import can_view
+    return can_view(user, run, token)
+
+
+def lineage(run: Run, user: Any, token: Optional[str] = None) -> dict:
+    """The fork links shown in the header: the parent run and how many forks this run has."""
+    parent = None
+    if run.parent_run_id:
+        p = Run.objects.filter(pk=run.parent_run_id).only("public_id", "title", "owner_id", "share_token").first()
+        if p is not None:
+            parent = {"run": p, "visible": _can_view(user, p, token)}
+    return {"parent": parent, "fork_step": run.fork_step,
+            "forks": Run.objects.filter(parent_run=run).count()}
+
+
+def fork_tree(run: Run, user: Any, token: Optional[str] = None) -> list[dict]:
+    """The whole fork family of a run (from its root ancestor), as a flat list with depths,
+    so the tree reads the same from the parent and from any fork."""
+    root = run
+    seen = {run.pk}
+    for _ in range(50):
+        if not root.parent_run_id:
+            break
+        parent = Run.objects.filter(pk=root.parent_run_id).first()
+        if parent is None or parent.pk in seen:
+            break
+        seen.add(parent.pk)
+        root = parent
+    out: list[dict] = []
+    stack: list[tuple[Run, int]] = [(root, 0)]
+    seen = {root.pk}
+    while stack and len(out) < FORK_TREE_LIMIT:
+        node, depth = stack.pop()
+        out.append({"run": node, "depth": depth, "current": node.pk == run.pk,
+                    "visible": node.pk == run.pk or _can_view(user, node, token),
+                    "steps": (node.totals or {}).get("steps")})
+        kids = list(Run.objects.filter(parent_run=node).order_by("-created_at")[:FORK_TREE_LIMIT])
+        for k in kids:
+            if k.pk not in seen:
+                seen.add(k.pk)
+                stack.append((k, depth + 1))
+    return out
+
+
+# --- new run form --------------------------------------------------------------------------------
+def model_choices(user: Any = None) -> list[tuple[str, str]]:
+    """Models a new run can use, in the start form's vocabulary (``controls.resolve_model``):
+    the built-in ``hello`` model, each bundled demo's scripted model, and the user's recent
+    runs replayed from their records (no key, no network)."""
+    out = [("hello", "hello (built-in: always answers \"hello world\")")]
+    try:
+        from spellide.web.demos import list_demos
+        out += [(f"demo:{d.name}", f"scripted: {d.title}") for d in list_demos()]
+    except ImportError:
+        pass
+    if user is not None and getattr(user, "is_authenticated", False):
+        for r in (Run.objects.filter(owner=user, status__in=["finished", "failed", "stopped"])
+                  .only("public_id", "title").order_by("-created_at")[:20]):
+            out.append((f"replay:{r.public_id}", f"replay of: {(r.title or str(r.public_id))[:60]}"))
+    return out
+
+
+def workspace_choices() -> list[tuple[str, str]]:
+    out = [("", "default (the demo's, else none)"), ("none", "none (no io/ effects)"),
+           ("empty", "an empty workspace")]
+    try:
+        from spellide.web.demos import list_demos
+        out += [(f"demo:{d.name}", f"a copy of the {d.title} demo's files") for d in list_demos()
+                if d.workspace_seed is not None]
+    except ImportError:
+        pass
+    return out
+
+
+def demo_choices() -> list[Any]:
+    try:
+        from spellide.web.demos import list_demos
+        return list(list_demos())
+    except ImportError:
+        return []
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,339 @@
+"""The IDE's pages: run list, run page with a windowed step list, step detail tabs, the
+run-wide effect cache, the fork tree, and the read-only share view.
+
+Scale rule: nothing here loads a run's whole history. The step list is a window of rows around
+the selected step (plus counts of what is outside it); the detail pane reads one step, its
+parent (for the diff) and that step's effects; tabs other than the open one are fetched only
+when clicked. Share links reuse the same views under ``/share/<token>/`` with controls off.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from django.contrib.auth.decorators import login_not_required
+from django.core.paginator import Paginator
+from django.db.models import Count, Q, Sum
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.template.loader import render_to_string
+from django.urls import NoReverseMatch, reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from spellide.web import program_tree as ptree
+from spellide.web.diff import diff_programs
+from spellide.web.highlight import highlight, highlight_segments
+from spellide.web.models import Edit, Effect, Run, Step
+from spellide.web import access, stepinfo
+
+WINDOW = 60             # step rows rendered around the selected step
+MAX_WINDOW = 200        # the most rows one window request returns
+EFFECTS_PAGE = 100
+RUNS_PAGE = 50
+TEXT_INLINE = 20_000    # longer effect args/results are cut on the page (full text via raw view)
+TABS = ("tree", "source", "diff", "effects", "value")
+TAB_LABELS = {"tree": "Program tree", "source": "Source", "diff": "Diff", "effects": "Effects",
+              "value": "Value"}
+CONTROL_NAMES = ("run_pause", "run_resume", "run_step", "run_stop", "run_edit", "run_fork",
+                 "run_resume_interrupted", "run_approve", "run_reject", "run_share", "run_unshare")
+
+
+# --- access ----------------------------------------------------------------------------------
+def can_view(user: Any, run: Run, token: Optional[str] = None) -> bool:
+    """The backend's rule (``spellide.web.access``): owner or staff, or a valid share token."""
+    return access.can_view(user, run, token)
+
+
+@dataclass
+class Nav:
+    """Where this page lives: the owner's ``/runs/<id>`` or a share link's ``/share/<token>``.
+    Templates build step URLs from ``base`` (cheaper than ``{% url %}`` per row on big windows)."""
+
+    run: Run
+    base: str
+    readonly: bool
+    token: Optional[str] = None
+
+    def step_url(self, step_id: int) -> str:
+        return f"{self.base}/steps/{step_id}/"
+
+
+def _resolve(request: HttpRequest, public_id: Any = None, token: Optional[str] = None) -> Nav:
+    try:
+        if token is not None:
+            run = Run.objects.get(share_token=token)
+        else:
+            run = Run.objects.get(public_id=public_id)
+    except (Run.DoesNotExist, ValueError):
+        raise Http404("No such run") from None
+    if not can_view(request.user, run, token):
+        raise Http404("No such run")  # do not reveal that the run exists
+    if token is not None:
+        return Nav(run, f"/share/{token}", readonly=True, token=token)
+    # Staff may look at someone else's run but only its owner steers it.
+    return Nav(run, f"/runs/{run.public_id}", readonly=not access.can_control(request.user, run))
+
+
+def _public(view: Callable) -> Callable:
+    """A separate, login-exempt function object for share URLs (``login_not_required`` marks
+    the function it is given, so the owner's URLs keep requiring a login)."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return view(request, *args, **kwargs)
+
+    return login_not_required(wrapper)
+
+
+def _is_htmx(request: HttpRequest) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _controls(nav: Nav, user: Any) -> dict[str, Optional[str]]:
+    """URLs of the backend's control endpoints this user may use on this page (a missing
+    one hides its button): none on share links, fork for anyone who may view, the rest for
+    the run's owner."""
+    if nav.token is not None:
+        return {}
+    out: dict[str, Optional[str]] = {}
+    owner = access.can_control(user, nav.run)
+    for name in CONTROL_NAMES:
+        if name != "run_fork" and not owner:
+            continue
+        if name == "run_fork" and not access.can_fork(user, nav.run):
+            continue
+        try:
+            out[name] = reverse(name, kwargs={"public_id": nav.run.public_id})
+        except NoReverseMatch:
+            out[name] = None
+    return out
+
+
+def _detail_ctx(request: HttpRequest, nav: Nav, d: Optional[dict], **extra: Any) -> dict:
+    """Context shared by every render of the step detail (page, htmx partial, tabs)."""
+    ctx = {"nav": nav, "run": nav.run, "d": d, "controls": _controls(nav, request.user),
+           "tabs": [(t, TAB_LABELS[t]) for t in TABS]}
+    ctx.update(extra)
+    return ctx
+
+
+def _url_or_none(name: str, **kwargs: Any) -> Optional[str]:
+    try:
+        return reverse(name, kwargs=kwargs)
+    except NoReverseMatch:
+        return None
+
+
+# --- run list ----------------------------------------------------------------------------------
+@require_GET
+def run_list(request: HttpRequest) -> HttpResponse:
+    runs = (Run.objects.filter(owner=request.user)
+            .only("public_id", "title", "status", "created_at", "updated_at", "config", "totals",
+                  "parent_run_id", "fork_step", "demo", "pause")
+            .order_by("-created_at"))
+    page = Paginator(runs, RUNS_PAGE).get_page(request.GET.get("page"))
+    return render(request, "spellide/run_list.html", {
+        "page": page, "models": stepinfo.model_choices(request.user), "start_url": _url_or_none("run_start"),
+        "demos": stepinfo.demo_choices(), "workspaces": stepinfo.workspace_choices(),
+    })
+
+
+# --- run page ----------------------------------------------------------------------------------
+def _default_step(run: Run) -> Optional[int]:
+    """The step a run page opens on: the paused step, else the latest step."""
+    if run.pause and run.pause.get("step") is not None and run.pause.get("step") >= 0:
+        return int(run.pause["step"])
+    last = Step.objects.filter(run=run).order_by("-step_id").values_list("step_id", flat=True).first()
+    return last
+
+
+@require_GET
+def run_page(request: HttpRequest, public_id: Any = None, step_id: Optional[int] = None,
+             token: Optional[str] = None) -> HttpResponse:
+    nav = _resolve(request, public_id, token)
+    run = nav.run
+    tab = request.GET.get("tab") if request.GET.get("tab") in TABS else "tree"
+    if step_id is None:
+        step_id = _default_step(run)
+    step = None
+    if step_id is not None:
+        step = Step.objects.filter(run=run, step_id=step_id).select_related(
+            "program_version", "prefix_version").first()
+        if step is None and request.resolver_match and "step_id" in (request.resolver_match.kwargs or {}):
+            raise Http404("No such step")
+    detail = stepinfo.detail_context(nav, step, tab, request) if step is not None else None
+    if _is_htmx(request) and request.GET.get("part") == "detail":
+        return render(request, "spellide/parts.html#step_detail", _detail_ctx(request, nav, detail))
+    window = stepinfo.window_around(run, step.step_id if step else None, WINDOW)
+    ctx = _detail_ctx(
+        request, nav, detail, window=window, tab=tab, status=stepinfo.status_info(run),
+        lineage=stepinfo.lineage(run, request.user, nav.token), view="steps",
+        ws_url=None if nav.token else f"/ws/runs/{run.public_id}/?last_seq={run.last_seq}")
+    return render(request, "spellide/run_page.html", ctx)
+
+
+@require_GET
+def step_tab(request: HttpRequest, step_id: int, tab: str, public_id: Any = None,
+             token: Optional[str] = None) -> HttpResponse:
+    nav = _resolve(request, public_id, token)
+    if tab not in TABS:
+        raise Http404("No such tab")
+    step = Step.objects.filter(run=nav.run, step_id=step_id).select_related(
+        "program_version", "prefix_version").first()
+    if step is None:
+        raise Http404("No such step")
+    d = stepinfo.detail_context(nav, step, tab, request)
+    return render(request, f"spellide/parts.html#tab_{tab}", _detail_ctx(request, nav, d))
+
+
+@require_GET
+def tree_node(request: HttpRequest, step_id: int, public_id: Any = None,
+              token: Optional[str] = None) -> HttpResponse:
+    """One subtree of a step's program tree (the nodes the first render left folded)."""
+    nav = _resolve(request, public_id, token)
+    step = Step.objects.filter(run=nav.run, step_id=step_id).select_related(
+        "program_version", "prefix_version").first()
+    if step is None:
+        raise Http404("No such step")
+    text, is_prefix = stepinfo.tree_text(step)
+    path = request.GET.get("path", "")
+    ctx = {"nav": nav, "sid": step.step_id, "tree_url": f"{nav.base}/steps/{step.step_id}/tree/"}
+    if "from" in request.GET:
+        try:
+            start, end = int(request.GET["from"]), int(request.GET.get("to", 0))
+        except ValueError:
+            raise Http404("No such node") from None
+        nodes = ptree.children_range(text, path, start, end, open_prefix=is_prefix)
+        if nodes is None:
+            raise Http404("No such node")
+        return render(request, "spellide/parts.html#tree", dict(ctx, items=stepinfo.flatten(nodes)))
+    node = ptree.subtree(text, path, open_prefix=is_prefix)
+    if node is None:
+        raise Http404("No such node")
+    return render(request, "spellide/parts.html#tree", dict(ctx, items=stepinfo.flatten([node]), open_path=node.path))
+
+
+@require_GET
+def step_window(request: HttpRequest, public_id: Any = None, token: Optional[str] = None) -> HttpResponse:
+    """Rows before/after a step (``?before=N`` / ``?after=N``) or around it (``?around=N``)."""
+    nav = _resolve(request, public_id, token)
+
+    def num(name: str) -> Optional[int]:
+        try:
+            return int(request.GET[name])
+        except (KeyError, ValueError):
+            return None
+
+    limit = min(num("limit") or WINDOW, MAX_WINDOW)
+    if num("before") is not None:
+        w = stepinfo.window_before(nav.run, num("before"), limit)
+        return render(request, "spellide/parts.html#window_before", {"nav": nav, "window": w})
+    if num("after") is not None:
+        w = stepinfo.window_after(nav.run, num("after"), limit)
+        return render(request, "spellide/parts.html#window_after", {"nav": nav, "window": w})
+    w = stepinfo.window_around(nav.run, num("around"), limit)
+    return render(request, "spellide/parts.html#step_window", {"nav": nav, "window": w})
+
+
+# --- effects, forks ------------------------------------------------------------------------------
+@require_GET
+def run_effects(request: HttpRequest, public_id: Any = None, token: Optional[str] = None) -> HttpResponse:
+    """The run's effect cache: every entry (paged), filterable by status, with what it saved."""
+    nav = _resolve(request, public_id, token)
+    run = nav.run
+    status = request.GET.get("status") or ""
+    qs = Effect.objects.filter(run=run).order_by("step_id", "ordinal", "id")
+    if status in ("live", "hit", "miss", "blocked"):
+        qs = qs.filter(status=status)
+    name = (request.GET.get("name") or "").strip()
+    if name:
+        qs = qs.filter(name__startswith=name)
+    page = Paginator(qs.defer("args", "result"), EFFECTS_PAGE).get_page(request.GET.get("page"))
+    rows = list(Effect.objects.filter(pk__in=[e.pk for e in page.object_list]).order_by("step_id", "ordinal", "id"))
+    ctx = {"nav": nav, "run": run, "page": page, "rows": [stepinfo.effect_row(e) for e in rows],
+           "stats": stepinfo.effect_stats(run), "status_filter": status, "name_filter": name,
+           "view": "effects"}
+    if _is_htmx(request):
+        return render(request, "spellide/parts.html#effects_view", ctx)
+    ctx.update(status=stepinfo.status_info(run), controls=_controls(nav, request.user),
+               lineage=stepinfo.lineage(run, request.user, nav.token),
+               window=stepinfo.window_around(run, _default_step(run), WINDOW), tabs=[],
+               ws_url=None)
+    return render(request, "spellide/run_page.html", ctx)
+
+
+@require_GET
+def run_forks(request: HttpRequest, public_id: Any = None, token: Optional[str] = None) -> HttpResponse:
+    nav = _resolve(request, public_id, token)
+    run = nav.run
+    ctx = {"nav": nav, "run": run, "forest": stepinfo.fork_tree(run, request.user, nav.token),
+           "view": "forks"}
+    if _is_htmx(request):
+        return render(request, "spellide/parts.html#forks_view", ctx)
+    ctx.update(status=stepinfo.status_info(run), controls=_controls(nav, request.user),
+               lineage=stepinfo.lineage(run, request.user, nav.token),
+               window=stepinfo.window_around(run, _default_step(run), WINDOW), tabs=[], ws_url=None)
+    return render(request, "spellide/run_page.html", ctx)
+
+
+@require_GET
+def effect_raw(request: HttpRequest, effect_id: int, part: str, public_id: Any = None,
+               token: Optional[str] = None) -> HttpResponse:
+    """The full text of a long effect argument list or result, as inert plain text."""
+    nav = _resolve(request, public_id, token)
+    eff = Effect.objects.filter(run=nav.run, pk=effect_id).first()
+    if eff is None or part not in ("args", "result"):
+        raise Http404("No such effect")
+    text = eff.args_text() if part == "args" else (eff.result or "")
+    resp = HttpResponse(text, content_type="text/plain; charset=utf-8")
+    resp["X-Content-Type-Options"] = "nosniff"
+    resp["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return resp
+
+
+@require_GET
+def step_text(request: HttpRequest, step_id: int, part: str, public_id: Any = None,
+              token: Optional[str] = None) -> HttpResponse:
+    """A step's prefix, completion or program as plain text (export, and huge programs)."""
+    nav = _resolve(request, public_id, token)
+    step = Step.objects.filter(run=nav.run, step_id=step_id).select_related(
+        "program_version", "prefix_version").first()
+    if step is None or part not in ("prefix", "completion", "program"):
+        raise Http404("No such step")
+    text = {"prefix": step.prefix_text, "completion": lambda: step.completion,
+            "program": step.program_text}[part]()
+    resp = HttpResponse(text, content_type="text/plain; charset=utf-8")
+    resp["X-Content-Type-Options"] = "nosniff"
+    resp["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return resp
+
+
+# --- editor preview ----------------------------------------------------------------------------
+@require_POST
+def highlight_preview(request: HttpRequest) -> HttpResponse:
+    """The editor's text highlighted (Pygments-escaped HTML) plus whether it reads, and where
+    it does not. ``mode=prefix`` accepts an open prefix; a program may also end early (the
+    runtime closes missing parens), but malformed text is reported with line and column."""
+    text = request.POST.get("text", "")
+    if len(text) > 5_000_000:
+        return JsonResponse({"ok": False, "message": "the text is too long", "html": ""}, status=413)
+    problem = stepinfo.read_problem(text, open_prefix=(request.POST.get("mode") == "prefix"))
+    return JsonResponse({"html": str(highlight(text)), "ok": problem is None,
+                         "message": (problem or {}).get("message"), "line": (problem or {}).get("line"),
+                         "col": (problem or {}).get("col")})
+
+
+# Share-link variants: same views, no login, controls off (Nav.readonly).
+share_page = _public(run_page)
+share_tab = _public(step_tab)
+share_tree_node = _public(tree_node)
+share_window = _public(step_window)
+share_effects = _public(run_effects)
+share_forks = _public(run_forks)
+share_effect_raw = _public(effect_raw)
+share_step_text = _public(step_text)
+
+__all__ = ["run_list", "run_page", "step_tab", "tree_node", "step_window", "run_effects",
+           "run_forks", "effect_raw", "step_text", "highlight_preview", "highlight_segments"]

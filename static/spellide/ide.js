@@ -1,0 +1,346 @@
+/* spellide run page behaviour. htmx does the requests and swaps; this file only does what
+   htmx cannot know about: the websocket's resume point, following the newest step (or holding
+   still), the step tree's indentation, keyboard navigation, and the editor's live highlight. */
+(() => {
+  'use strict';
+  const $ = (s, r = document) => r.querySelector(s);
+  const $$ = (s, r = document) => Array.from(r.querySelectorAll(s));
+  const MAX_ROWS = 400;          // rows kept in the DOM while following a long run
+  const FOLLOW_DELAY = 150;      // ms: at most one detail load per burst of new steps
+
+  const csrf = () => ($('meta[name="csrf-token"]') || {}).content || '';
+  const ide = () => document.getElementById('ide');
+  const base = () => (ide() || {dataset: {}}).dataset.base || '';
+
+  // Fragments pushed over the websocket cannot carry a per-user CSRF token: add it here.
+  document.addEventListener('htmx:config:request', (e) => {
+    const req = e.detail.ctx.request;
+    if (req.method && req.method.toUpperCase() !== 'GET') req.headers['X-CSRFToken'] = csrf();
+  });
+
+  // ---- websocket: remember the last event seen, reconnect from it --------------------------
+  let lastSeq = 0;
+  function wsUrl(live) {
+    const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    return `${proto}//${location.host}${live.dataset.wsBase}?last_seq=${live.dataset.seq || 0}`;
+  }
+  document.addEventListener('htmx:ws:before:connection', (e) => {
+    const live = $('#live');
+    if (live && e.detail.connection) e.detail.connection.url = wsUrl(live);
+  });
+  document.addEventListener('htmx:ws:before:message:incoming', (e) => {
+    const data = e.detail.message && e.detail.message.data;
+    if (typeof data !== 'string') return;
+    const re = /data-seq="(\d+)"/g;
+    let m, max = lastSeq;
+    while ((m = re.exec(data))) max = Math.max(max, +m[1]);
+    const live = $('#live');
+    if (max > lastSeq && live) {
+      lastSeq = max;
+      live.dataset.seq = String(max);
+      // every later (re)connection of this socket asks for what came after this event
+      e.detail.connection.url = wsUrl(live);
+    }
+  });
+  const setConn = (on) => { const c = $('#conn'); if (c) c.classList.toggle('on', on); };
+  document.addEventListener('htmx:ws:after:connection', () => setConn(true));
+  document.addEventListener('htmx:ws:close', () => setConn(false));
+
+  // ---- follow / hold the feed ---------------------------------------------------------------
+  let hold = false;
+  function setHold(on) {
+    hold = on;
+    const b = $('#hold-feed');
+    if (b) { b.setAttribute('aria-pressed', String(on)); b.textContent = on ? 'Follow feed' : 'Hold feed'; }
+    document.body.classList.toggle('held', on);
+    if (!on) { const rows = $$('#step-rows > .row'); if (rows.length) follow(rows[rows.length - 1]); }
+  }
+  document.addEventListener('click', (e) => {
+    if (e.target.closest('#hold-feed')) setHold(!hold);
+  });
+
+  let followTimer = null, followRow = null;
+  function follow(row) {
+    followRow = row;
+    if (followTimer) return;
+    followTimer = setTimeout(() => {
+      followTimer = null;
+      if (!hold && followRow && followRow.isConnected) select(followRow, {push: false});
+    }, FOLLOW_DELAY);
+  }
+
+  // ---- selecting a step ---------------------------------------------------------------------
+  function mark(stepId) {
+    $$('#step-rows > .row.sel').forEach((r) => r.classList.remove('sel'));
+    const row = document.getElementById('step-row-' + stepId);
+    if (row) { row.classList.add('sel'); row.scrollIntoView({block: 'nearest'}); }
+    if (ide()) ide().dataset.selected = String(stepId);
+  }
+  function activeTab() {
+    const t = $('#step-detail .tabs .tab.on');
+    return t ? t.dataset.tab : '';
+  }
+  function loadDetail(stepId, push) {
+    const tab = activeTab();
+    const url = `${base()}/steps/${stepId}/`;
+    htmx.ajax('GET', `${url}?part=detail${tab ? '&tab=' + tab : ''}`, {target: '#step-detail', swap: 'innerHTML'});
+    const shown = url + (tab && tab !== 'tree' ? '?tab=' + tab : '');
+    if (push) history.pushState({}, '', shown); else history.replaceState({}, '', shown);
+  }
+  function select(row, {push = true} = {}) {
+    if (!row || !$('#step-detail')) return;
+    mark(row.dataset.step);
+    loadDetail(row.dataset.step, push);
+  }
+  document.addEventListener('click', (e) => {
+    const row = e.target.closest('#step-rows > .row');
+    if (row && !e.ctrlKey && !e.metaKey && !e.shiftKey) {
+      mark(row.dataset.step);
+      const rows = $$('#step-rows > .row');
+      if (row !== rows[rows.length - 1] && !hold && $('#hold-feed')) setHold(true);  // reading an older step
+    }
+  });
+
+  // ---- the step list: indentation, live rows, trimming ----------------------------------------
+  // A step whose parent was continued by it (an extension) stays at its parent's level; a
+  // nested self-call (the parent is still waiting for its value) is indented one level.
+  function nestRow(row) {
+    const p = row.dataset.parent;
+    let nest = 0, call = false;
+    if (p !== '' && p !== undefined) {
+      const pr = document.getElementById('step-row-' + p);
+      const cont = document.getElementById(`step-${p}-cont`);
+      if (pr) {
+        const pn = +(pr.style.getPropertyValue('--nest') || 0);
+        const continued = cont && cont.dataset.cont === row.dataset.step;
+        nest = continued ? pn : pn + 1;
+        call = !continued;
+      }
+    }
+    row.style.setProperty('--nest', String(Math.min(nest, 16)));
+    row.classList.toggle('call', call);
+  }
+  function earlierButton(count, firstId) {
+    const b = document.createElement('button');
+    b.type = 'button'; b.className = 'more-rows'; b.id = 'rows-earlier'; b.dataset.count = String(count);
+    b.setAttribute('hx-get', `${base()}/window/?before=${firstId}`);
+    b.setAttribute('hx-target', 'this'); b.setAttribute('hx-swap', 'outerHTML');
+    b.textContent = `↑ ${count.toLocaleString()} earlier`;
+    return b;
+  }
+  function trim() {
+    const rows = $$('#step-rows > .row');
+    if (rows.length <= MAX_ROWS) return;
+    const drop = rows.slice(0, rows.length - MAX_ROWS);
+    drop.forEach((r) => r.remove());
+    const first = $('#step-rows > .row');
+    const old = $('#rows-earlier');
+    const b = earlierButton((old ? +old.dataset.count : 0) + drop.length, first.dataset.step);
+    if (old) old.replaceWith(b); else $('#step-rows').prepend(b);
+    htmx.process(b);
+  }
+  function rowsAdded(rows) {
+    const later = $('#rows-later');
+    const live = [];
+    for (const row of rows) {
+      // a row pushed after the window's end while the list shows an older window: count it
+      if (later && (later.compareDocumentPosition(row) & Node.DOCUMENT_POSITION_FOLLOWING)) {
+        row.remove();
+        later.dataset.count = String(+later.dataset.count + 1);
+        const n = later.querySelector('.n'); if (n) n.textContent = (+later.dataset.count).toLocaleString();
+        continue;
+      }
+      nestRow(row);
+      live.push(row);
+    }
+    if (!live.length) return;
+    const sel = ide() && ide().dataset.selected;
+    if (sel) { const s = document.getElementById('step-row-' + sel); if (s) s.classList.add('sel'); }
+    trim();
+    if (!hold && $('#hold-feed') && !later) follow(live[live.length - 1]);
+  }
+  function watchRows() {
+    const list = $('#step-rows');
+    if (!list || list._watched) return;
+    list._watched = true;
+    $$('#step-rows > .row').forEach(nestRow);
+    const sel = ide() && ide().dataset.selected;
+    if (sel) mark(sel);
+    new MutationObserver((muts) => {
+      const rows = [];
+      for (const m of muts) for (const n of m.addedNodes) if (n.nodeType === 1 && n.classList.contains('row')) rows.push(n);
+      if (rows.length) rowsAdded(rows);
+    }).observe(list, {childList: true});
+  }
+
+  // ---- keyboard ---------------------------------------------------------------------------------
+  function neighbour(dir) {
+    const sel = ide() && ide().dataset.selected;
+    const rows = $$('#step-rows > .row');
+    if (!rows.length) return null;
+    let i = rows.findIndex((r) => r.dataset.step === sel);
+    if (i < 0) return dir > 0 ? rows[0] : rows[rows.length - 1];
+    if (i + dir < 0) { const b = $('#rows-earlier'); if (b) b.click(); return null; }
+    if (i + dir >= rows.length) { const b = $('#rows-later'); if (b) b.click(); return null; }
+    return rows[i + dir];
+  }
+  document.addEventListener('keydown', (e) => {
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    const t = e.target;
+    if (t && (t.closest('input, textarea, select, [contenteditable]'))) return;
+    if (!$('#step-rows')) return;
+    const k = e.key;
+    if (k === 'j' || k === 'ArrowDown' || k === 'k' || k === 'ArrowUp') {
+      const row = neighbour(k === 'j' || k === 'ArrowDown' ? 1 : -1);
+      e.preventDefault();
+      if (row) {
+        const rows = $$('#step-rows > .row');
+        if (row !== rows[rows.length - 1] && $('#hold-feed') && !hold) setHold(true);
+        select(row);
+      }
+    } else if (k === 'h' && $('#hold-feed')) {
+      setHold(!hold);
+    } else if (/^[1-5]$/.test(k)) {
+      const tab = $$('#step-detail .tabs .tab')[+k - 1];
+      if (tab) { e.preventDefault(); tab.click(); }
+    }
+  });
+
+  // ---- after swaps: tab state, stale detail, source selection ---------------------------------
+  let staleTimer = null;
+  function checkStale() {
+    const d = $('#detail');
+    if (!d) return;
+    const st = document.getElementById(`detail-${d.dataset.step}-stale`);
+    if (!st || st.dataset.stale === '0' || st.dataset.stale === st.dataset.seen) return;
+    st.dataset.seen = st.dataset.stale;
+    const a = document.activeElement;
+    if (a && d.contains(a) && a.matches('textarea, input')) return;  // do not clobber typing
+    clearTimeout(staleTimer);
+    staleTimer = setTimeout(() => loadDetail(d.dataset.step, false), 120);
+  }
+  function syncTabs() {
+    const pane = $('#tab-body > .tab-pane');
+    if (!pane) return;
+    $$('#step-detail .tabs .tab').forEach((t) => t.classList.toggle('on', t.dataset.tab === pane.dataset.tab));
+  }
+  function showSelection() {
+    const src = $('#tab-body .src');
+    if (!src) return;
+    const code = src.querySelector('.src-code');
+    const sel = (src.dataset.sel || '').split('-').map(Number);
+    if (sel.length === 2 && !isNaN(sel[0]) && window.Highlight && CSS.highlights) {
+      const range = rangeAt(code, sel[0], sel[1]);
+      if (range) {
+        CSS.highlights.set('spell-sel', new Highlight(range));
+        const r = range.getBoundingClientRect(), box = src.getBoundingClientRect();
+        src.scrollTop += r.top - box.top - 60;
+        return;
+      }
+    }
+    if (src.dataset.errLine) scrollToLine(src, +src.dataset.errLine);
+  }
+  function rangeAt(root, start, end) {
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    let pos = 0, range = document.createRange(), started = false, n;
+    while ((n = walker.nextNode())) {
+      const len = n.data.length;
+      if (!started && start <= pos + len) { range.setStart(n, start - pos); started = true; }
+      if (started && end <= pos + len) { range.setEnd(n, end - pos); return range; }
+      pos += len;
+    }
+    return null;
+  }
+  function scrollToLine(src, line) {
+    const el = document.getElementById('L' + line);
+    if (!el) return;
+    src.scrollTop += el.getBoundingClientRect().top - src.getBoundingClientRect().top - 60;
+  }
+  // tree node -> its text in the source tab (one delegated handler keeps tree markup small)
+  document.addEventListener('click', (e) => {
+    const a = e.target.closest('.src-link[data-sel]');
+    const d = $('#detail');
+    if (!a || !d || e.ctrlKey || e.metaKey) return;
+    e.preventDefault();
+    htmx.ajax('GET', `${base()}/steps/${d.dataset.step}/tab/source/?sel=${a.dataset.sel}`, {target: '#tab-body', swap: 'innerHTML'});
+    history.replaceState({}, '', `${base()}/steps/${d.dataset.step}/?tab=source&sel=${a.dataset.sel}`);
+  });
+  document.addEventListener('click', (e) => {
+    const a = e.target.closest('.err-chip[data-line]');
+    if (a) { e.preventDefault(); const src = $('#tab-body .src'); if (src) scrollToLine(src, +a.dataset.line); }
+  });
+  document.addEventListener('htmx:after:swap', () => {
+    checkStale();
+    syncTabs();
+    const d = $('#detail');
+    if (d && d.dataset.step !== (ide() && ide().dataset.selected)) mark(d.dataset.step);
+    if (!$('#tab-body .src') && CSS.highlights) CSS.highlights.delete('spell-sel');
+    else showSelection();
+    watchRows();
+    initEditors();
+  });
+
+  // ---- editor: a textarea over a highlighted copy of its text ----------------------------------
+  function initEditors() { $$('.editor').forEach(setupEditor); }
+  function setupEditor(ed) {
+    if (ed._ready) return;
+    ed._ready = true;
+    const ta = ed.querySelector('textarea'), hl = ed.querySelector('.editor-hl');
+    if (!ta || !hl) return;
+    const sync = () => { hl.scrollTop = ta.scrollTop; hl.scrollLeft = ta.scrollLeft; };
+    let timer = null;
+    ta.addEventListener('scroll', sync);
+    ta.addEventListener('input', () => {
+      hl.textContent = ta.value + '\n';           // plain copy right away keeps the caret aligned
+      clearTimeout(timer);
+      timer = setTimeout(() => preview(ed, ta, hl, sync), 250);
+    });
+    if (!hl.textContent && ta.value) preview(ed, ta, hl, sync);
+  }
+  async function preview(ed, ta, hl, sync) {
+    const url = ed.dataset.previewUrl;
+    if (!url) return;
+    const body = new FormData();
+    body.append('text', ta.value);
+    body.append('mode', ed.dataset.mode || 'program');
+    const sent = ta.value;
+    try {
+      const resp = await fetch(url, {method: 'POST', body, headers: {'X-CSRFToken': csrf()}, credentials: 'same-origin'});
+      if (!resp.ok) return;
+      const res = await resp.json();
+      if (ta.value !== sent) return;              // typed on meanwhile: a newer preview follows
+      hl.innerHTML = res.html + '\n';             // Pygments-escaped HTML from our server
+      sync();
+      const status = ed.parentElement.querySelector('.editor-status');
+      if (status) {
+        status.className = 'editor-status ' + (res.ok ? 'ok' : 'refused');
+        status.textContent = res.ok ? 'reads' : `does not read: ${res.message}` + (res.line ? ` at line ${res.line}, column ${res.col}` : '');
+      }
+    } catch (err) { /* offline: keep the plain copy */ }
+  }
+  // "edit before forking": load the step's text into the fork editor on first use
+  document.addEventListener('change', async (e) => {
+    const box = e.target.closest('.fork-edit-toggle');
+    if (!box) return;
+    const form = box.closest('form'), wrap = form.querySelector('.fork-edit'), ta = wrap.querySelector('textarea');
+    wrap.hidden = !box.checked;
+    ta.disabled = !box.checked;
+    if (box.checked && !ta.value && ta.dataset.src) {
+      const resp = await fetch(ta.dataset.src, {credentials: 'same-origin'});
+      if (resp.ok) { ta.value = await resp.text(); ta.dispatchEvent(new Event('input')); }
+    }
+  });
+
+  function init() {
+    const live = $('#live');
+    if (live) lastSeq = +live.dataset.seq || 0;
+    watchRows();
+    initEditors();
+    showSelection();
+    const sel = ide() && ide().dataset.selected;
+    const rows = $$('#step-rows > .row');
+    // opened on an older step (a deep link): hold the feed so new steps do not pull the view away
+    if (sel && rows.length && rows[rows.length - 1].dataset.step !== sel && $('#hold-feed')) setHold(true);
+  }
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init); else init();
+})();

@@ -1,0 +1,278 @@
+"""The run websocket, with channels' WebsocketCommunicator: events arrive in order with their
+sequence numbers, a reconnect with ``last_seq`` gets exactly the missed events, controls work
+over the socket and over POST, and anonymous, wrong-origin and other users' sockets are refused.
+
+Every test is ``django_db(transaction=True)`` (channels closes old connections before each
+handler; see shared/stack-notes.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from spellide.spell.api import Breakpoints, RunConfig
+from spellide.web import runner
+from spellide.web.asgi import application
+from spellide.web.models import Run, RunEvent
+from spellide.web.runner import persist
+from spellide.web.runner.fallback_render import render_event_html as fallback_render
+
+from .conftest import ORIGIN
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SEQ = re.compile(r'data-seq="(\d+)"')
+
+
+@pytest.fixture(autouse=True)
+def fallback_renderer(monkeypatch):
+    """Frames are parsed by their data-seq attributes: use the fallback renderer, whose
+    markup this test knows (the real fragments are tested with the pages)."""
+    monkeypatch.setattr(persist, "_renderer", fallback_render)
+
+
+def chain(n: int, latency: float = 0.0) -> list:
+    items = [f"(def a{i} {i}) '(!extend)" for i in range(n)] + ['"done"']
+    return [{"text": t, "latency": latency} for t in items] if latency else items
+
+
+def session_cookie(user) -> bytes:
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+async def connect(run, user=None, last_seq: int = 0, origin=ORIGIN):
+    headers = [origin] if origin else []
+    if user is not None:
+        headers.append((b"cookie", await database_sync_to_async(session_cookie)(user)))
+    comm = WebsocketCommunicator(application, f"/ws/runs/{run.public_id}/?last_seq={last_seq}",
+                                 headers=headers)
+    connected, code = await comm.connect(timeout=10)
+    return comm, connected, code
+
+
+async def read_seqs(comm, until_seq: int | None = None, until_type: str | None = None,
+                    timeout: float = 20.0) -> list[int]:
+    """Read frames until an event with seq >= until_seq (or of until_type) arrived."""
+    seqs: list[int] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        frame = await comm.receive_from(timeout=max(0.1, deadline - loop.time()))
+        found = [int(s) for s in SEQ.findall(frame)]
+        seqs += found
+        if until_seq is not None and seqs and seqs[-1] >= until_seq:
+            return seqs
+        if until_type is not None and f'data-type="{until_type}"' in frame:
+            return seqs
+
+
+async def refusal(comm) -> str:
+    """Skip event frames and accepted controls until a refused control's answer."""
+    while True:
+        frame = await comm.receive_from(timeout=10)
+        if "run-control-result" in frame and 'data-ok="false"' in frame:
+            return frame
+
+
+async def start(user, config, title="t"):
+    return await database_sync_to_async(runner.start_run)(user, config, title)
+
+
+async def finished(run, timeout=30.0):
+    assert await asyncio.to_thread(runner.wait_for, run, timeout)
+    return await database_sync_to_async(Run.objects.get)(pk=run.pk)
+
+
+async def poll(check, timeout=20.0):
+    """Poll ``check`` (sync, ORM) without holding the shared database thread while waiting."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = await database_sync_to_async(check)()
+        if value:
+            return value
+        assert loop.time() < deadline, f"timed out waiting for {check}"
+        await asyncio.sleep(0.02)
+
+
+async def wait_status(run, status, step=None, timeout=20.0, point=None, after_seq=0):
+    def check():
+        r = Run.objects.get(pk=run.pk)
+        p = r.pause or {}
+        ok = (r.status == status and (step is None or p.get("step") == step)
+              and (point is None or p.get("point") == point) and (p.get("seq") or 0) > after_seq)
+        return r if ok else None
+    return await poll(check, timeout)
+
+
+async def step_until(run, point, send):
+    """Step (``send`` one step control) until the run pauses at ``point``."""
+    for _ in range(5):
+        before = (await database_sync_to_async(Run.objects.get)(pk=run.pk)).pause["seq"]
+        await send()
+        r = await wait_status(run, "paused", after_seq=before)
+        if r.pause["point"] == point:
+            return r
+    raise AssertionError(f"never paused at {point}")
+
+
+async def test_events_arrive_in_order_with_sequence_numbers(user, scripted):
+    run = await start(user, RunConfig(prompt="P", model=scripted(chain(30, 0.01))))
+    comm, ok, _ = await connect(run, user)
+    assert ok
+    seqs = await read_seqs(comm, until_type="run_finished")
+    final = await finished(run)
+    assert seqs == list(range(1, final.last_seq + 1))
+    assert final.status == "finished"
+    await comm.disconnect()
+
+
+async def test_reconnect_gets_exactly_the_missed_events(user, scripted):
+    run = await start(user, RunConfig(prompt="P", model=scripted(chain(40, 0.01))))
+    comm, ok, _ = await connect(run, user)
+    assert ok
+    first = await read_seqs(comm, until_seq=15)
+    await comm.disconnect()
+    last_seen = first[-1]
+    await asyncio.sleep(0.2)                       # events go on while the client is away
+    comm, ok, _ = await connect(run, user, last_seq=last_seen)
+    assert ok
+    rest = await read_seqs(comm, until_type="run_finished")
+    final = await finished(run)
+    assert first + rest == list(range(1, final.last_seq + 1))
+    await comm.disconnect()
+    # after the run: a reconnect gets exactly the tail it has not seen, then nothing
+    comm, ok, _ = await connect(run, user, last_seq=final.last_seq - 3)
+    assert await read_seqs(comm, until_seq=final.last_seq) == [final.last_seq - 2, final.last_seq - 1,
+                                                               final.last_seq]
+    assert await comm.receive_nothing(timeout=0.3)
+    await comm.disconnect()
+
+
+async def test_gap_in_the_live_stream_is_filled_from_the_database(user, scripted, monkeypatch):
+    run = await start(user, RunConfig(prompt="P", model=scripted(chain(3)),
+                                      breakpoints=Breakpoints(before_model=True)))
+    await wait_status(run, "paused", 0)
+    comm, ok, _ = await connect(run, user)
+    assert ok
+    caught_up = await read_seqs(comm, until_type="paused")
+    n = await database_sync_to_async(RunEvent.objects.filter(run=run).count)()
+    assert caught_up == list(range(1, n + 1))
+    # lose every live message of the next turn...
+    lost: list[dict] = []
+    monkeypatch.setattr(persist.broadcaster, "send", lambda group, message: lost.append(message))
+    await database_sync_to_async(runner.control)(run, "resume")
+    await wait_status(run, "paused", 1)
+    assert await comm.receive_nothing(timeout=0.2)
+    items = [item for m in lost for item in m["events"]]
+    assert len(items) >= 3 and [seq for seq, _ in items] == list(range(n + 1, n + 1 + len(items)))
+    # ...but the last one: the consumer fetches the missing ones first, in order, once
+    from channels.layers import get_channel_layer
+    layer = get_channel_layer()
+    await layer.group_send(run.group_name, {"type": "run.events", "events": [items[-1]]})
+    seqs = await read_seqs(comm, until_seq=items[-1][0])
+    assert seqs == list(range(n + 1, items[-1][0] + 1))
+    await layer.group_send(run.group_name, {"type": "run.events", "events": items[-3:-1]})  # late: dropped
+    assert await comm.receive_nothing(timeout=0.2)
+    await database_sync_to_async(runner.control)(run, "stop")
+    await comm.disconnect()
+
+
+async def test_controls_over_the_websocket(user, scripted):
+    run = await start(user, RunConfig(prompt="P", model=scripted(chain(3)),
+                                      breakpoints=Breakpoints(before_model=True)))
+    comm, ok, _ = await connect(run, user)
+    assert ok
+    await wait_status(run, "paused", 0)
+    await comm.send_to(text_data=json.dumps({"action": "resume", "headers": {"HX-Request": "true"}}))
+    await wait_status(run, "paused", 1)
+    r = await step_until(run, "after_completion",
+                         lambda: comm.send_to(text_data=json.dumps({"action": "step", "headers": {}})))
+    assert r.pause["step"] == 1
+    await comm.send_to(text_data=json.dumps({"action": "edit", "text": "(quine completion (eval (do ]"}))
+    # the answer to the refused edit names the position
+    frame = await refusal(comm)
+    assert "data-line=" in frame
+    await comm.send_to(text_data=json.dumps({"action": "stop"}))
+    final = await finished(run)
+    assert final.status == "stopped"
+    await comm.send_to(text_data="not json")
+    await comm.disconnect()
+
+
+async def test_controls_over_post(user, scripted):
+    run = await start(user, RunConfig(prompt="P", model=scripted(chain(3)),
+                                      breakpoints=Breakpoints(before_model=True)))
+    await wait_status(run, "paused", 0)
+
+    def post(action, **data):
+        c = Client(enforce_csrf_checks=False)
+        c.force_login(user)
+        return c.post(f"/runs/{run.public_id}/{action}/", data, headers={"HX-Request": "true"})
+
+    r = await sync_to_async(post)("resume")
+    assert r.status_code == 200 and b'data-ok="true"' in r.content
+    await wait_status(run, "paused", 1)
+
+    async def step():
+        r = await sync_to_async(post)("step")
+        assert r.status_code == 200
+
+    await step_until(run, "after_completion", step)
+    r = await sync_to_async(post)("edit", text="(do ))")
+    assert r.status_code == 422 and b"data-line=" in r.content and b"(do ))" in r.content
+    r = await sync_to_async(post)("stop")
+    assert r.status_code == 200
+    assert (await finished(run)).status == "stopped"
+    r = await sync_to_async(post)("resume")
+    assert r.status_code == 409
+
+
+async def test_anonymous_socket_refused(user, scripted):
+    run = await database_sync_to_async(Run.objects.create)(owner=user, title="x")
+    comm, ok, code = await connect(run, None)
+    assert not ok
+
+
+async def test_wrong_origin_refused(user):
+    run = await database_sync_to_async(Run.objects.create)(owner=user, title="x")
+    comm, ok, _ = await connect(run, user, origin=(b"origin", b"http://evil.example"))
+    assert not ok
+    comm, ok, _ = await connect(run, user, origin=None)
+    assert not ok
+
+
+async def test_another_users_run_refused(user, other_user):
+    run = await database_sync_to_async(Run.objects.create)(owner=user, title="x")
+    comm, ok, _ = await connect(run, other_user)
+    assert not ok
+    comm, ok, _ = await connect(run, user)
+    assert ok
+    await comm.disconnect()
+
+
+async def test_viewer_cannot_steer(user, other_user, scripted):
+    def make_staff():
+        other_user.is_staff = True
+        other_user.save()
+    await database_sync_to_async(make_staff)()
+    run = await start(user, RunConfig(prompt="P", model=scripted(chain(2)),
+                                      breakpoints=Breakpoints(before_model=True)))
+    await wait_status(run, "paused", 0)
+    comm, ok, _ = await connect(run, other_user)
+    assert ok                                      # staff may watch
+    await comm.send_to(text_data=json.dumps({"action": "resume"}))
+    frame = await refusal(comm)
+    assert "owner" in frame
+    assert (await database_sync_to_async(Run.objects.get)(pk=run.pk)).status == "paused"
+    await database_sync_to_async(runner.control)(run, "stop")
+    await comm.disconnect()

@@ -1,0 +1,289 @@
+"""The IDE's pages through Django's test client: they render, escape run text, check access,
+and stay bounded on long runs."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from spellide.web.fragments import render_event_html
+from spellide.web.models import Run
+
+from .pagedata import add_human_edit, make_run
+
+pytestmark = pytest.mark.django_db
+
+PAYLOADS = ["<script>alert(1)</script>", "<img src=x onerror=alert(2)>"]
+TABS = ("tree", "source", "diff", "effects", "value")
+
+
+def raw_payload_free(html: str) -> bool:
+    """No payload survives as markup: only escaped forms may appear."""
+    return "<script>alert" not in html and "<img src=x" not in html and "onerror=alert(2)>" not in html
+
+
+@pytest.fixture(autouse=True)
+def _fresh_text_cache():
+    """Program texts are cached per process by primary key, and rolled-back test data reuses
+    keys: start every test with an empty cache."""
+    from spellide.web.models import clear_text_cache
+    clear_text_cache()
+    yield
+    clear_text_cache()
+
+
+@pytest.fixture
+def run(user):
+    return make_run(user, 6, title="count <b>down</b>")
+
+
+def test_run_list_shows_own_runs_and_the_start_form(client, user, other_user, run):
+    make_run(other_user, 2, title="bob's run")
+    client.force_login(user)
+    html = client.get("/").content.decode()
+    assert "count &lt;b&gt;down&lt;/b&gt;" in html
+    assert "bob&#x27;s run" not in html and "bob's run" not in html
+    assert 'action="/runs/start/"' in html
+    for field in ('name="prompt"', 'name="program"', 'name="model"', 'name="depth"', 'name="budget"',
+                  'name="workspace"', 'name="bp_before_model"', 'name="effect_kinds"'):
+        assert field in html
+    assert 'value="demo:countdown"' in html  # bundled demos are offered as models
+
+
+def test_login_is_required(client, run):
+    for url in ("/", f"/runs/{run.public_id}/", f"/runs/{run.public_id}/steps/1/",
+                f"/runs/{run.public_id}/steps/1/tab/diff/", f"/runs/{run.public_id}/effects/"):
+        r = client.get(url)
+        assert r.status_code == 302 and "/accounts/login/" in r["Location"], url
+
+
+def test_run_page_renders_steps_status_and_detail(client, user, run):
+    client.force_login(user)
+    r = client.get(f"/runs/{run.public_id}/")
+    html = r.content.decode()
+    assert r.status_code == 200
+    assert html.count('class="row"') == 6
+    assert 'id="run-state" data-state="finished"' in html
+    assert 'data-selected="5"' in html            # the latest step is open
+    assert 'hx-ws:connect="/ws/runs/' in html and 'hx-swap="none"' in html
+    assert f"last_seq={run.last_seq}" in html
+    assert 'class="tree"' in html                  # program tree is the default tab
+    assert 'name="csrf-token"' in html
+
+
+@pytest.mark.parametrize("tab", TABS)
+def test_every_tab_renders(client, user, run, tab):
+    client.force_login(user)
+    r = client.get(f"/runs/{run.public_id}/steps/3/tab/{tab}/")
+    assert r.status_code == 200
+    assert f'data-tab="{tab}"' in r.content.decode()
+    page = client.get(f"/runs/{run.public_id}/steps/3/?tab={tab}")
+    assert page.status_code == 200 and f'data-tab="{tab}"' in page.content.decode()
+
+
+def test_htmx_detail_partial_is_only_the_detail(client, user, run):
+    client.force_login(user)
+    r = client.get(f"/runs/{run.public_id}/steps/2/?part=detail", HTTP_HX_REQUEST="true")
+    html = r.content.decode()
+    assert r.status_code == 200 and html.lstrip().startswith('<section class="detail"')
+    assert "<html" not in html and 'data-step="2"' in html
+
+
+def test_unknown_step_or_tab_is_404(client, user, run):
+    client.force_login(user)
+    assert client.get(f"/runs/{run.public_id}/steps/99/").status_code == 404
+    assert client.get(f"/runs/{run.public_id}/steps/1/tab/nope/").status_code == 404
+    assert client.get("/runs/00000000-0000-0000-0000-000000000000/").status_code == 404
+
+
+def test_source_tab_tells_prefix_model_and_human_apart(client, user, run):
+    add_human_edit(run, 3, user, "(def human-touch 1)")
+    client.force_login(user)
+    html = client.get(f"/runs/{run.public_id}/steps/3/tab/source/").content.decode()
+    assert 'class="prov prov-prefix"' in html and 'class="prov prov-model"' in html
+    assert 'class="prov prov-human" title="edited by alice"' in html
+    assert 'id="L1"' in html
+
+
+def test_diff_tab_marks_the_human_edit_with_author(client, user, run):
+    add_human_edit(run, 3, user, "(def human-touch 1)")
+    client.force_login(user)
+    html = client.get(f"/runs/{run.public_id}/steps/3/tab/diff/").content.decode()
+    assert "Edited by <b>alice</b> before model call" in html
+    row = re.search(r'<div class="drow dk-human">(.*?)</div>', html, re.S)
+    assert row and "(def human-touch 1)" in row.group(1) and "alice" in row.group(1)
+    assert "appended by the model" in html
+    # step 0 is compared with the initial program built from the prompt
+    html0 = client.get(f"/runs/{run.public_id}/steps/0/tab/diff/").content.decode()
+    assert "the initial program" in html0
+
+
+def test_value_tab_shows_error_with_position(client, user):
+    run = make_run(user, 3, error_step=2)
+    client.force_login(user)
+    html = client.get(f"/runs/{run.public_id}/steps/2/tab/value/").content.decode()
+    assert "Unbound symbol" in html and "line 1, column" in html
+    src = client.get(f"/runs/{run.public_id}/steps/2/tab/source/").content.decode()
+    assert 'class="sl err-line" id="L1"' in src
+
+
+def test_payloads_render_as_inert_text_everywhere(client, user):
+    payload = PAYLOADS[0] + PAYLOADS[1]
+    run = make_run(user, 4, payload=payload.replace('"', "'"), title=payload, value=payload, error_step=3)
+    Run.objects.filter(pk=run.pk).update(error=payload, status="failed")
+    client.force_login(user)
+    urls = ["/", f"/runs/{run.public_id}/", f"/runs/{run.public_id}/effects/", f"/runs/{run.public_id}/forks/"]
+    urls += [f"/runs/{run.public_id}/steps/{s}/tab/{t}/" for s in (2, 3) for t in TABS]
+    urls += [f"/runs/{run.public_id}/window/?before=3", f"/runs/{run.public_id}/steps/1/tree/?path=0.1"]
+    for url in urls:
+        r = client.get(url)
+        assert r.status_code == 200, url
+        html = r.content.decode()
+        assert raw_payload_free(html), url
+    html = client.get(f"/runs/{run.public_id}/steps/2/tab/effects/").content.decode()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_fragments_escape_payloads_and_carry_seq(user):
+    run = make_run(user, 1)
+    events = [
+        {"seq": 10, "type": "step_started", "data": {"step": 7, "parent": 6, "depth": 8, "prefix": PAYLOADS[0], "model": "m"}},
+        {"seq": 11, "type": "completion_delta", "data": {"step": 7, "text": PAYLOADS[1]}},
+        {"seq": 12, "type": "completion", "data": {"step": 7, "completion": PAYLOADS[0], "usage": {}}},
+        {"seq": 13, "type": "program", "data": {"step": 7, "program": PAYLOADS[0], "provenance": []}},
+        {"seq": 14, "type": "effect", "data": {"step": 7, "effect": {"name": "io/slurp", "args": PAYLOADS[1],
+                                                                      "result": PAYLOADS[0], "status": "hit", "ordinal": 1}}},
+        {"seq": 15, "type": "step_finished", "data": {"step": 7, "value": None, "error": PAYLOADS[1], "continued_by": None}},
+        {"seq": 16, "type": "paused", "data": {"point": "after_completion", "step": 7, "text": PAYLOADS[0],
+                                               "reason": PAYLOADS[1], "error": None, "effect": None}},
+        {"seq": 17, "type": "resumed", "data": {"action": "continue", "edited": True, "author": PAYLOADS[1], "step": 7}},
+        {"seq": 18, "type": "run_failed", "data": {"error": PAYLOADS[0]}},
+        {"seq": 19, "type": "run_finished", "data": {"value": PAYLOADS[1]}},
+        {"seq": 20, "type": "diverged", "data": {"step": 7, "what": PAYLOADS[0]}},
+        {"seq": 21, "type": "run_started", "data": {"config": {}}},
+    ]
+    for e in events:
+        html = render_event_html(run, e)
+        assert raw_payload_free(html), e["type"]
+        parts = re.findall(r"<hx-partial ([^>]*)>", html)
+        assert parts, e["type"]
+        for attrs in parts:
+            assert f'data-seq="{e["seq"]}"' in attrs and "hx-target=" in attrs and "hx-swap=" in attrs
+    started = render_event_html(run, events[0])
+    assert 'hx-target="#step-rows" hx-swap="beforeend"' in started and 'id="step-row-7"' in started
+    assert 'data-parent="6"' in started
+    fx = render_event_html(run, events[4])
+    assert 'hx-target="#step-7-fx"' in fx and "fx-hit" in fx and 'hx-target="#detail-7-effects"' in fx
+    paused = render_event_html(run, events[6])
+    assert 'hx-target="#pause-panel"' in paused and "<textarea" in paused
+    assert 'data-state="paused"' in paused
+
+
+def test_share_link_is_read_only_and_needs_the_token(client, user, run):
+    Run.objects.filter(pk=run.pk).update(share_token="tok-123")
+    r = client.get("/share/tok-123/")                       # anonymous
+    html = r.content.decode()
+    assert r.status_code == 200 and "Read-only shared view" in html
+    assert "hx-ws:connect" not in html and "/pause/" not in html and "Fork from here" not in html
+    assert 'href="/share/tok-123/steps/5/"' in html
+    for tab in TABS:
+        assert client.get(f"/share/tok-123/steps/2/tab/{tab}/").status_code == 200
+    assert client.get("/share/tok-123/effects/").status_code == 200
+    assert client.get("/share/wrong/").status_code == 404
+    # the owner's URLs still need a login
+    assert client.get(f"/runs/{run.public_id}/").status_code == 302
+    Run.objects.filter(pk=run.pk).update(share_token=None)
+    assert client.get("/share/tok-123/").status_code == 404
+
+
+def test_other_users_cannot_see_a_run(client, other_user, run):
+    client.force_login(other_user)
+    for url in (f"/runs/{run.public_id}/", f"/runs/{run.public_id}/steps/1/", f"/runs/{run.public_id}/steps/1/tab/source/",
+                f"/runs/{run.public_id}/window/?after=1", f"/runs/{run.public_id}/effects/", f"/runs/{run.public_id}/forks/",
+                f"/runs/{run.public_id}/steps/1/text/program/", f"/runs/{run.public_id}/steps/1/tree/?path=0"):
+        assert client.get(url).status_code == 404, url
+
+
+def test_staff_can_look_but_not_steer(client, django_user_model, run):
+    staff = django_user_model.objects.create_user("carol", password="pw-carol-123", is_staff=True)
+    client.force_login(staff)
+    html = client.get(f"/runs/{run.public_id}/").content.decode()
+    assert 'id="run-controls"' not in html
+    assert "Fork from here" in html   # anyone who may view may fork into their own runs
+
+
+def test_window_is_bounded_on_long_runs(client, user):
+    run = make_run(user, 1000, bulk=True)
+    client.force_login(user)
+    html = client.get(f"/runs/{run.public_id}/").content.decode()
+    assert html.count('class="row"') == 60
+    assert 'id="rows-earlier"' in html and "940 earlier" in html and 'id="rows-later"' not in html
+    deep = client.get(f"/runs/{run.public_id}/steps/500/").content.decode()
+    ids = [int(x) for x in re.findall(r'id="step-row-(\d+)"', deep)]
+    assert len(ids) == 60 and 500 in ids and ids == sorted(ids)
+    assert "rows-earlier" in deep and "rows-later" in deep
+    before = client.get(f"/runs/{run.public_id}/window/?before=470").content.decode()
+    b_ids = [int(x) for x in re.findall(r'id="step-row-(\d+)"', before)]
+    assert b_ids == list(range(410, 470)) and "410 earlier" in before
+    after = client.get(f"/runs/{run.public_id}/window/?after=529&limit=1000").content.decode()
+    a_ids = [int(x) for x in re.findall(r'id="step-row-(\d+)"', after)]
+    assert a_ids[0] == 530 and len(a_ids) == 200       # capped
+    # the page does not grow with the run: 1,000 steps cost about what 100 do
+    small = make_run(user, 100, bulk=True)
+    small_html = client.get(f"/runs/{small.public_id}/").content.decode()
+    assert len(html) < len(small_html) * 2.5
+
+
+def test_effect_cache_view_counts_and_filters(client, user):
+    run = make_run(user, 5, payload="x")
+    client.force_login(user)
+    html = client.get(f"/runs/{run.public_id}/effects/").content.decode()
+    assert "Effect cache" in html and ">10</b><span>effects" in html
+    assert ">5</b><span>misses" in html and "arguments changed" in html
+    only = client.get(f"/runs/{run.public_id}/effects/?status=miss", HTTP_HX_REQUEST="true").content.decode()
+    assert only.count('class="fx-row fxs-miss"') == 5 and "fxs-live" not in only
+    named = client.get(f"/runs/{run.public_id}/effects/?name=io/").content.decode()
+    assert "io/slurp" in named and "model/spell</td>" not in named
+
+
+def test_fork_tree_is_visible_from_parent_and_fork(client, user):
+    parent = make_run(user, 4, title="the parent")
+    fork = make_run(user, 6, title="the fork", parent=parent, fork_step=2)
+    client.force_login(user)
+    for r in (parent, fork):
+        html = client.get(f"/runs/{r.public_id}/forks/").content.decode()
+        assert "the parent" in html and "the fork" in html and "forked at step #2" in html
+    page = client.get(f"/runs/{fork.public_id}/").content.decode()
+    assert "Forked from" in page and f"/runs/{parent.public_id}/steps/2/" in page
+    fx = client.get(f"/runs/{fork.public_id}/effects/").content.decode()
+    assert ">3</b><span>reused (hits)" in fx
+
+
+def test_raw_texts_are_plain_text(client, user):
+    run = make_run(user, 2, payload="<b>x</b>")
+    client.force_login(user)
+    r = client.get(f"/runs/{run.public_id}/steps/1/text/program/")
+    assert r["Content-Type"].startswith("text/plain") and r["X-Content-Type-Options"] == "nosniff"
+    assert "<b>x</b>" in r.content.decode()
+    eff = run.effects.first()
+    r = client.get(f"/runs/{run.public_id}/effects/{eff.pk}/args/")
+    assert r.status_code == 200 and r["Content-Type"].startswith("text/plain")
+
+
+def test_highlight_preview_reports_read_problems(client, user):
+    client.force_login(user)
+    ok = json.loads(client.post("/highlight/", {"text": "(do (def a 1)", "mode": "prefix"}).content)
+    assert ok["ok"] and 't-k' in ok["html"]
+    bad = json.loads(client.post("/highlight/", {"text": "(do\n  (def a 1)))", "mode": "program"}).content)
+    assert not bad["ok"] and bad["line"] == 2 and bad["col"]
+    esc = json.loads(client.post("/highlight/", {"text": PAYLOADS[0]}).content)
+    assert "<script>" not in esc["html"]
+
+
+def test_tree_subtree_endpoint(client, user, run):
+    client.force_login(user)
+    html = client.get(f"/runs/{run.public_id}/steps/3/tree/?path=0.1.0").content.decode()
+    assert "k-do" in html and " open>" in html
+    assert client.get(f"/runs/{run.public_id}/steps/3/tree/?path=9.9").status_code == 404

@@ -1,0 +1,246 @@
+"""The run service against the real turn machine: persistence, pauses and breakpoints, edits
+(refused with line:col when they do not parse), forks replayed from the effect cache, and
+resuming an interrupted run from its persisted record."""
+
+from __future__ import annotations
+
+import pytest
+
+from spellide.spell.api import Breakpoints, RunConfig
+from spellide.web import runner
+from spellide.web.models import Edit, Effect, ProgramVersion, Run, RunEvent, Step
+from spellide.web.runner.persist import load_events
+
+from .conftest import finish, wait_status, wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+IO_SCRIPT = [
+    "'(!call-now r (io/spit \"notes.txt\" \"line one\"))",
+    "'(!call-now t (io/slurp \"notes.txt\"))",
+    "(def n (count (:ok t))) '(!call-now u (io/spit \"count.txt\" (str n)))",
+    "(think \"done\") [n (:ok u)]",
+]
+
+
+def io_config(scripted, tmp_path, script=IO_SCRIPT, **kw) -> RunConfig:
+    ws = tmp_path / "ws"
+    ws.mkdir(exist_ok=True)
+    return RunConfig(prompt="Write notes", model=scripted(script), workspace=str(ws), **kw)
+
+
+def wait_pause(run, step: int, point: str | None = None):
+    def check():
+        r = Run.objects.get(pk=run.pk)
+        return r if (r.status == "paused" and r.pause and r.pause.get("step") == step
+                     and (point is None or r.pause.get("point") == point)) else None
+    return wait_until(check)
+
+
+def chain(n: int) -> list[str]:
+    return [f"(def a{i} {i}) '(!extend)" for i in range(n)] + ['"done"']
+
+
+def test_run_persists_events_steps_versions_and_effects(user, scripted, tmp_path):
+    run = runner.start_run(user, io_config(scripted, tmp_path), "io")
+    run = finish(run)
+    assert run.status == Run.Status.FINISHED, run.error
+    assert run.value == '[8 "count.txt"]'
+    events = list(RunEvent.objects.filter(run=run).order_by("seq"))
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert run.last_seq == len(events)
+    assert events[0].type == "run_started" and events[-1].type == "run_finished"
+    steps = list(Step.objects.filter(run=run).order_by("step_id"))
+    assert [s.step_id for s in steps] == [0, 1, 2, 3]
+    assert [s.status for s in steps] == ["continued", "continued", "continued", "completed"]
+    assert steps[1].parent == 0 and steps[1].prefix_text().startswith("(quine completion")
+    assert steps[3].program_text().startswith(steps[3].prefix_text())
+    assert steps[3].completion == IO_SCRIPT[3]
+    effects = list(Effect.objects.filter(run=run))
+    names = [e.name for e in effects]
+    assert names.count("io/spit") == 2 and names.count("io/slurp") == 1
+    assert names.count("model/spell") == 4
+    assert all(e.status == "live" for e in effects)
+    assert run.totals["effects_executed"] == len(effects) and run.totals["steps"] == 4
+    assert (tmp_path / "ws" / "count.txt").read_text() == "8"
+    # persisted texts are compacted into program versions and expand back exactly
+    started = [e for e in events if e.type == "step_started"]
+    assert all(isinstance(e.data["prefix"], dict) and "$v" in e.data["prefix"] for e in started)
+    expanded = [e for e in load_events(run) if e["type"] == "step_started"]
+    assert [e["data"]["prefix"] for e in expanded] == [s.prefix_text() for s in steps]
+    stored = sum(len(t) for t in ProgramVersion.objects.filter(run=run).values_list("tail", flat=True))
+    assert stored < sum(len(s.program_text()) + len(s.prefix_text()) for s in steps)
+
+
+def test_unknown_model_fails_the_run_cleanly(user):
+    run = runner.start_run(user, RunConfig(prompt="x", model="nonsense"), "bad")
+    run = finish(run)
+    assert run.status == Run.Status.FAILED
+    assert "unknown model" in run.error
+    assert RunEvent.objects.filter(run=run, type="run_failed").exists()
+
+
+def test_pause_at_breakpoint_then_resume_and_step(user, scripted):
+    cfg = RunConfig(prompt="P", model=scripted(chain(3)), breakpoints=Breakpoints(before_model=True))
+    run = runner.start_run(user, cfg, "bp")
+    run = wait_status(run, "paused")
+    assert run.pause["point"] == "before_model" and run.pause["step"] == 0
+    assert run.pause["text"].startswith("(quine completion")
+    assert Step.objects.get(run=run, step_id=0).status == "paused"
+    assert runner.control(run, "resume").ok
+    wait_pause(run, 1)
+    # step: run to the next pause point; stepping pauses at every point (the model call's
+    # effect gate included) until the completion of step 1 is there to edit
+    seen = []
+    for _ in range(4):
+        before = Run.objects.get(pk=run.pk).pause["seq"]
+        assert runner.control(run, "step").ok
+        r = wait_until(lambda: (x := Run.objects.get(pk=run.pk)).status == "paused"
+                       and x.pause["seq"] > before and x)
+        seen.append(r.pause["point"])
+        assert r.pause["reason"] == "stepping"
+        if r.pause["point"] == "after_completion":
+            break
+    assert seen[-1] == "after_completion" and r.pause["step"] == 1, seen
+    assert not runner.control(run, "approve").ok     # nothing to approve here
+    assert runner.control(run, "stop").ok
+    run = finish(run)
+    assert run.status == Run.Status.STOPPED
+
+
+def test_pause_requested_while_running(user, scripted):
+    script = [{"text": f"(def a{i} {i}) '(!extend)", "latency": 0.05} for i in range(40)] + ['"done"']
+    run = runner.start_run(user, RunConfig(prompt="P", model=scripted(script)), "pause")
+    wait_until(lambda: Step.objects.filter(run=run).count() >= 2)
+    res = runner.control(run, "pause")
+    assert res.ok
+    run = wait_status(run, "paused")
+    assert run.pause["reason"] == "pause requested"
+    assert runner.control(run, "resume").ok
+    run = finish(run, 60)
+    assert run.status == "finished" and run.value == '"done"'
+
+
+def test_edit_refused_with_line_and_col_then_accepted(user, scripted):
+    cfg = RunConfig(prompt="P", model=scripted(["(def x 1) '(!extend)", "(+ x 1)"]),
+                    breakpoints=Breakpoints(after_completion=True))
+    run = runner.start_run(user, cfg, "edit")
+    run = wait_status(run, "paused")
+    program = run.pause["text"]
+    assert run.pause["point"] == "after_completion" and program.endswith("(def x 1) '(!extend)")
+    bad = program.replace("(def x 1)", "(def x 1))\n (def y ]")
+    res = runner.control(run, "edit", bad, "alice")
+    assert not res.ok
+    assert res.line is not None and res.col is not None
+    assert res.text == bad                                   # the text is kept
+    run.refresh_from_db()
+    assert run.status == "paused" and run.pause["draft"] == bad
+    assert run.pause["draft_error"]["line"] == res.line
+    good = program.replace("(def x 1)", "(def x 41)")
+    res = runner.control(run, "edit", good, "alice")
+    assert res.ok, res
+    run = wait_pause(run, 1, "after_completion")   # the next step's
+    assert runner.control(run, "resume").ok
+    run = finish(run)
+    assert run.status == "finished" and run.value == "42"
+    edit = Edit.objects.get(run=run)
+    assert edit.step_id == 0 and edit.point == "after_completion" and edit.author == user
+    assert edit.after_version.text() == good and edit.before_version.text() == program
+    prov = Step.objects.get(run=run, step_id=0).provenance
+    assert any(seg["source"] == "human" and seg.get("author") == "alice" for seg in prov)
+
+
+def test_fork_replays_from_the_cache_then_goes_live(user, scripted, tmp_path):
+    parent = finish(runner.start_run(user, io_config(scripted, tmp_path), "parent"))
+    assert parent.status == "finished"
+    fork = finish(runner.fork_run(parent, user, 1))
+    assert fork.status == "finished", fork.error
+    assert fork.parent_run_id == parent.pk and fork.fork_step == 1
+    assert fork.value == parent.value
+    by_step: dict[int, set[str]] = {}
+    for e in Effect.objects.filter(run=fork):
+        by_step.setdefault(e.step_id, set()).add(e.status)
+    assert by_step[0] == {"hit"} and by_step[1] == {"hit"}
+    assert by_step[2] <= {"live", "miss"} and by_step[3] <= {"live", "miss"}
+    assert fork.totals["effects_reused"] == sum(
+        1 for e in Effect.objects.filter(run=fork) if e.status == "hit") >= 4
+    # the parent is untouched, and sees its fork
+    assert Effect.objects.filter(run=parent).exclude(status="live").count() == 0
+    assert list(parent.forks.all()) == [fork]
+
+
+def test_fork_with_an_edit(user, scripted):
+    parent = finish(runner.start_run(
+        user, RunConfig(prompt="P", model=scripted(["(def x 1) '(!extend)", "(+ x 1)"])), "p"))
+    assert parent.value == "2"
+    program = Step.objects.get(run=parent, step_id=0).program_text()
+    with pytest.raises(runner.RunRefused) as refused:
+        runner.fork_run(parent, user, 0, text=program + " )) (")
+    assert refused.value.result is not None and refused.value.result.line is not None
+    fork = finish(runner.fork_run(parent, user, 0, text=program.replace("(def x 1)", "(def x 9)")))
+    assert fork.status == "finished" and fork.value == "10"
+    assert Edit.objects.filter(run=fork, step_id=0).count() == 1
+    assert Run.objects.get(pk=parent.pk).value == "2"
+
+
+def test_resume_interrupted_equals_uninterrupted(user, scripted, tmp_path):
+    """In-process version of the restart test: a run's persisted events up to a pause are
+    copied onto a run row marked interrupted (what a crashed server leaves), which is then
+    resumed from its record."""
+    reference = finish(runner.start_run(user, io_config(scripted, tmp_path), "reference"))
+    ws2 = tmp_path / "ws2"
+    ws2.mkdir()
+    cfg = io_config(scripted, tmp_path)
+    cfg.workspace = str(ws2)
+    cfg.breakpoints = Breakpoints(before_model=True)
+    partial = runner.start_run(user, cfg, "partial")
+    wait_pause(partial, 0)
+    runner.control(partial, "resume")
+    wait_pause(partial, 1)
+    runner.control(partial, "resume")
+    wait_pause(partial, 2)
+    partial.refresh_from_db()
+    crashed = Run.objects.create(owner=user, title="crashed", status=Run.Status.INTERRUPTED,
+                                 config=dict(partial.config, breakpoints={}), last_seq=partial.last_seq)
+    events = load_events(partial)
+    from spellide.web.runner.persist import RunPersister
+    from spellide.spell.events import Event
+    writer = RunPersister(crashed, threaded=False, broadcast=False)
+    for e in events:
+        writer(Event(e["seq"], e["type"], e["data"], e["ts"]))
+    crashed.refresh_from_db()
+    crashed.status = Run.Status.INTERRUPTED
+    crashed.save()
+    executed_before = crashed.totals["effects_executed"]
+    runner.control(partial, "stop")
+    resumed = runner.resume_interrupted(crashed)
+    resumed = finish(resumed)
+    assert resumed.status == "finished", resumed.error
+    assert resumed.value == reference.value
+    assert resumed.segment == 1
+    seqs = list(RunEvent.objects.filter(run=resumed).order_by("seq").values_list("seq", flat=True))
+    assert seqs == list(range(1, len(seqs) + 1))
+    live_effects = Effect.objects.filter(run=resumed, status__in=["live", "miss"]).count()
+    assert live_effects == Effect.objects.filter(run=reference).count()
+    assert resumed.totals["effects_executed"] == reference.totals["effects_executed"]
+    assert executed_before > 0 and Effect.objects.filter(run=resumed, segment=1, status="hit").count() == executed_before
+    # no io effect ran twice: each (step, ordinal) has exactly one live execution
+    keys = list(Effect.objects.filter(run=resumed, status__in=["live", "miss"]).values_list("step_id", "ordinal"))
+    assert len(keys) == len(set(keys))
+
+
+def test_mark_interrupted_runs_leaves_own_runs(user, scripted):
+    cfg = RunConfig(prompt="P", model=scripted(chain(2)), breakpoints=Breakpoints(before_model=True))
+    mine = runner.start_run(user, cfg, "mine")
+    wait_status(mine, "paused")
+    ghost = Run.objects.create(owner=user, title="ghost", status="running", worker="otherhost-gone:1:x")
+    dead = Run.objects.create(owner=user, title="dead", status="paused",
+                              worker=f"{runner.PROCESS_ID.split(':')[0]}:999999:abc")
+    queued = Run.objects.create(owner=user, title="queued", status="queued", worker="")
+    assert runner.mark_interrupted_runs() == 2
+    assert Run.objects.get(pk=mine.pk).status == "paused"
+    assert Run.objects.get(pk=ghost.pk).status == "running"   # another host: cannot tell
+    assert Run.objects.get(pk=dead.pk).status == "interrupted"
+    assert Run.objects.get(pk=queued.pk).status == "interrupted"
+    runner.control(mine, "stop")
+    finish(mine)
