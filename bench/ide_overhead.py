@@ -89,17 +89,17 @@ async def through_ide(path: Path, user, cookie: bytes) -> tuple[float, int, int]
     last_seq = 0
     final_seq = None
     while final_seq is None or last_seq < final_seq:
-        # read the communicator's queue directly: a receive timeout would cancel the consumer
-        if not comm.output_queue.empty():
-            message = comm.output_queue.get_nowait()
+        # wait on the communicator's queue directly: its receive timeout would cancel the consumer
+        try:
+            message = await asyncio.wait_for(comm.output_queue.get(), timeout=0.2)
+        except asyncio.TimeoutError:
+            message = None
+        if message is not None:
             frames += 1
             for m in re.finditer(r'data-seq="(\d+)"', message.get("text") or ""):
                 last_seq = max(last_seq, int(m.group(1)))
-            continue
         if final_seq is None and runner.get_active(run) is None:
             final_seq = await sync_to_async(lambda: Run.objects.get(pk=run.pk).last_seq)()
-            continue
-        await asyncio.sleep(0.01)
     dt = time.perf_counter() - t0
     await comm.disconnect()
     await asyncio.to_thread(runner.wait_for, run, 60)

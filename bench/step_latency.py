@@ -88,16 +88,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--trace", default="", help="experiment: file for server-side timestamps")
-    ap.add_argument("--switch", default="", help="experiment: sys.setswitchinterval in the server")
     ap.add_argument("--hold", action="store_true", help="hold the feed (no detail loads while streaming)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="spellide-latency-"))
     write_demo(tmp / "demos", args.steps)
     server = AppServer(tmp / "app", settings_module="bench.bench_settings",
-                       extra_env={"SPELLIDE_BENCH_DEMOS": str(tmp / "demos"),
-                                  **({"SPELLIDE_BENCH_SWITCH": args.switch} if args.switch else {}),
-                                  **({"SPELLIDE_BENCH_TRACE": args.trace} if args.trace else {})}).start()
+                       extra_env={"SPELLIDE_BENCH_DEMOS": str(tmp / "demos")}).start()
     try:
         from playwright.sync_api import sync_playwright
         with sync_playwright() as p:
@@ -111,7 +107,7 @@ def main() -> None:
             page.evaluate(OBSERVER)
             if args.hold:
                 page.click("#hold-feed")
-            public_id = page.url.rstrip("/").rsplit("/", 1)[1]
+            public_id = re.search(r"/runs/([0-9a-f-]{36})/", page.url).group(1)
             t0 = time.time()
             page.wait_for_function("document.querySelector('#run-state').dataset.state === 'finished'",
                                    timeout=600_000, polling=200)

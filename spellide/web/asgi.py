@@ -16,13 +16,15 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from spellide.web.consumers import RunConsumer  # noqa: E402
 from spellide.web.runner.lifecycle import ServerHooks  # noqa: E402
+from spellide.web.runner.scale import RUNS_CHANNEL  # noqa: E402
+from spellide.web.runner.worker import RunWorkerConsumer  # noqa: E402
 
 websocket_urlpatterns = [
     path("ws/runs/<uuid:public_id>/", RunConsumer.as_asgi()),
@@ -34,4 +36,6 @@ http_app = (django_asgi_app if os.environ.get("SPELLIDE_SERVE_STATIC", "1") == "
 application = ServerHooks(ProtocolTypeRouter({
     "http": http_app,
     "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+    # scale mode: `manage.py runworker spellide-runs` executes runs (runner/worker.py)
+    "channel": ChannelNameRouter({RUNS_CHANNEL: RunWorkerConsumer.as_asgi()}),
 }))

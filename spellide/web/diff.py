@@ -61,18 +61,47 @@ LABELS = {
 }
 
 MAX_LINE_CHARS = 400
+BIG_MIDDLE = 2000   # differing middles longer than this use difflib's autojunk heuristic
 
 
-@dataclass
 class FormRef:
-    """A top-level form in one of the two programs."""
+    """A top-level form in one of the two programs. Its printed text and preview are computed
+    only when a page shows them: most forms of a long program are unchanged and never shown."""
 
-    index: int
-    preview: str
-    text: str              # canonical printed form (truncated for display)
-    start: Optional[int] = None
-    end: Optional[int] = None
-    line: Optional[int] = None
+    __slots__ = ("index", "form", "span", "source", "_text", "_preview")
+
+    def __init__(self, index: int, form: Any, span: Any, source: str):
+        self.index = index
+        self.form = form
+        self.span = span
+        self.source = source
+        self._text: Optional[str] = None
+        self._preview: Optional[str] = None
+
+    @property
+    def text(self) -> str:
+        """The canonical printed form (cut for display)."""
+        if self._text is None:
+            self._text = _clip(_pr(self.form))
+        return self._text
+
+    @property
+    def preview(self) -> str:
+        if self._preview is None:
+            self._preview = _preview(self.source, self.span, "") if self.span is not None else self.text[:100]
+        return self._preview
+
+    @property
+    def start(self) -> Optional[int]:
+        return getattr(self.span, "start", None)
+
+    @property
+    def end(self) -> Optional[int]:
+        return getattr(self.span, "end", None)
+
+    @property
+    def line(self) -> Optional[int]:
+        return getattr(self.span, "line", None)
 
 
 @dataclass
@@ -245,17 +274,13 @@ def _dominant_source(segs: Sequence[dict], start: Optional[int], end: Optional[i
 
 
 def _ref(index: int, form: Any, span: Any, text: str) -> FormRef:
-    printed = _pr(form)
-    if len(printed) > MAX_LINE_CHARS:
-        printed = printed[:MAX_LINE_CHARS] + f" … ({len(printed)} chars)"
-    return FormRef(index=index, preview=_preview(text, span, printed[:100]), text=printed,
-                   start=getattr(span, "start", None), end=getattr(span, "end", None),
-                   line=getattr(span, "line", None))
+    return FormRef(index, form, span, text)
 
 
 def _diff_level(old_forms: Sequence[Any], old_spans: Sequence[Any], old_text: str,
                 new_forms: Sequence[Any], new_spans: Sequence[Any], new_text: str,
-                provenance: Sequence[dict], edits: Sequence[dict], section: str) -> list[Row]:
+                provenance: Sequence[dict], edits: Sequence[dict], section: str,
+                offset: int = 0) -> list[Row]:
     from spellide.spell.edits import apply_edits
 
     expected, gone = _replay_markers(old_forms, old_spans, old_text)
@@ -269,10 +294,10 @@ def _diff_level(old_forms: Sequence[Any], old_spans: Sequence[Any], old_text: st
     emitted_old: set[int] = set()
 
     def old_ref(i: int) -> FormRef:
-        return _ref(i, old_forms[i], old_spans[i] if i < len(old_spans) else None, old_text)
+        return _ref(offset + i, old_forms[i], old_spans[i] if i < len(old_spans) else None, old_text)
 
     def new_ref(j: int) -> FormRef:
-        return _ref(j, new_forms[j], new_spans[j] if j < len(new_spans) else None, new_text)
+        return _ref(offset + j, new_forms[j], new_spans[j] if j < len(new_spans) else None, new_text)
 
     def flush_gone(upto: int) -> None:
         """Emit the old forms removed by markers that come before old index ``upto``."""
@@ -297,9 +322,7 @@ def _diff_level(old_forms: Sequence[Any], old_spans: Sequence[Any], old_text: st
             return Row(CHANGED if replaced else INJECTED, new=ref, section=section)
         return Row(APPENDED, new=ref, section=section)
 
-    sm = difflib.SequenceMatcher(None, exp_keys, new_keys, autojunk=False)
-    opcodes = sm.get_opcodes()
-    for tag, i1, i2, j1, j2 in opcodes:
+    for tag, i1, i2, j1, j2 in _opcodes(exp_keys, new_keys):
         if tag == "equal":
             for a, b in zip(range(i1, i2), range(j1, j2)):
                 e = expected[a]
@@ -334,11 +357,72 @@ def _diff_level(old_forms: Sequence[Any], old_spans: Sequence[Any], old_text: st
     return rows
 
 
+def _opcodes(a: Sequence[str], b: Sequence[str]) -> list[tuple[str, int, int, int, int]]:
+    """``SequenceMatcher`` opcodes, after cutting the common head and tail.
+
+    Programs repeat forms a lot (every inert ``(quote (!extend))``), and the matcher's longest
+    match search is quadratic on such repetitive input; successive programs differ in a small
+    middle part, so trimming first keeps a 10,000-form diff fast."""
+    n = min(len(a), len(b))
+    p = 0
+    while p < n and a[p] == b[p]:
+        p += 1
+    q = 0
+    while q < n - p and a[len(a) - 1 - q] == b[len(b) - 1 - q]:
+        q += 1
+    ops: list[tuple[str, int, int, int, int]] = []
+    if p:
+        ops.append(("equal", 0, p, 0, p))
+    mid_a, mid_b = a[p:len(a) - q], b[p:len(b) - q]
+    # Exact matching (no "junk") is best for the usual small middles; on big ones, difflib's
+    # popularity heuristic keeps the search near linear (repeated forms attach to their
+    # neighbours' matches instead of being searched for everywhere).
+    sm = difflib.SequenceMatcher(None, mid_a, mid_b, autojunk=len(mid_b) > BIG_MIDDLE)
+    for tag, i1, i2, j1, j2 in sm.get_opcodes():
+        if i1 == i2 and j1 == j2:
+            continue
+        ops.append((tag, i1 + p, i2 + p, j1 + p, j2 + p))
+    if q:
+        ops.append(("equal", len(a) - q, len(a), len(b) - q, len(b)))
+    merged: list[tuple[str, int, int, int, int]] = []
+    for op in ops:
+        if merged and merged[-1][0] == op[0] == "equal":
+            t, i1, _, j1, _ = merged[-1]
+            merged[-1] = (t, i1, op[2], j1, op[4])
+        else:
+            merged.append(op)
+    return merged
+
+
+def _grouped(ops: list[tuple[str, int, int, int, int]], context: int) -> list[list[tuple[str, int, int, int, int]]]:
+    """Hunks with ``context`` equal lines around changes (difflib's grouping, on our opcodes)."""
+    if not ops or all(op[0] == "equal" for op in ops):
+        return []
+    ops = list(ops)
+    if ops[0][0] == "equal":
+        t, i1, i2, j1, j2 = ops[0]
+        ops[0] = (t, max(i1, i2 - context), i2, max(j1, j2 - context), j2)
+    if ops[-1][0] == "equal":
+        t, i1, i2, j1, j2 = ops[-1]
+        ops[-1] = (t, i1, min(i2, i1 + context), j1, min(j2, j1 + context))
+    groups: list[list[tuple[str, int, int, int, int]]] = []
+    group: list[tuple[str, int, int, int, int]] = []
+    for t, i1, i2, j1, j2 in ops:
+        if t == "equal" and i2 - i1 > 2 * context:
+            group.append((t, i1, min(i2, i1 + context), j1, min(j2, j1 + context)))
+            groups.append(group)
+            group = []
+            i1, j1 = max(i1, i2 - context), max(j1, j2 - context)
+        group.append((t, i1, i2, j1, j2))
+    if group and not (len(group) == 1 and group[0][0] == "equal"):
+        groups.append(group)
+    return groups
+
+
 def line_diff(old_lines: Sequence[str], new_lines: Sequence[str], context: int = 3) -> list[LineRow]:
     """Unified-style rows with line numbers; ``@`` rows separate hunks."""
     out: list[LineRow] = []
-    sm = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False)
-    for group in sm.get_grouped_opcodes(context):
+    for group in _grouped(_opcodes(old_lines, new_lines), context):
         first = group[0]
         out.append(LineRow("@", f"@@ -{first[1] + 1} +{first[3] + 1} @@"))
         for tag, i1, i2, j1, j2 in group:
@@ -353,13 +437,65 @@ def line_diff(old_lines: Sequence[str], new_lines: Sequence[str], context: int =
     return out
 
 
-def form_lines(form: Any) -> list[str]:
-    """One printed line per top-level body form (the quine head on its own line)."""
-    args, _, body, _ = split_program(form)
+def _slice(text: str, span: Any) -> Optional[str]:
+    return text[span.start:span.end] if span is not None else None
+
+
+_MARKER_WORDS = ("prune", "rethink", "persist")
+
+
+def common_head(old_forms: Sequence[Any], old_spans: Sequence[Any], old_text: str,
+                new_forms: Sequence[Any], new_spans: Sequence[Any], new_text: str,
+                provenance: Sequence[dict] = ()) -> int:
+    """How many leading body forms are certainly unchanged, found by comparing source text.
+
+    Successive programs share almost all of their text, so comparing the forms' source slices
+    settles most of a long program at C speed, without printing every form. The head stops
+    before anything an edit marker of the old program could have touched (a ``(prune k)``
+    reaches k forms back; a form containing any marker may itself be rewritten) and before
+    any human-edited text."""
+    limit = min(len(old_forms), len(new_forms))
+    for i, span in enumerate(old_spans[:len(old_forms)]):
+        sl = _slice(old_text, span)
+        if sl is None:
+            limit = min(limit, i)
+            break
+        if any(w in sl for w in _MARKER_WORDS):
+            f = old_forms[i]
+            h = _head(f)
+            k = 0
+            if h == "prune":
+                k = _prune_count(f) or 0
+            elif h == "rethink" and len(f) >= 2 and isinstance(f[1], int) and not isinstance(f[1], bool):
+                k = f[1]
+            elif h == "rethink":
+                k = 1
+            limit = min(limit, max(0, i - max(0, k)))
+    human = [s for s in provenance if s.get("source") == "human"]
+    n = 0
+    while n < limit:
+        a, b = _slice(old_text, old_spans[n]), _slice(new_text, new_spans[n] if n < len(new_spans) else None)
+        if a is None or a != b:
+            break
+        if human and _segments_overlap(human, new_spans[n].start, new_spans[n].end, "human"):
+            break
+        n += 1
+    return n
+
+
+def form_lines(form: Any, text: str = "", head: int = 0) -> list[str]:
+    """One printed line per top-level body form (the quine head on its own line). The first
+    ``head`` body forms (known equal in both programs) use their source text, whitespace
+    collapsed, instead of being printed again."""
+    args, _, body, spans = split_program(form)
     lines = []
     if args or _is_quine_eval_do(form):
         lines.append("(quine " + " ".join(_pr(a) for a in args) + " (eval (do")
-    lines.extend(_clip(_pr(f)) for f in body)
+    for i, f in enumerate(body):
+        if i < head and spans[i] is not None:
+            lines.append(_clip(" ".join(text[spans[i].start:spans[i].end].split())))
+        else:
+            lines.append(_clip(_pr(f)))
     return lines
 
 
@@ -368,9 +504,9 @@ def _clip(s: str) -> str:
 
 
 def _read_one(text: str) -> Any:
-    from spellide.spell.reader import read_all
+    from .program_tree import read_cached
 
-    forms = read_all(text)
+    forms, _ = read_cached(text)
     if len(forms) != 1:
         if not forms:
             raise SpellError("empty program", kind="read")
@@ -402,11 +538,15 @@ def diff_programs(old_text: str, new_text: str, provenance: Sequence[dict] = (),
     rows: list[Row] = []
     if [_pr(x) for x in oa] != [_pr(x) for x in na]:
         rows.extend(_diff_level(oa, oas, old_text, na, nas, new_text, provenance, edits, "quine"))
-    rows.extend(_diff_level(ob, obs, old_text, nb, nbs, new_text, provenance, edits, "body"))
+    head = common_head(ob, obs, old_text, nb, nbs, new_text, provenance)
+    rows.extend(Row(KEPT, old=FormRef(i, ob[i], obs[i], old_text), new=FormRef(i, nb[i], nbs[i], new_text))
+                for i in range(head))
+    rows.extend(_diff_level(ob[head:], obs[head:], old_text, nb[head:], nbs[head:], new_text,
+                            provenance, edits, "body", offset=head))
     result.rows = rows
     summary: dict[str, int] = {}
     for r in rows:
         summary[r.kind] = summary.get(r.kind, 0) + 1
     result.summary = summary
-    result.lines = line_diff(form_lines(old_form), form_lines(new_form))
+    result.lines = line_diff(form_lines(old_form, old_text, head), form_lines(new_form, new_text, head))
     return result

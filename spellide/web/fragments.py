@@ -26,9 +26,10 @@ from django.utils.html import escape
 
 from spellide.web import stepinfo
 from spellide.web.models import Run, Step
-from spellide.web.templatetags.spellide_tags import ms as fmt_ms
+from spellide.web.templatetags.spellide_tags import logbar, ms as fmt_ms
 
 LIVE_TEXT_LIMIT = 20_000   # the live completion strip shows at most this much
+LIVE_ARGS_LIMIT = 2_000    # effect arguments pushed live (a model call's are the whole prefix)
 
 
 @dataclass
@@ -85,9 +86,10 @@ def render_event_html(run: Run, event: dict[str, Any]) -> str:
     data = event.get("data") or {}
     handler = _HANDLERS.get(typ)
     parts = handler(run, seq, data) if handler else []
-    # Always at least one element with the sequence number, so the page's last-seen number
-    # advances even for events that change nothing on screen.
-    parts.append(_wrap(seq, "#ws-seq", "outerHTML", f'<span id="ws-seq" hidden data-seq="{seq}"></span>'))
+    if not parts:
+        # Always at least one element with the sequence number, so the page's last-seen
+        # number advances even for events that change nothing on screen.
+        parts.append(_wrap(seq, "#ws-seq", "outerHTML", f'<span id="ws-seq" hidden data-seq="{seq}"></span>'))
     return "".join(parts)
 
 
@@ -155,7 +157,7 @@ def _effect(run: Any, seq: int, data: dict) -> list[str]:
     status = str(eff.get("status") or "live")
     if status not in ("live", "hit", "miss", "blocked"):
         status = "live"
-    row = stepinfo.effect_from_event(sid, eff)
+    row = stepinfo.effect_from_event(sid, eff, args_limit=LIVE_ARGS_LIMIT)
     return [
         _wrap(seq, f"#step-{sid}-fx", "beforeend", f'<i class="fx fx-{status}"></i>'),
         _wrap(seq, f"#detail-{sid}-effects", "beforeend", _part("effect_row", {"e": row, "nav": _nav(run)})),
@@ -170,14 +172,16 @@ def _step_finished(run: Any, seq: int, data: dict) -> list[str]:
     status = stepinfo.row_status("completed", data.get("error"), data.get("continued_by"),
                                  bool(data.get("recovered")))
     times = Step.objects.filter(run_id=run.pk, step_id=sid).values_list("started_at", "finished_at").first()
-    ms = ""
+    ms, bar = "", 0
     if times and times[0] and times[1]:
-        ms = escape(fmt_ms((times[1] - times[0]).total_seconds() * 1000))
+        dur = (times[1] - times[0]).total_seconds() * 1000
+        ms, bar = escape(fmt_ms(dur)), logbar(dur)
     cont = data.get("continued_by")
     out = [
         _wrap(seq, f"#step-{sid}-st", "outerHTML",
               f'<span class="r-st st-{status}" id="step-{sid}-st" title="{status}"></span>'),
-        _wrap(seq, f"#step-{sid}-ms", "innerHTML", ms),
+        _wrap(seq, f"#step-{sid}-ms", "outerHTML",
+              f'<span class="r-ms" id="step-{sid}-ms" style="--w: {int(bar)}">{ms}</span>'),
         _wrap(seq, f"#step-{sid}-cont", "outerHTML",
               f'<span hidden id="step-{sid}-cont" data-cont="{_int(cont) if cont is not None else ""}"></span>'),
         _wrap(seq, f"#detail-{sid}-status", "innerHTML", status),

@@ -26,7 +26,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import ClojureLexer
-from pygments.token import Keyword, Name, Text, Token, _TokenType
+from pygments.token import Keyword, Name, Text, Whitespace, _TokenType
 
 # Spell-specific token types (Pygments derives CSS classes from the parent type plus a suffix).
 Effect = Name.Function.Effect          # !call-now, !extend, io/!x ... -> class "nf-Effect"
@@ -52,7 +52,9 @@ class SpellLexer(ClojureLexer):
 
     def get_tokens_unprocessed(self, text: str, stack: Sequence[str] = ("root",)):  # type: ignore[override]
         for index, ttype, value in super().get_tokens_unprocessed(text, stack):
-            if ttype in Name or ttype in Keyword:
+            if ttype in Whitespace:
+                ttype = Text  # no <span> around spaces: much less markup for printed programs
+            elif ttype in Name or ttype in Keyword:
                 word = value.rstrip()
                 bare = word.rsplit("/", 1)[-1]
                 if bare.startswith("!") and len(bare) > 1:
@@ -227,4 +229,4 @@ def css() -> str:
     return _FORMATTER.get_style_defs(".code")
 
 
-__all__ = ["SpellLexer", "highlight", "highlight_segments", "css", "Token"]
+__all__ = ["SpellLexer", "highlight", "highlight_segments", "highlight_lines", "css"]

@@ -211,14 +211,15 @@ class ProgramVersion(models.Model):
 
 
 def common_prefix_len(a: str, b: str) -> int:
-    """Length of the longest common prefix, by binary search on slice comparisons (C speed)."""
+    """Length of the longest common prefix: a C-speed ``startswith`` for the usual case (the
+    new text extends the old), else a binary search whose slices halve each round (O(n))."""
     n = min(len(a), len(b))
-    if a[:n] == b[:n]:
+    if b.startswith(a[:n]) if n == len(a) else a.startswith(b):
         return n
     lo, hi = 0, n  # a[:lo] == b[:lo], a[:hi] != b[:hi]
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if a[lo:mid] == b[lo:mid]:
+        if b.startswith(a[lo:mid], lo):
             lo = mid
         else:
             hi = mid

@@ -15,6 +15,8 @@ strings are folded to a preview plus their length.
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -279,16 +281,40 @@ def balance_open(text: str) -> tuple[str, int]:
     return text, 0
 
 
+_PARSED: "OrderedDict[str, tuple[list, list]]" = OrderedDict()
+_PARSED_MAX = 4
+_PARSED_LOCK = threading.Lock()
+
+
+def read_cached(text: str) -> tuple[list, list]:
+    """``read_all_spans`` with a small per-process cache: following a run, switching tabs and
+    diffing step k against k-1 read the same few programs again and again, and reading a long
+    program is the biggest cost of those pages. Callers must not mutate the forms."""
+    from spellide.spell.reader import read_all_spans  # late: keeps this module cheap to import
+
+    with _PARSED_LOCK:
+        hit = _PARSED.get(text)
+        if hit is not None:
+            _PARSED.move_to_end(text)
+            return hit
+    forms, spans = read_all_spans(text)
+    result = (list(forms), list(spans))
+    if len(text) >= 2_000:          # small programs are cheap to read again
+        with _PARSED_LOCK:
+            _PARSED[text] = result
+            while len(_PARSED) > _PARSED_MAX:
+                _PARSED.popitem(last=False)
+    return result
+
+
 def read_forms(text: str, open_prefix: bool = False) -> tuple[list, list, int]:
     """Every top-level form with its span; an open prefix is closed first.
     Raises ``SpellError`` (a ``ReadError`` with line and column) when the text cannot be read."""
-    from spellide.spell.reader import read_all_spans  # late: keeps this module cheap to import
-
     added = 0
     if open_prefix:
         text, added = balance_open(text)
-    forms, spans = read_all_spans(text)
-    return list(forms), list(spans), added
+    forms, spans = read_cached(text)
+    return forms, spans, added
 
 
 def _error_tree(err: SpellError) -> Tree:

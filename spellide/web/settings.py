@@ -5,7 +5,9 @@ channel layer, runs executed by worker threads in the server process.
 
 Scale mode, switched on by environment variables:
   SPELLIDE_DATABASE_URL=postgres://user:pass@host:5432/dbname   -> PostgreSQL
-  SPELLIDE_REDIS_URL=redis://host:6379/0                         -> channels_redis layer
+  SPELLIDE_REDIS_URL=redis://host:6379/0                         -> channels_redis layer, and
+                                                                    runs in run workers
+  (`manage.py runworker spellide-runs`; SPELLIDE_RUN_WORKERS=threads keeps them in-process)
 
 Other variables: SPELLIDE_SECRET_KEY (else a key generated once into var/secret-key.txt),
 SPELLIDE_DEBUG=1, SPELLIDE_ALLOWED_HOSTS=a,b (added to the local ones), SPELLIDE_VAR (the
@@ -59,8 +61,9 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
-    "channels",
+    # before "channels": its `runworker` command extends Channels' (scale mode's run workers)
     "spellide.web.apps.WebConfig",
+    "channels",
 ]
 
 MIDDLEWARE = [
@@ -125,7 +128,8 @@ else:
                 # beside the writer; IMMEDIATE avoids lock-upgrade deadlocks between writers.
                 "timeout": 30,
                 "transaction_mode": "IMMEDIATE",
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous="
+                                + os.environ.get("SPELLIDE_SQLITE_SYNCHRONOUS", "NORMAL"),
             },
             # Tests use a file database too: worker threads and the test share it.
             "TEST": {"NAME": os.environ.get("SPELLIDE_TEST_SQLITE_PATH")
@@ -140,7 +144,11 @@ if os.environ.get("SPELLIDE_REDIS_URL"):
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [os.environ["SPELLIDE_REDIS_URL"]],
+                # redis-py 8 reads with a 5 s socket timeout by default, which aborts
+                # channels_redis's 5 s blocking BZPOPMIN (channels_redis issue #422): keep
+                # the socket timeout above it.
+                "hosts": [{"address": os.environ["SPELLIDE_REDIS_URL"], "socket_timeout": 30,
+                           "socket_connect_timeout": 5}],
                 "capacity": 5000,
                 "expiry": 60,
                 "prefix": os.environ.get("SPELLIDE_REDIS_PREFIX", "spellide"),
@@ -193,3 +201,16 @@ LOGGING = {
 # forms and on non-tail self-calls) and the recursion limit it sets.
 SPELLIDE_RUN_STACK_MB = int(os.environ.get("SPELLIDE_RUN_STACK_MB", "256"))
 SPELLIDE_RECURSION_LIMIT = int(os.environ.get("SPELLIDE_RECURSION_LIMIT", "100000"))
+
+# --- scale mode: where runs execute (see spellide/web/runner/scale.py) ---
+# "threads": worker threads of the server process (the embedded default); "channels": separate
+# run workers (`manage.py runworker spellide-runs`), the default when SPELLIDE_REDIS_URL is set.
+SPELLIDE_RUN_WORKERS = (os.environ.get("SPELLIDE_RUN_WORKERS")
+                        or ("channels" if os.environ.get("SPELLIDE_REDIS_URL") else "threads")).strip().lower()
+if SPELLIDE_RUN_WORKERS not in ("threads", "channels"):
+    raise ValueError(f"SPELLIDE_RUN_WORKERS: {SPELLIDE_RUN_WORKERS!r} is not 'threads' or 'channels'")
+if SPELLIDE_RUN_WORKERS == "channels" and not os.environ.get("SPELLIDE_REDIS_URL"):
+    raise ValueError("SPELLIDE_RUN_WORKERS=channels needs SPELLIDE_REDIS_URL (the Redis channel layer)")
+# How long a control sent to a run in another process waits for the run worker's answer.
+SPELLIDE_CONTROL_TIMEOUT = float(os.environ.get("SPELLIDE_CONTROL_TIMEOUT", "5"))
+# --- end scale mode ---

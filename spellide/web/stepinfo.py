@@ -8,13 +8,11 @@ effects, a bounded walk of the fork tree.
 
 from __future__ import annotations
 
-import time
+import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from django.conf import settings
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Sum
 from django.db.models.functions import Substr
 
 from spellide.web import program_tree as ptree
@@ -24,7 +22,7 @@ from spellide.web.models import Edit, Effect, Run, Step
 
 SUMMARY_CHARS = 300       # completion characters read for a row's one-line summary
 FX_DOTS = 12              # effect dots shown per row
-SOURCE_INLINE = 400_000   # longer programs are cut in the source view (full text via raw link)
+SOURCE_WINDOW = 60_000    # the source view shows at most this many characters (full text via raw link)
 TEXT_INLINE = 20_000
 FORK_TREE_LIMIT = 300
 
@@ -208,13 +206,36 @@ def flatten(roots: Iterable[ptree.TreeNode]) -> list[dict]:
     return out
 
 
-def _lines_html(text: str, segments: list[dict]) -> dict:
-    cut = len(text) > SOURCE_INLINE
-    shown = text[:SOURCE_INLINE] if cut else text
-    segs = [s for s in segments if s.get("start", 0) < len(shown)]
+def _line_offset(text: str, line: int) -> int:
+    """Character offset where 1-based ``line`` starts."""
+    pos = 0
+    for _ in range(max(0, line - 1)):
+        nxt = text.find("\n", pos)
+        if nxt == -1:
+            return len(text)
+        pos = nxt + 1
+    return pos
+
+
+def _lines_html(text: str, segments: list[dict], focus: Optional[int] = None) -> dict:
+    """The source view of ``text``: at most ``SOURCE_WINDOW`` characters, around ``focus``
+    (a selection or an error) or else the end, where a growing program's newest text is.
+    Line numbers and offsets stay those of the whole text."""
+    start, end = 0, len(text)
+    if len(text) > SOURCE_WINDOW:
+        if focus is None:
+            start = len(text) - SOURCE_WINDOW
+        else:
+            start = min(max(0, focus - SOURCE_WINDOW // 2), len(text) - SOURCE_WINDOW)
+        end = start + SOURCE_WINDOW
+    shown = text[start:end]
+    segs = [dict(s, start=max(s["start"], start) - start, end=min(s["end"], end) - start)
+            for s in segments if s.get("end", 0) > start and s.get("start", 0) < end]
     lines = highlight_lines(shown, segs)
-    return {"lines_html": lines, "lines": len(lines), "cut": cut,
-            "length": len(text), "plain": len(shown) > MAX_HIGHLIGHT_CHARS}
+    first = text.count("\n", 0, start) + 1
+    return {"lines_html": lines, "lines": len(lines), "cut": start > 0 or end < len(text),
+            "start": start, "end": end, "first_line": first, "length": len(text),
+            "plain": len(shown) > MAX_HIGHLIGHT_CHARS}
 
 
 def prev_program(run: Run, step: Step) -> tuple[str, str, Optional[int]]:
@@ -262,17 +283,19 @@ def effect_row(e: Effect) -> dict:
     }
 
 
-def effect_from_event(step: int, data: dict) -> dict:
+def effect_from_event(step: int, data: dict, args_limit: int = TEXT_INLINE) -> dict:
     """An effect row from an ``effect`` event payload (same keys as ``effect_row``)."""
     args = data.get("args") or ""
+    if not isinstance(args, str):
+        args = ""
     result = data.get("result")
     usage = data.get("usage") or {}
     key = data.get("key") or {}
     return {
         "pk": None, "step": step, "ordinal": data.get("ordinal", key.get("ordinal")),
         "name": data.get("name", ""), "status": data.get("status", ""), "reason": data.get("reason", ""),
-        "digest": data.get("args_digest") or key.get("args_digest", ""), "args": args[:TEXT_INLINE],
-        "args_cut": len(args) > TEXT_INLINE, "result": (result or "")[:TEXT_INLINE],
+        "digest": data.get("args_digest") or key.get("args_digest", ""), "args": args[:args_limit],
+        "args_cut": len(args) > args_limit, "result": (result or "")[:TEXT_INLINE],
         "result_cut": bool(result) and len(result) > TEXT_INLINE, "has_result": result is not None,
         "error": data.get("error"), "ms": data.get("duration_ms"), "saved_ms": data.get("saved_ms") or 0,
         "usage": usage, "tokens": (usage.get("input_tokens") or 0) + (usage.get("output_tokens") or 0) if usage else 0,
@@ -302,22 +325,26 @@ def detail_context(nav: Any, step: Step, tab: str, request: Any = None) -> dict:
         d["tree_is_prefix"] = is_prefix
         d["items"] = flatten(tree.roots) if tree else []
     elif tab == "source":
+        sel = request.GET.get("sel", "") if request is not None else ""
+        sel_ok = bool(re.fullmatch(r"\d+-\d+", sel))
+        d["sel"] = sel if sel_ok else ""
+        d["error_span"] = step.error_span
+        d["err_line"] = _int((step.error_span or {}).get("line"))
         program = step.program_text()
         if program:
-            d["source"] = _lines_html(program, list(step.provenance or []))
+            text, segs = program, list(step.provenance or [])
             d["source_kind"] = "program"
         else:
             prefix = step.prefix_text()
             text = prefix + (step.completion or "")
             segs = [{"start": 0, "end": len(prefix), "source": "prefix"},
                     {"start": len(prefix), "end": len(text), "source": "model"}]
-            d["source"] = _lines_html(text, segs)
             d["source_kind"] = "prefix + completion so far"
-        d["legend"] = _legend(step.provenance or [])
-        d["error_span"] = step.error_span
-        d["err_line"] = _int((step.error_span or {}).get("line"))
-        sel = request.GET.get("sel", "") if request is not None else ""
-        d["sel"] = sel if all(p.isdigit() for p in sel.split("-")) and sel.count("-") == 1 else ""
+        focus = int(sel.split("-")[0]) if sel_ok else None
+        if focus is None and d["err_line"]:
+            focus = _line_offset(text, d["err_line"]) + max(0, (_int((step.error_span or {}).get("col")) or 1) - 1)
+        d["source"] = _lines_html(text, segs, focus)
+        d["legend"] = _legend(segs)
     elif tab == "diff":
         program = step.program_text()
         prev, label, prev_id = prev_program(run, step)
@@ -349,17 +376,28 @@ def _int(x: Any) -> Optional[int]:
         return None
 
 
-def diff_groups(rows: list) -> list[dict]:
-    """Consecutive unchanged forms folded into one group so the changes stand out."""
+def diff_groups(rows: list, show: int = 3) -> list[dict]:
+    """Consecutive unchanged forms folded into one group so the changes stand out; a long
+    group lists only its first and last ``show`` forms (a 10,000-form program would otherwise
+    send every unchanged form to the page)."""
     out: list[dict] = []
     for r in rows:
         if r.kind == "kept":
             if out and out[-1].get("kept"):
-                out[-1]["rows"].append(r)
+                out[-1]["all"].append(r)
             else:
-                out.append({"kept": True, "rows": [r]})
+                out.append({"kept": True, "all": [r]})
         else:
             out.append({"kept": False, "row": r})
+    for g in out:
+        if g.get("kept"):
+            rows_ = g.pop("all")
+            g["count"] = len(rows_)
+            if len(rows_) > 2 * show + 1:
+                g["rows"] = rows_[:show] + ["gap"] + rows_[-show:]
+                g["hidden"] = len(rows_) - 2 * show
+            else:
+                g["rows"] = rows_
     return out
 
 
@@ -424,14 +462,14 @@ def fork_tree(run: Run, user: Any, token: Optional[str] = None) -> list[dict]:
     """The whole fork family of a run (from its root ancestor), as a flat list with depths,
     so the tree reads the same from the parent and from any fork."""
     root = run
-    seen = {run.pk}
+    ancestors = {run.pk}
     for _ in range(50):
         if not root.parent_run_id:
             break
         parent = Run.objects.filter(pk=root.parent_run_id).first()
-        if parent is None or parent.pk in seen:
+        if parent is None or parent.pk in ancestors:
             break
-        seen.add(parent.pk)
+        ancestors.add(parent.pk)
         root = parent
     out: list[dict] = []
     stack: list[tuple[Run, int]] = [(root, 0)]
@@ -485,7 +523,3 @@ def demo_choices() -> list[Any]:
         return list(list_demos())
     except ImportError:
         return []
-
-
-def now() -> float:
-    return time.time()

@@ -6,7 +6,7 @@
   const $ = (s, r = document) => r.querySelector(s);
   const $$ = (s, r = document) => Array.from(r.querySelectorAll(s));
   const MAX_ROWS = 400;          // rows kept in the DOM while following a long run
-  const FOLLOW_DELAY = 150;      // ms: at most one detail load per burst of new steps
+  const FOLLOW_GAP = 1000;       // ms between detail loads while following a streaming run (nobody reads faster)
 
   const csrf = () => ($('meta[name="csrf-token"]') || {}).content || '';
   const ide = () => document.getElementById('ide');
@@ -59,14 +59,8 @@
     if (e.target.closest('#hold-feed')) setHold(!hold);
   });
 
-  let followTimer = null, followRow = null;
   function follow(row) {
-    followRow = row;
-    if (followTimer) return;
-    followTimer = setTimeout(() => {
-      followTimer = null;
-      if (!hold && followRow && followRow.isConnected) select(followRow, {push: false});
-    }, FOLLOW_DELAY);
+    if (!hold && row && row.isConnected) select(row, {push: false, auto: true});
   }
 
   // ---- selecting a step ---------------------------------------------------------------------
@@ -80,25 +74,55 @@
     const t = $('#step-detail .tabs .tab.on');
     return t ? t.dataset.tab : '';
   }
-  function loadDetail(stepId, push) {
-    const tab = activeTab();
-    const url = `${base()}/steps/${stepId}/`;
-    htmx.ajax('GET', `${url}?part=detail${tab ? '&tab=' + tab : ''}`, {target: '#step-detail', swap: 'innerHTML'});
-    const shown = url + (tab && tab !== 'tree' ? '?tab=' + tab : '');
-    if (push) history.pushState({}, '', shown); else history.replaceState({}, '', shown);
+  // One detail request at a time; a newer wish replaces an older one that has not started.
+  // Loads made while following a fast run are spaced out, so the server spends its time on
+  // the run and the event stream rather than on re-rendering a detail nobody can read yet.
+  let inflight = false, wanted = null, lastAuto = 0, pumpTimer = null;
+  function loadDetail(stepId, push, auto = false) {
+    wanted = {stepId, push, auto};
+    pump();
   }
-  function select(row, {push = true} = {}) {
+  async function pump() {
+    if (inflight || !wanted || pumpTimer) return;
+    const wait = wanted.auto ? lastAuto + FOLLOW_GAP - performance.now() : 0;
+    if (wait > 0) { pumpTimer = setTimeout(() => { pumpTimer = null; pump(); }, wait); return; }
+    const w = wanted;
+    wanted = null;
+    inflight = true;
+    if (w.auto) lastAuto = performance.now();
+    const tab = activeTab();
+    const url = `${base()}/steps/${w.stepId}/`;
+    const shown = url + (tab && tab !== 'tree' ? '?tab=' + tab : '');
+    if (w.push) history.pushState({}, '', shown); else history.replaceState({}, '', shown);
+    try {
+      await htmx.ajax('GET', `${url}?part=detail${tab ? '&tab=' + tab : ''}`, {target: '#step-detail', swap: 'innerHTML'});
+    } catch (err) { /* a failed load leaves the old detail; the next wish retries */ }
+    inflight = false;
+    pump();
+  }
+  function select(row, {push = true, auto = false} = {}) {
     if (!row || !$('#step-detail')) return;
     mark(row.dataset.step);
-    loadDetail(row.dataset.step, push);
+    loadDetail(row.dataset.step, push, auto);
   }
   document.addEventListener('click', (e) => {
     const row = e.target.closest('#step-rows > .row');
-    if (row && !e.ctrlKey && !e.metaKey && !e.shiftKey) {
-      mark(row.dataset.step);
-      const rows = $$('#step-rows > .row');
-      if (row !== rows[rows.length - 1] && !hold && $('#hold-feed')) setHold(true);  // reading an older step
-    }
+    if (!row || e.ctrlKey || e.metaKey || e.shiftKey || e.button !== 0) return;  // new tab: plain link
+    e.preventDefault();
+    const rows = $$('#step-rows > .row');
+    if (row !== rows[rows.length - 1] && !hold && $('#hold-feed')) setHold(true);  // reading an older step
+    select(row);
+  });
+
+  // links to other steps inside the detail (parent, continued by, calls): stay in the page
+  document.addEventListener('click', (e) => {
+    const a = e.target.closest('#step-detail a.step-link[data-step], #pause-panel a.step-link[data-step]');
+    if (!a || e.ctrlKey || e.metaKey || e.shiftKey) return;
+    const row = document.getElementById('step-row-' + a.dataset.step);
+    if (!row) return;                       // outside the loaded window: a normal page load
+    e.preventDefault();
+    if (!hold && $('#hold-feed')) setHold(true);
+    select(row);
   });
 
   // ---- the step list: indentation, live rows, trimming ----------------------------------------
@@ -216,8 +240,13 @@
     st.dataset.seen = st.dataset.stale;
     const a = document.activeElement;
     if (a && d.contains(a) && a.matches('textarea, input')) return;  // do not clobber typing
+    const sid = d.dataset.step;
     clearTimeout(staleTimer);
-    staleTimer = setTimeout(() => loadDetail(d.dataset.step, false), 120);
+    staleTimer = setTimeout(() => {
+      // only if that step is still the one being looked at (following may have moved on)
+      const now = $('#detail');
+      if (!wanted && now && now.dataset.step === sid && ide().dataset.selected === sid) loadDetail(sid, false, true);
+    }, 120);
   }
   function syncTabs() {
     const pane = $('#tab-body > .tab-pane');
@@ -229,8 +258,9 @@
     if (!src) return;
     const code = src.querySelector('.src-code');
     const sel = (src.dataset.sel || '').split('-').map(Number);
+    const off = +src.dataset.offset || 0;     // the view may start inside a long program
     if (sel.length === 2 && !isNaN(sel[0]) && window.Highlight && CSS.highlights) {
-      const range = rangeAt(code, sel[0], sel[1]);
+      const range = rangeAt(code, sel[0] - off, sel[1] - off);
       if (range) {
         CSS.highlights.set('spell-sel', new Highlight(range));
         const r = range.getBoundingClientRect(), box = src.getBoundingClientRect();
@@ -241,6 +271,7 @@
     if (src.dataset.errLine) scrollToLine(src, +src.dataset.errLine);
   }
   function rangeAt(root, start, end) {
+    if (start < 0) return null;
     const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
     let pos = 0, range = document.createRange(), started = false, n;
     while ((n = walker.nextNode())) {

@@ -188,3 +188,30 @@ def test_keyboard_navigation_between_steps_and_tabs(page, server):
     page.fill("textarea[name=prompt]", "jjkk")
     assert page.input_value("textarea[name=prompt]") == "jjkk"
     assert not page.errors
+
+
+def test_reconnecting_socket_catches_up_without_duplicates(page, server):
+    urls = []
+    page.on("websocket", lambda ws: urls.append(ws.url))
+    start_demo(page, server, "countdown")
+    page.wait_for_function("document.querySelectorAll('#step-rows > .row').length >= 3")
+    # the tab goes to the background (htmx closes the socket) and comes back while the run
+    # went on: the new socket must ask for exactly the events after the last one seen
+    page.evaluate("""() => {
+        Object.defineProperty(document, 'hidden', {configurable: true, get: () => true});
+        document.dispatchEvent(new Event('visibilitychange'));
+    }""")
+    page.wait_for_timeout(1500)
+    assert rows(page) < 11
+    page.evaluate("""() => {
+        Object.defineProperty(document, 'hidden', {configurable: true, get: () => false});
+        document.dispatchEvent(new Event('visibilitychange'));
+    }""")
+    wait_state(page, "finished", timeout=30)
+    page.wait_for_function("document.querySelectorAll('#step-rows > .row').length === 11")
+    assert len(urls) >= 2
+    resumed_from = int(re.search(r"last_seq=(\d+)", urls[-1]).group(1))
+    assert resumed_from > 0                      # asked only for what it had not seen
+    ids = page.eval_on_selector_all("#step-rows > .row", "rs => rs.map(r => r.dataset.step)")
+    assert ids == [str(i) for i in range(11)]     # nothing missing, nothing twice
+    assert not page.errors

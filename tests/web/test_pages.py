@@ -287,3 +287,50 @@ def test_tree_subtree_endpoint(client, user, run):
     html = client.get(f"/runs/{run.public_id}/steps/3/tree/?path=0.1.0").content.decode()
     assert "k-do" in html and " open>" in html
     assert client.get(f"/runs/{run.public_id}/steps/3/tree/?path=9.9").status_code == 404
+
+
+def test_source_view_of_a_long_program_is_a_window(client, user):
+    run = make_run(user, 3, payload="y" * 70_000)   # programs of 70k, 140k, 210k characters
+    client.force_login(user)
+    tail = client.get(f"/runs/{run.public_id}/steps/2/tab/source/").content.decode()
+    assert "showing characters" in tail and len(tail) < 600_000
+    offset = int(re.search(r'data-offset="(\d+)"', tail).group(1))
+    assert offset > 100_000                                        # the newest text by default
+    near = client.get(f"/runs/{run.public_id}/steps/2/tab/source/?sel=100-120").content.decode()
+    assert 'data-offset="0"' in near and 'data-sel="100-120"' in near
+    assert "t-k-Boundary\">quine<" in near                        # the start of the program
+
+
+def test_paused_run_shows_the_editor_and_keeps_a_refused_draft(client, user):
+    run = make_run(user, 3, status="paused")
+    Run.objects.filter(pk=run.pk).update(pause={
+        "point": "before_model", "step": 2, "text": "(quine completion (eval (do ", "reason": "breakpoint",
+        "error": None, "effect": None, "draft": "(quine completion (eval (do ] <b>typed</b>",
+        "draft_error": {"message": "Unmatched delimiter: ]", "line": 1, "col": 29}})
+    client.force_login(user)
+    html = client.get(f"/runs/{run.public_id}/").content.decode()
+    assert 'id="pause-box" data-point="before_model" data-step="2"' in html
+    assert 'data-selected="2"' in html                      # opens on the paused step
+    assert "Edit refused: Unmatched delimiter: ] at line 1, column 29" in html
+    assert "(quine completion (eval (do ] &lt;b&gt;typed&lt;/b&gt;</textarea>" in html
+    assert 'action="/runs/%s/edit/"' % run.public_id in html and 'name="step" value="1"' in html
+    assert "before model call" in html and 'data-state="paused"' in html
+
+
+def test_effect_pause_offers_approve_and_reject(client, user):
+    run = make_run(user, 2, status="paused")
+    Run.objects.filter(pk=run.pk).update(pause={
+        "point": "before_effect", "step": 1, "text": None, "reason": "breakpoint", "error": None,
+        "effect": {"name": "io/spit", "args": '["out.txt" "<script>x</script>"]'}})
+    client.force_login(user)
+    html = client.get(f"/runs/{run.public_id}/").content.decode()
+    assert f'action="/runs/{run.public_id}/approve/"' in html and f'action="/runs/{run.public_id}/reject/"' in html
+    assert "io/spit" in html and "<script>x" not in html
+
+
+def test_interrupted_run_offers_resume(client, user):
+    run = make_run(user, 2, status="interrupted")
+    client.force_login(user)
+    html = client.get(f"/runs/{run.public_id}/").content.decode()
+    assert 'data-state="interrupted"' in html and "server stopped" in html
+    assert f'action="/runs/{run.public_id}/resume-interrupted/"' in html

@@ -152,3 +152,27 @@ def test_highlight_segments_wrap_provenance_without_changing_text():
 def test_unknown_provenance_source_is_not_injected_as_a_class():
     out = str(highlight_segments("(do 1)", [{"start": 0, "end": 6, "source": '"><script>'}]))
     assert "<script>" not in out and "prov-other" in out
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_spellish = st.text(alphabet=st.sampled_from(list('()[]{}"\\ \n;:!#\'abcxyz019<>&/-')), max_size=200)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_spellish, st.lists(st.integers(min_value=0, max_value=200), max_size=6))
+def test_highlighted_lines_always_reproduce_the_text(text, cuts):
+    """Whatever the text and provenance cuts, the lines' text is exactly the input, and no
+    character of it reaches the page unescaped."""
+    import html as H
+    import re
+    from spellide.web.highlight import highlight_lines
+    bounds = sorted({min(c, len(text)) for c in cuts} | {0, len(text)})
+    sources = ["prefix", "model", "human", "recovery"]
+    segs = [{"start": a, "end": b, "source": sources[i % 4], "author": "<x>"}
+            for i, (a, b) in enumerate(zip(bounds, bounds[1:])) if b > a]
+    lines = [str(x) for x in highlight_lines(text, segs)]
+    joined = "".join(lines)
+    assert H.unescape(re.sub(r"<[^>]+>", "", joined)) == text
+    assert all(line.count("\n") <= 1 for line in lines)
+    assert "<x>" not in joined and "<b" not in re.sub(r"<(/?)(span)[^>]*>", "", joined)

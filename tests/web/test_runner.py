@@ -244,3 +244,53 @@ def test_mark_interrupted_runs_leaves_own_runs(user, scripted):
     assert Run.objects.get(pk=queued.pk).status == "interrupted"
     runner.control(mine, "stop")
     finish(mine)
+
+
+APPEND_SCRIPT = [f"'(!call-now w{i} (io/spit \"log.txt\" \"line {i}\\n\" {{:append true}}))" for i in range(4)] + [
+    "'(!call-now final (io/slurp \"log.txt\"))", "(:ok final)"]
+
+
+def test_effect_lost_before_persisting_is_recovered_from_the_journal(user, scripted, tmp_path):
+    """The process died after an io/ effect ran but before its event reached the database: the
+    effect journal written by the worker thread has it, so the resume serves it from the cache
+    instead of appending the line a second time."""
+    from spellide.spell.events import Event
+    from spellide.web.runner.journal import EffectJournal, journal_path
+    from spellide.web.runner.persist import RunPersister
+
+    model = scripted(APPEND_SCRIPT)
+    ref_ws, ws = tmp_path / "ref", tmp_path / "ws"
+    ref_ws.mkdir()
+    ws.mkdir()
+    reference = finish(runner.start_run(user, RunConfig(prompt="P", model=model, workspace=str(ref_ws)), "ref"))
+    assert reference.status == "finished"
+    partial = runner.start_run(user, RunConfig(prompt="P", model=model, workspace=str(ws),
+                                               breakpoints=Breakpoints(before_model=True)), "partial")
+    for k in range(3):
+        wait_pause(partial, k)
+        runner.control(partial, "resume")
+    wait_pause(partial, 3)
+    events = load_events(partial)
+    runner.control(partial, "stop")
+    finish(partial)
+    cut = max(i for i, e in enumerate(events) if e["type"] == "effect"
+              and e["data"]["effect"]["name"] == "io/spit")
+    lost = events[cut]
+    crashed = Run.objects.create(owner=user, title="crashed", config=dict(partial.config, breakpoints={}))
+    writer = RunPersister(crashed, threaded=False, broadcast=False)
+    for e in events[:cut]:
+        writer(Event(e["seq"], e["type"], e["data"], e["ts"]))
+    journal = EffectJournal(crashed.public_id, 0)
+    journal.append(lost["seq"], lost["data"]["effect"])
+    journal.close()
+    Run.objects.filter(pk=crashed.pk).update(status=Run.Status.INTERRUPTED)
+    crashed.refresh_from_db()
+    assert (ws / "log.txt").read_text() == "line 0\nline 1\nline 2\n"
+    resumed = finish(runner.resume_interrupted(crashed))
+    assert resumed.status == "finished", resumed.error
+    assert resumed.value == reference.value
+    assert (ws / "log.txt").read_text() == (ref_ws / "log.txt").read_text()
+    executed = list(Effect.objects.filter(run=resumed, status__in=["live", "miss"]).values_list("step_id", "ordinal"))
+    assert len(executed) == len(set(executed)) == reference.totals["effects_executed"]
+    assert resumed.totals["effects_executed"] == reference.totals["effects_executed"]
+    assert not journal_path(resumed.public_id).exists()      # removed when the run ended

@@ -33,6 +33,8 @@ from .broadcast import broadcaster
 log = logging.getLogger("spellide.runner")
 
 BATCH = 500
+BACKLOG_HIGH = 60   # queued events above which the run waits for the writer...
+BACKLOG_LOW = 12    # ...until this many are left
 TEXT_KEYS = {ev.STEP_STARTED: "prefix", ev.PROGRAM: "program", ev.PAUSED: "text", ev.RESUMED: "text"}
 
 
@@ -137,7 +139,7 @@ class RunPersister:
     """Listener + writer for one execution (segment) of a run."""
 
     def __init__(self, run: Run, *, segment: int = 0, threaded: bool = True, broadcast: bool = True,
-                 durable_effects: bool = True):
+                 journal: Any = None):
         self.run = run
         self.segment = segment
         self.broadcast = broadcast
@@ -157,8 +159,9 @@ class RunPersister:
         self.run_fields: dict[str, Any] = {}
         self.error: Optional[BaseException] = None
         self._threaded = threaded
-        self.durable_effects = durable_effects
-        self._q: "queue.Queue[Optional[tuple[ev.Event, Optional[threading.Event]]]]" = queue.Queue()
+        self.journal = journal
+        self._q: "queue.Queue[Optional[ev.Event]]" = queue.Queue()
+        self._drained = threading.Condition()
         self._thread: Optional[threading.Thread] = None
         if threaded:
             self._thread = threading.Thread(target=self._loop, name=f"spellide-persist-{run.pk}", daemon=True)
@@ -166,18 +169,22 @@ class RunPersister:
 
     # the listener the machine calls (worker thread)
     def __call__(self, event: ev.Event) -> None:
-        if not self._threaded:
-            self._write([event])
-            return
-        if (event.type == ev.EFFECT and self.durable_effects
-                and (event.data.get("effect") or {}).get("status") in ("live", "miss")):
-            # An effect has run: do not let the run go on until its record is committed, so a
-            # crash cannot lose the fact that it ran (a resume would run it again).
-            done = threading.Event()
-            self._q.put((event, done))
-            done.wait(60)
+        if self.journal is not None and event.type == ev.EFFECT:
+            effect = event.data.get("effect") or {}
+            if effect.get("status") in ("live", "miss"):
+                self.journal.append(event.seq, effect)   # before the run goes on (see journal.py)
+        if self._threaded:
+            self._q.put(event)
+            if self._q.qsize() > BACKLOG_HIGH:
+                # Back-pressure: let the writer catch up (waiting releases the GIL, which a
+                # CPU-bound run would otherwise hold for most of each switch interval), so
+                # what a viewer sees lags the run by a bounded number of events.
+                with self._drained:
+                    while (self._q.qsize() > BACKLOG_LOW and self._thread is not None
+                           and self._thread.is_alive()):
+                        self._drained.wait(0.05)
         else:
-            self._q.put((event, None))
+            self._write([event])
 
     def close(self, timeout: Optional[float] = None) -> None:
         """Write everything queued, then stop the writer thread."""
@@ -203,25 +210,19 @@ class RunPersister:
                         stop = True
                         break
                     batch.append(nxt)
-
-                def release(batch=batch) -> None:
-                    for _, done in batch:
-                        if done is not None:
-                            done.set()
                 try:
-                    self._write([e for e, _ in batch], on_commit=release)
+                    self._write(batch)
                 except Exception as e:  # keep draining so the run is never blocked by us
                     log.exception("persisting events of run %s failed", self.run.public_id)
                     self.error = e
-                finally:
-                    for _, done in batch:
-                        if done is not None:
-                            done.set()
+                if self._q.qsize() <= BACKLOG_LOW:
+                    with self._drained:
+                        self._drained.notify_all()
         finally:
             connection.close()
 
     # --- writing ----------------------------------------------------------------------------
-    def _write(self, events: list[ev.Event], on_commit: Optional[Callable[[], None]] = None) -> None:
+    def _write(self, events: list[ev.Event]) -> None:
         full: list[dict[str, Any]] = []
         for attempt in range(5):
             saved = self._snapshot_state()
@@ -251,8 +252,6 @@ class RunPersister:
         for k, v in self.run_fields.items():
             setattr(self.run, k, v)
         self.run_fields = {}
-        if on_commit is not None:
-            on_commit()
         if self.broadcast:
             # one group message per batch: [[seq, html], ...] in order
             items = [[e["seq"], render(self.run, e)] for e in full]

@@ -29,6 +29,7 @@ from spellide.spell.api import RunConfig
 
 from ..models import ACTIVE_STATUSES, Run, Step
 from .controller import ActResult, IdeController, check_parse
+from .journal import EffectJournal, read_journal, remove_journal
 from .persist import RunPersister, load_events
 
 log = logging.getLogger("spellide.runner")
@@ -78,7 +79,8 @@ def wait_for(run: Run | str, timeout: Optional[float] = None) -> bool:
     """Block until the run's current execution ended (True) or the timeout passed."""
     active = get_active(run)
     if active is None:
-        return True
+        from . import scale  # scale mode: a run worker executes it (scale.py)
+        return scale.wait_for_remote(run, timeout) if scale.dispatching() else True
     return active.done.wait(timeout)
 
 
@@ -185,25 +187,73 @@ def resume_interrupted(run: Run) -> Run:
         raise RunRefused(f"only an interrupted run can be resumed (this one is {run.status})")
     if get_active(run) is not None:
         raise RunRefused("the run is already executing")
-    record = Record.from_events(load_events(run))
-    config = RunConfig.from_json(run.config)
-    if config.cache_mode == "live":
-        config.cache_mode = "replay"
-    run.refresh_from_db()
-    run.segment += 1
-    run.status = Run.Status.QUEUED
-    run.worker = PROCESS_ID
-    run.pause = None
-    run.error = None
-    run.save(update_fields=["segment", "status", "worker", "pause", "error", "updated_at"])
-    _launch(run, config, record=record, fork_at=None, start_seq=run.last_seq, segment=run.segment)
+    # claim it (two requests racing to resume: one wins)
+    if not Run.objects.filter(pk=run.pk, status=Run.Status.INTERRUPTED).update(
+            status=Run.Status.QUEUED, worker=PROCESS_ID):
+        raise RunRefused("the run is already being resumed")
+    try:
+        run.refresh_from_db()
+        events = load_events(run)
+        start_seq = run.last_seq
+        # effects that ran but whose events never reached the database (the process died first)
+        lost = [j for j in read_journal(run.public_id)
+                if j.get("segment") == run.segment and int(j.get("seq") or 0) > run.last_seq]
+        if lost:
+            _store_lost_effects(run, lost)
+            events += [{"seq": j["seq"], "type": ev.EFFECT, "data": {"step": j["effect"].get("step"),
+                                                                     "effect": j["effect"]}} for j in lost]
+            start_seq = max(start_seq, max(int(j["seq"]) for j in lost))
+        record = Record.from_events(events)
+        config = RunConfig.from_json(run.config)
+        if config.cache_mode == "live":
+            config.cache_mode = "replay"
+        run.refresh_from_db()
+        run.segment += 1
+        run.status = Run.Status.QUEUED
+        run.worker = PROCESS_ID
+        run.pause = None
+        run.error = None
+        run.last_seq = start_seq
+        run.save(update_fields=["segment", "status", "worker", "pause", "error", "last_seq", "updated_at"])
+    except BaseException:
+        Run.objects.filter(pk=run.pk).update(status=Run.Status.INTERRUPTED, worker="")
+        raise
+    _launch(run, config, record=record, fork_at=None, start_seq=start_seq, segment=run.segment)
     return run
+
+
+def _store_lost_effects(run: Run, lost: list[dict[str, Any]]) -> None:
+    from ..models import Effect, empty_totals
+    totals = dict(empty_totals(), **(run.totals or {}))
+    rows = []
+    for j in lost:
+        e = j["effect"]
+        rows.append(Effect(run=run, step_id=int(e.get("step", -1)), ordinal=int(e.get("ordinal") or 0),
+                           name=str(e.get("name") or "")[:200], args="(arguments not recorded: recovered "
+                           "from the effect journal)", args_digest=str(e.get("args_digest") or "")[:64],
+                           result=e.get("result"), status=e.get("status") or "live",
+                           reason=(e.get("reason") or "") or "recovered from the effect journal",
+                           started_at=e.get("started"), duration_ms=e.get("duration_ms"), usage=e.get("usage"),
+                           seq=int(j["seq"]), segment=run.segment, error=e.get("error"),
+                           error_kind=e.get("error_kind")))
+        usage = e.get("usage") or {}
+        totals["effects_executed"] += 1
+        totals["input_tokens"] += int(usage.get("input_tokens") or 0)
+        totals["output_tokens"] += int(usage.get("output_tokens") or 0)
+        totals["cost"] = round(totals["cost"] + float(usage.get("cost") or 0.0), 8)
+    Effect.objects.bulk_create(rows)
+    Run.objects.filter(pk=run.pk).update(totals=totals)
 
 
 def _launch(run: Run, config: RunConfig, *, record: Any, fork_at: Optional[int], start_seq: int,
             segment: int) -> ActiveRun:
+    from . import scale  # scale mode: hand the execution to a run worker (scale.py, worker.py)
+    if scale.dispatching():
+        return scale.dispatch(run, config, record=record, fork_at=fork_at, start_seq=start_seq,
+                              segment=segment)
     controller = IdeController()
-    persister = RunPersister(run, segment=segment)
+    journal = EffectJournal(run.public_id, segment)
+    persister = RunPersister(run, segment=segment, journal=journal)
     active = ActiveRun(run.pk, str(run.public_id), controller, persister)
     with _registry_lock:
         _registry[active.public_id] = active
@@ -225,6 +275,7 @@ def _launch(run: Run, config: RunConfig, *, record: Any, fork_at: Optional[int],
         finally:
             controller.close()
             persister.close()
+            journal.close()
             try:
                 _finalize(run, persister)
             except Exception:
@@ -258,17 +309,22 @@ def _finalize(run: Run, persister: RunPersister) -> None:
     Run.objects.filter(pk=run.pk).update(**fields)
     Step.objects.filter(run=run, status__in=[Step.Status.RUNNING, Step.Status.PAUSED]).update(
         status=Step.Status.FAILED)
+    if persister.error is None:
+        remove_journal(run.public_id)   # every event is in the database now
 
 
 # --- controls -------------------------------------------------------------------------------
 def control(run: Run, action: str, text: Optional[str] = None, author: Optional[str] = None,
             *, step: bool = False) -> ActResult:
     active = get_active(run)
-    if active is None:
+    from . import scale  # scale mode: the run executes in a run worker (scale.py)
+    remote = active is None and scale.dispatching() and run.status in ACTIVE_STATUSES
+    if active is None and not remote:
         if run.status == Run.Status.INTERRUPTED:
             return ActResult(False, "the run was interrupted by a server restart: resume it first")
         return ActResult(False, f"the run is not active ({run.status})")
-    result = active.controller.act(action, text, author, step=step)
+    result = (scale.remote_control(run, action, text, author, step=step) if active is None
+              else active.controller.act(action, text, author, step=step))
     if not result.ok and result.text is not None and result.error:
         # keep what the person typed, with the problem, on the paused run
         pause = dict(Run.objects.filter(pk=run.pk).values_list("pause", flat=True).first() or {})

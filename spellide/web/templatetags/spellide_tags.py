@@ -117,3 +117,28 @@ def intcomma(value: Any) -> str:
         return f"{int(value):,}"
     except (TypeError, ValueError):
         return str(value or "")
+
+
+@register.filter
+def model_label(spec: Optional[str]) -> str:
+    """``scripted:/long/path/demo.json`` -> ``scripted: demo.json`` (paths are noise here)."""
+    if not spec:
+        return ""
+    kind, sep, rest = str(spec).partition(":")
+    if sep and ("/" in rest or "\\" in rest):
+        return f"{kind}: {rest.replace(chr(92), '/').rsplit('/', 1)[-1]}"
+    return str(spec)
+
+
+@register.filter
+def logbar(value: Any) -> int:
+    """A duration as 0-100 on a log scale (1 ms -> 0, 100 s -> 100): the width of the small
+    timing bar behind each step row, comparable across rows without knowing the longest."""
+    import math
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return 0
+    if v <= 1:
+        return 0
+    return max(0, min(100, int(math.log10(v) * 20)))

@@ -15,17 +15,14 @@ from typing import Any, Callable, Optional
 
 from django.contrib.auth.decorators import login_not_required
 from django.core.paginator import Paginator
-from django.db.models import Count, Q, Sum
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
-from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from spellide.web import program_tree as ptree
-from spellide.web.diff import diff_programs
-from spellide.web.highlight import highlight, highlight_segments
-from spellide.web.models import Edit, Effect, Run, Step
+from spellide.web.highlight import highlight
+from spellide.web.models import Effect, Run, Step
 from spellide.web import access, stepinfo
 
 WINDOW = 60             # step rows rendered around the selected step
@@ -336,4 +333,4 @@ share_effect_raw = _public(effect_raw)
 share_step_text = _public(step_text)
 
 __all__ = ["run_list", "run_page", "step_tab", "tree_node", "step_window", "run_effects",
-           "run_forks", "effect_raw", "step_text", "highlight_preview", "highlight_segments"]
+           "run_forks", "effect_raw", "step_text", "highlight_preview"]
