@@ -28,7 +28,7 @@ from .api import (AFTER_COMPLETION, BEFORE_EFFECT, BEFORE_MODEL, ON_ERROR, ON_MO
                   Controller, Decision, PausePoint, RunConfig)
 from .assembly import assemble, balance_parens
 from .data import Builtin, List, Map, Symbol, Vector, kw
-from .effects.cache import EffectCache, EffectRecord
+from .effects.cache import EffectCache, EffectRecord, digest
 from .effects.gate import LIVE_MODE, REPLAY_MODE, STRICT_MODE, EffectGate
 from .errors import ReadError, SpellError, TypedError
 from .evaluator import TailCall, core_builtins, evaluate, make_context, make_eval, apply_fn
@@ -87,6 +87,22 @@ def resolve_model(spec: str, record: Optional[Record] = None) -> tuple[Model, Op
         from .models.profiles import get_model
         return get_model(arg), record
     raise ValueError(f"unknown model {spec!r}: use hello, scripted:FILE, replay:FILE or profile:NAME")
+
+
+INLINE_ARG_CHARS = 2000
+
+
+def _text_arg(text: str) -> str:
+    """A model call's prompt as it appears in the effect key and record.
+
+    Prefixes grow with the program; storing each one whole in every effect entry would make
+    records grow with steps x program size. Long text is named by its length and digest (so
+    the key still changes with any change of the text) with a readable head; the full prefix
+    is kept once, with its step.
+    """
+    if len(text) <= INLINE_ARG_CHARS:
+        return text
+    return f"{text[:200]}… [{len(text)} chars, sha256 {digest(text)}]"
 
 
 def _human_range(before: str, after: str, offset: int = 0) -> tuple[int, int]:
@@ -300,7 +316,7 @@ class Run:
                              kind="budget-exceeded")
         before = self.gate.executed
         comp = self.gate.perform(
-            name, (), thunk, args_text=pr_str(Vector((text, self._settings_map))),
+            name, (), thunk, args_text=pr_str(Vector((_text_arg(text), self._settings_map))),
             encode=lambda c: c.text,
             decode=lambda t, rec: Completion(t, Usage.from_json(rec.usage), self.model.name,
                                              self.model.transport),
