@@ -11,7 +11,10 @@ the runtime emitted the event (the event's ``ts``, ``time.time()`` in the server
 same machine, same clock). That spans persisting the event, rendering its fragment,
 broadcasting it, the websocket, and htmx's swap. Target: p95 under 100 ms.
 
-Usage: .venv/bin/python bench/step_latency.py [--steps 300] [--json]
+Usage: .venv/bin/python bench/step_latency.py [--steps 300] [--hold] [--json]
+  --hold: hold the feed (no detail reloads while streaming; isolates the event path).
+The report also gives the time each frame reached the browser's socket (a wrapped
+WebSocket), which separates server-side delay from htmx's swap time.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from spellide.web.models import Edit, Effect, Run, Step
 
 SUMMARY_CHARS = 300       # completion characters read for a row's one-line summary
 FX_DOTS = 12              # effect dots shown per row
-SOURCE_WINDOW = 60_000    # the source view shows at most this many characters (full text via raw link)
+SOURCE_WINDOW = 40_000    # the source view shows at most this many characters (full text via raw link)
 TEXT_INLINE = 20_000
 FORK_TREE_LIMIT = 300
 
@@ -488,21 +488,38 @@ def fork_tree(run: Run, user: Any, token: Optional[str] = None) -> list[dict]:
 
 
 # --- new run form --------------------------------------------------------------------------------
-def model_choices(user: Any = None) -> list[tuple[str, str]]:
-    """Models a new run can use, in the start form's vocabulary (``controls.resolve_model``):
-    the built-in ``hello`` model, each bundled demo's scripted model, and the user's recent
-    runs replayed from their records (no key, no network)."""
-    out = [("hello", "hello (built-in: always answers \"hello world\")")]
+def model_choices(user: Any = None) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Models a new run can use, grouped, in the start form's vocabulary
+    (``controls.resolve_model``): the built-in ``hello`` model and each bundled demo's scripted
+    model (no key, no network), the user's finished runs replayed from their records, and the
+    configured provider profiles (marked when their API key is not set on the server)."""
+    import os
+
+    local = [("hello", "hello (built-in: always answers \"hello world\")")]
     try:
         from spellide.web.demos import list_demos
-        out += [(f"demo:{d.name}", f"scripted: {d.title}") for d in list_demos()]
+        local += [(f"demo:{d.name}", f"scripted: {d.title}") for d in list_demos()]
     except ImportError:
         pass
+    groups: list[tuple[str, list[tuple[str, str]]]] = [("No key needed", local)]
     if user is not None and getattr(user, "is_authenticated", False):
-        for r in (Run.objects.filter(owner=user, status__in=["finished", "failed", "stopped"])
-                  .only("public_id", "title").order_by("-created_at")[:20]):
-            out.append((f"replay:{r.public_id}", f"replay of: {(r.title or str(r.public_id))[:60]}"))
-    return out
+        replays = [(f"replay:{r.public_id}", f"replay of: {(r.title or str(r.public_id))[:60]}")
+                   for r in (Run.objects.filter(owner=user, status__in=["finished", "failed", "stopped"])
+                             .only("public_id", "title").order_by("-created_at")[:20])]
+        if replays:
+            groups.append(("Recorded runs (replayed from the effect cache)", replays))
+    try:
+        from spellide.spell.models.profiles import load_profiles
+        profiles = []
+        for name, prof in sorted(load_profiles().items()):
+            missing = prof.api_key_env and not os.environ.get(prof.api_key_env)
+            label = f"{name}: {prof.provider} {prof.model}" + (f" (needs {prof.api_key_env})" if missing else "")
+            profiles.append((f"profile:{name}", label))
+        if profiles:
+            groups.append(("Providers", profiles))
+    except Exception:  # no profiles file, or one that does not load: offer the others
+        pass
+    return groups
 
 
 def workspace_choices() -> list[tuple[str, str]]:

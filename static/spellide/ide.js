@@ -156,7 +156,9 @@
     const rows = $$('#step-rows > .row');
     if (rows.length <= MAX_ROWS) return;
     const drop = rows.slice(0, rows.length - MAX_ROWS);
+    const list = $('#step-list'), h = rows[0].offsetHeight;
     drop.forEach((r) => r.remove());
+    if (list) list.scrollTop = Math.max(0, list.scrollTop - drop.length * h);  // keep the reader's place
     const first = $('#step-rows > .row');
     const old = $('#rows-earlier');
     const b = earlierButton((old ? +old.dataset.count : 0) + drop.length, first.dataset.step);

@@ -294,3 +294,26 @@ def test_effect_lost_before_persisting_is_recovered_from_the_journal(user, scrip
     assert len(executed) == len(set(executed)) == reference.totals["effects_executed"]
     assert resumed.totals["effects_executed"] == reference.totals["effects_executed"]
     assert not journal_path(resumed.public_id).exists()      # removed when the run ended
+
+
+def test_inline_writer_flushes_at_step_starts_and_after_a_short_delay(user):
+    """Inline persistence: a step's start is written at once; streamed text that is not
+    followed by a step boundary is written by the flusher within MAX_DELAY."""
+
+    from spellide.spell.events import Event
+    from spellide.web.runner import persist
+    from spellide.web.runner.persist import RunPersister
+
+    run = Run.objects.create(owner=user, title="inline")
+    writer = RunPersister(run, mode="inline", broadcast=False)
+    writer(Event(1, "run_started", {"config": {}}))
+    writer(Event(2, "step_started", {"step": 0, "parent": None, "depth": 1, "prefix": "(do ", "model": "m"}))
+    assert RunEvent.objects.filter(run=run).count() == 2
+    assert Step.objects.get(run=run, step_id=0).prefix_text() == "(do "
+    writer(Event(3, "completion_delta", {"step": 0, "text": "4"}))
+    assert RunEvent.objects.filter(run=run).count() == 2          # waiting for its batch...
+    wait_until(lambda: RunEvent.objects.filter(run=run, seq=3).exists(), timeout=2 * persist.MAX_DELAY + 1)
+    writer(Event(4, "completion_delta", {"step": 0, "text": "2)"}))
+    writer.close()                                                  # ...or for the end
+    assert list(RunEvent.objects.filter(run=run).values_list("seq", flat=True)) == [1, 2, 3, 4]
+    assert Run.objects.get(pk=run.pk).last_seq == 4

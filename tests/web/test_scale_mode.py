@@ -525,3 +525,43 @@ def test_a_killed_worker_leaves_an_interrupted_run_that_resumes_without_repeatin
                    ("queued", "running", "paused") and s, 30, "the end of the fork", scale)
     assert fst["status"] == "finished" and fst["value"] == final["value"], fst
     assert fst["totals"]["effects_reused"] > 0
+
+
+def test_a_stopped_worker_interrupts_its_runs_and_lost_dispatches_are_sent_again(
+        scale, logs_on_failure):
+    client = http_session(scale)
+    r = post(client, scale.url_a + "/runs/start/", demo="scale-bp")
+    pid = r.json()["public_id"]
+    wait_for(lambda: status(client, scale.url_b, pid)["status"] == "paused", 20, "the first pause", scale)
+
+    # SIGTERM: the worker leaves cleanly and marks the runs it executes interrupted itself
+    old = scale.workers.pop()
+    old.proc.send_signal(signal.SIGTERM)
+    old.proc.wait(15)
+    st = status(client, scale.url_b, pid)
+    assert st["status"] == "interrupted", st
+    res = post(client, f"{scale.url_b}/runs/{pid}/resume/")
+    assert res.status_code == 409 and not res.json()["ok"]   # nothing executes it: refused
+
+    # with no worker running: a resume waits in the channel; a start whose message expired
+    # (simulated: its dispatch token is old) is sent again by the next worker's check
+    res = post(client, f"{scale.url_b}/runs/{pid}/resume-interrupted/")
+    assert res.status_code == 200 and res.json()["ok"], res.text
+    assert status(client, scale.url_a, pid)["status"] == "queued"
+    r2 = post(client, scale.url_a + "/runs/start/", demo="scale-bp")
+    pid2 = r2.json()["public_id"]
+    assert status(client, scale.url_a, pid2)["status"] == "queued"
+    stale = "dispatch:1:000000000000"
+    scale.sql("UPDATE web_run SET worker = %s WHERE public_id = %s RETURNING id", stale, uuid.UUID(pid2))
+
+    new = scale.worker("worker-3")
+    scale.wait_worker(new)
+    for p in (pid, pid2):
+        wait_for(lambda: status(client, scale.url_b, p)["status"] == "paused", 20, f"{p} paused", scale)
+    assert status(client, scale.url_b, pid)["segment"] == 1
+    wait_for(lambda: "is stale or taken, ignored" in new.text(), 10, "the stale message ignored", scale)
+    # stop both through the web servers: the stop reaches the new worker
+    for p, base in ((pid, scale.url_b), (pid2, scale.url_a)):
+        res = post(client, f"{base}/runs/{p}/stop/")
+        assert res.status_code == 200 and res.json()["ok"], res.text
+        wait_for(lambda: status(client, base, p)["status"] == "stopped", 20, f"{p} stopped", scale)

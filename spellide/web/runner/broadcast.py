@@ -96,6 +96,22 @@ class Broadcaster:
                 d.start()
                 self._server = d
 
+    def may_have_listeners(self, group: str) -> bool:
+        """False only when nobody can be listening: the in-memory layer, and no consumer of
+        this process in the group (then events need no rendering; a consumer that joins later
+        catches up from the database, where the events already are)."""
+        if not _layer_is_in_memory():
+            return True
+        d = self._server
+        if d is None or d.loop.is_closed():
+            return False
+        from channels.layers import get_channel_layer
+        layer = get_channel_layer()
+        groups = getattr(layer, "groups", None)
+        if not isinstance(groups, dict):
+            return True
+        return bool(groups.get(group))
+
     def send(self, group: str, message: dict[str, Any]) -> None:
         d = self._server
         if d is not None and not d.loop.is_closed() and d.put(group, message):

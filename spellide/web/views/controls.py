@@ -16,7 +16,7 @@ import secrets
 from typing import Any, Optional
 
 from django.contrib import messages
-from django.http import (Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse)
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.utils.html import escape, format_html
 from django.views.decorators.http import require_GET, require_POST

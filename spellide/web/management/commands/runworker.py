@@ -6,6 +6,7 @@ it listens on ``spellide-runs``. Channels' command does the rest (this app is li
 from __future__ import annotations
 
 import signal
+import warnings
 
 from channels.management.commands.runworker import Command as ChannelsRunworker
 from django.core.management import CommandError
@@ -27,6 +28,10 @@ class Command(ChannelsRunworker):
             raise KeyboardInterrupt
 
         signal.signal(signal.SIGTERM, terminate)
+        # asgiref's StatelessServer hands consumers a plain lambda as `send`; SyncConsumer wraps
+        # it with async_to_sync, which warns once per worker. Harmless: the lambda returns a
+        # coroutine.
+        warnings.filterwarnings("ignore", message="async_to_sync was passed a non-async-marked callable")
         services.start()
         self.stdout.write(f"spellide run worker {services.worker_id} listening on {scale.RUNS_CHANNEL}")
         self.stdout.flush()
