@@ -149,6 +149,38 @@ def edit_reopen(quine: Any, env: Any) -> List:
     return edited
 
 
+def _self_evaluating(v: Any) -> bool:
+    """True when ``v`` printed as a literal evaluates back to itself (no symbols or lists
+    inside), so it can be written bare, as the reference writes received messages."""
+    if v is None or isinstance(v, (bool, str, Keyword)) or is_number(v):
+        return True
+    if isinstance(v, (Vector, Set)):
+        return all(_self_evaluating(x) for x in v)
+    if isinstance(v, Map):
+        return all(_self_evaluating(k) and _self_evaluating(x) for k, x in v.items())
+    return False
+
+
+def receive_message(program_text: str, name: str, message: Any) -> str:
+    """The prefix an agent continues from when a message reaches it (section 5.9).
+
+    Receipt is a transformation of the agent's latest program text, not a side channel: the
+    program is reopened and the message is bound under ``name`` after a ``think`` note, followed
+    by a fresh self-call. Whatever trailing action the agent had written becomes inert (no
+    longer last), which is what "preempted" means. The coordinator that decides *when* to
+    deliver belongs to the multi-agent layer; this is only the text transform it applies.
+    """
+    from .assembly import assemble
+
+    _, program = assemble(program_text, "")
+    added = [
+        List((THINK, f"[preempted or awakened by {name}]")),
+        List((Symbol("def"), Symbol(name), message if _self_evaluating(message) else quote_value(message))),
+        List((QUOTE, List((Symbol("!llm-self"), List((Symbol("prune-and-reopen"), Symbol("completion"))))))),
+    ]
+    return serialize_quine_prefix(append_to_body(program, added))
+
+
 def wrap_cat(*forms: Any) -> str:
     """A fresh context: ``(quine completion (eval (do f1 f2 ... `` with no old history."""
     return "(quine completion (eval (do " + "".join(pr_str(f) + " " for f in forms)
