@@ -122,7 +122,8 @@ def _completion_delta(run: Any, seq: int, data: dict) -> list[str]:
     sid = _int(data.get("step"))
     if sid is None:
         return []
-    return [_wrap(seq, f"#live-{sid}-completion", "beforeend", escape(str(data.get("text") or "")))]
+    how = "innerHTML" if data.get("reset") else "beforeend"   # reset: the provider streams anew
+    return [_wrap(seq, f"#live-{sid}-completion", how, escape(str(data.get("text") or "")))]
 
 
 def _completion(run: Any, seq: int, data: dict) -> list[str]:
@@ -135,6 +136,9 @@ def _completion(run: Any, seq: int, data: dict) -> list[str]:
         _wrap(seq, f"#live-{sid}-completion", "innerHTML", escape(text[:LIVE_TEXT_LIMIT])),
         _wrap(seq, f"#step-{sid}-sum", "innerHTML",
               escape(summary) if summary else '<span class="muted">(empty completion)</span>'),
+        # the model that answered (a provider names its exact model only now) and its transport
+        _wrap(seq, f"#detail-{sid}-model", "innerHTML",
+              _part("step_model", {"model": data.get("model"), "transport": data.get("transport")})),
     ]
 
 

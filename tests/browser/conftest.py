@@ -5,6 +5,7 @@ break each other), against the app served by daphne in a subprocess."""
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 import pytest
 
@@ -26,8 +27,10 @@ def server(tmp_path_factory):
     srv.stop()
 
 
-@pytest.fixture
-def page(server):
+@contextmanager
+def open_page(app: AppServer):
+    """A signed-in page of ``app`` in a fresh Chromium; page errors and dialogs are collected
+    in ``page.errors`` so a test can assert that none happened."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -35,10 +38,18 @@ def page(server):
         context = browser.new_context(viewport={"width": 1400, "height": 900})
         pg = context.new_page()
         pg.set_default_timeout(15_000)
-        pg.errors = []          # page errors and dialogs seen during the test
+        pg.errors = []
         pg.on("pageerror", lambda e: pg.errors.append(f"pageerror: {e}"))
         pg.on("dialog", lambda d: (pg.errors.append(f"dialog: {d.message}"), d.dismiss()))
-        login(pg, server)
+        login(pg, app)
+        try:
+            yield pg
+        finally:
+            context.close()
+            browser.close()
+
+
+@pytest.fixture
+def page(server):
+    with open_page(server) as pg:
         yield pg
-        context.close()
-        browser.close()

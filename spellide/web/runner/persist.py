@@ -405,6 +405,14 @@ class RunPersister:
                 self.known_steps.add(sid)
             self.totals["steps"] = len(self.known_steps)
             d["prefix"] = {"$v": pv.pk}
+        elif t == ev.COMPLETION_DELTA:
+            # the text so far is kept on the step, so a page that opens the step mid-stream
+            # shows it from the start (a reset: the provider retried and streams anew)
+            sid = d.get("step")
+            cur = self.step_texts.get(sid)
+            if cur is not None:
+                cur["completion"] = ("" if d.get("reset") else cur["completion"]) + str(d.get("text") or "")
+                self._step_update(sid, completion=cur["completion"])
         elif t == ev.COMPLETION:
             sid = d["step"]
             cur = self.step_texts.get(sid)
