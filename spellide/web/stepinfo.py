@@ -487,6 +487,50 @@ def fork_tree(run: Run, user: Any, token: Optional[str] = None) -> list[dict]:
     return out
 
 
+# --- run setup -----------------------------------------------------------------------------------
+def run_setup(run: Run) -> dict:
+    """How a run was configured and what its model was told: the config, the model settings
+    recorded when it started (never a key: profiles name the environment variable only), and
+    the system prompt of its transport, flagged when this server's prompt differs from the one
+    the run was recorded with (its digest is in every model-call effect key, so a replay with a
+    different prompt shows as misses)."""
+    from spellide.spell.prompts import PROMPT_VERSION, prompt_digest, system_prompt, transports
+    from spellide.web.models import RunEvent
+
+    started = (RunEvent.objects.filter(run=run, type="run_started").order_by("seq")
+               .values_list("data", flat=True).first()) or {}
+    settings = dict(started.get("model_settings") or {})
+    cfg = dict(run.config or {})
+    transport = str(settings.get("transport") or "")
+    prompt: Optional[dict] = None
+    if transport in transports():
+        recorded = settings.get("prompt_digest") or ""
+        prompt = {"transport": transport, "text": system_prompt(transport),
+                  "version": settings.get("prompt_version") or "", "digest": recorded,
+                  "current_version": PROMPT_VERSION, "current_digest": prompt_digest(transport),
+                  "changed": bool(recorded) and recorded != prompt_digest(transport)}
+    bps = cfg.get("breakpoints") or {}
+    breakpoints = [label for key, label in (("before_model", "before every model call"),
+                                            ("after_completion", "after every completion"),
+                                            ("on_error", "on errors")) if bps.get(key)]
+    breakpoints += [f"effects {k}" for k in bps.get("effect_kinds") or []]
+    workspace = cfg.get("workspace")
+    return {
+        "prompt_text": cfg.get("prompt"), "init_text": cfg.get("init"),
+        "model": cfg.get("model") or started.get("model") or "",
+        "settings": sorted((k, v) for k, v in settings.items()
+                           if k not in ("prompt_version", "prompt_digest") and v not in (None, "", {}, [])),
+        "limits": [("depth", cfg.get("depth") or "unlimited"),
+                   ("budget", f"${cfg['budget']:.2f}" if cfg.get("budget") else "unlimited"),
+                   ("error recovery", "on" if cfg.get("recover", True) else "off"),
+                   ("cache mode", cfg.get("cache_mode") or "live"), ("seed", cfg.get("seed", 0)),
+                   ("inline limit", cfg.get("inline_limit") or 10000)],
+        "workspace": (str(workspace).replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] if workspace else None),
+        "shell": bool(cfg.get("allow_shell")),
+        "breakpoints": breakpoints, "system_prompt": prompt,
+    }
+
+
 # --- new run form --------------------------------------------------------------------------------
 def model_choices(user: Any = None) -> list[tuple[str, list[tuple[str, str]]]]:
     """Models a new run can use, grouped, in the start form's vocabulary

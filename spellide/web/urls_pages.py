@@ -24,6 +24,7 @@ urlpatterns = [
     path(RUN + "effects/", v.run_effects, name="run_effects"),
     path(RUN + "effects/<int:effect_id>/<str:part>/", v.effect_raw, name="effect_raw"),
     path(RUN + "forks/", v.run_forks, name="run_forks"),
+    path(RUN + "setup/", v.run_setup, name="run_setup"),
     path(SHARE, v.share_page, name="run_shared"),
     path(SHARE + "steps/<int:step_id>/", v.share_page, name="share_step"),
     path(SHARE + "steps/<int:step_id>/tab/<str:tab>/", v.share_tab, name="share_step_tab"),
@@ -33,4 +34,5 @@ urlpatterns = [
     path(SHARE + "effects/", v.share_effects, name="share_effects"),
     path(SHARE + "effects/<int:effect_id>/<str:part>/", v.share_effect_raw, name="share_effect_raw"),
     path(SHARE + "forks/", v.share_forks, name="share_forks"),
+    path(SHARE + "setup/", v.share_setup, name="share_setup"),
 ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from spellide.spell.prompts import system_prompt
 from tests.providers.servers import ModelServer, Reply
 
 from .conftest import open_page
@@ -75,8 +76,15 @@ def test_completion_streams_into_the_running_step(provider_app, model_server):
         detail = page.inner_text("#detail")
         assert "fake-model" in detail and "(message)" in detail
         assert "sk-fake" not in page.content()                  # the key never reaches a page
+        # the run's setup names the profile's settings and shows the system prompt it was sent
+        page.click("nav.views a:has-text('Setup')")
+        page.wait_for_selector("#system-prompt")
+        assert "Reply with only the text that" in page.inner_text("#system-prompt")
+        assert model_server.openai_url in page.inner_text("#setup-view")
+        assert "sk-fake" not in page.content()
         assert not page.errors
 
     (req,) = [r for r in model_server.requests if r.path == "/v1/chat/completions"]
     assert req.body["stream"] is True
+    assert req.body["messages"][0] == {"role": "system", "content": system_prompt("message")}  # as shown
     assert req.headers.get("authorization") == "Bearer sk-fake-browser-KEY-81c2"

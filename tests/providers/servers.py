@@ -92,6 +92,7 @@ class ModelServer:
         self.queue: deque[Item] = deque()
         self.requests: list[Recorded] = []
         self.first_piece_sent: list[float] = []   # perf_counter when the first content piece was written
+        self.first_piece_wall: list[float] = []   # ...and time.time(), to compare with another process
         self._lock = threading.Lock()
         self._stop = threading.Event()
         handler = type("Handler", (_Handler,), {"owner": self})
@@ -134,6 +135,7 @@ class ModelServer:
             self.queue.clear()
             self.requests.clear()
             self.first_piece_sent.clear()
+            self.first_piece_wall.clear()
 
     def next_reply(self, rec: Recorded) -> Reply:
         with self._lock:
@@ -493,6 +495,7 @@ class _Handler(BaseHTTPRequestHandler):
             if is_content and first_content:
                 first_content = False
                 self.owner.first_piece_sent.append(time.perf_counter())
+                self.owner.first_piece_wall.append(time.time())
                 if r.first_piece_delay:
                     self.owner.sleep(r.first_piece_delay)
             elif r.delay_between:

@@ -334,3 +334,50 @@ def test_interrupted_run_offers_resume(client, user):
     html = client.get(f"/runs/{run.public_id}/").content.decode()
     assert 'data-state="interrupted"' in html and "server stopped" in html
     assert f'action="/runs/{run.public_id}/resume-interrupted/"' in html
+
+
+def _started(run, model_settings: dict) -> None:
+    from datetime import datetime, timezone
+
+    from spellide.web.models import RunEvent
+    RunEvent.objects.create(run=run, seq=1, type="run_started", created_at=datetime.now(timezone.utc),
+                            data={"config": run.config, "model_settings": model_settings, "model": "p"})
+
+
+def test_setup_view_shows_config_settings_and_the_system_prompt(client, user, run):
+    from spellide.spell.prompts import PROMPT_VERSION, prompt_digest, system_prompt
+
+    run.config = {"prompt": PAYLOADS[0], "model": "profile:local", "depth": 7, "budget": 0.5,
+                  "workspace": "/srv/ws/task-1", "breakpoints": {"before_model": True, "effect_kinds": ["io/"]}}
+    run.save()
+    _started(run, {"provider": "openai", "model": "m-1", "transport": "tool-call", "temperature": 0.2,
+                   "prompt_version": PROMPT_VERSION, "prompt_digest": prompt_digest("tool-call")})
+    client.force_login(user)
+    html = client.get(f"/runs/{run.public_id}/setup/").content.decode()
+    assert raw_payload_free(html) and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "profile:local" in html and "m-1" in html and "tool-call" in html and "$0.50" in html
+    assert "before every model call" in html and "effects io/" in html and "task-1" in html
+    assert "/srv/ws" not in html                                   # server paths stay on the server
+    assert 'id="system-prompt"' in html and 'id="prompt-changed"' not in html
+    from django.utils.html import escape
+    assert escape(system_prompt("tool-call")[:200]) in html
+    # the htmx partial and the share link show the same view
+    part = client.get(f"/runs/{run.public_id}/setup/", HTTP_HX_REQUEST="true").content.decode()
+    assert part.startswith('<section class="run-view setup-view"')
+    run.share_token = "tok-setup-123"
+    run.save()
+    client.logout()
+    assert 'id="system-prompt"' in client.get("/share/tok-setup-123/setup/").content.decode()
+
+
+def test_setup_view_flags_a_changed_prompt_and_local_models_have_none(client, user, run, other_user):
+    _started(run, {"provider": "openai", "transport": "message", "prompt_version": "old",
+                   "prompt_digest": "000000000000"})
+    client.force_login(user)
+    html = client.get(f"/runs/{run.public_id}/setup/").content.decode()
+    assert 'id="prompt-changed"' in html and "000000000000" in html
+    plain = make_run(user, 2)
+    html = client.get(f"/runs/{plain.public_id}/setup/").content.decode()
+    assert 'id="system-prompt"' not in html and "is sent no system prompt" in html
+    client.force_login(other_user)
+    assert client.get(f"/runs/{run.public_id}/setup/").status_code == 404

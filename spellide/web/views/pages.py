@@ -252,13 +252,7 @@ def run_effects(request: HttpRequest, public_id: Any = None, token: Optional[str
     ctx = {"nav": nav, "run": run, "page": page, "rows": [stepinfo.effect_row(e) for e in rows],
            "stats": stepinfo.effect_stats(run), "status_filter": status, "name_filter": name,
            "view": "effects"}
-    if _is_htmx(request):
-        return render(request, "spellide/parts.html#effects_view", ctx)
-    ctx.update(status=stepinfo.status_info(run), controls=_controls(nav, request.user),
-               lineage=stepinfo.lineage(run, request.user, nav.token),
-               window=stepinfo.window_around(run, _default_step(run), WINDOW), tabs=[],
-               ws_url=None)
-    return render(request, "spellide/run_page.html", ctx)
+    return _run_view(request, nav, ctx)
 
 
 @require_GET
@@ -267,8 +261,23 @@ def run_forks(request: HttpRequest, public_id: Any = None, token: Optional[str] 
     run = nav.run
     ctx = {"nav": nav, "run": run, "forest": stepinfo.fork_tree(run, request.user, nav.token),
            "view": "forks"}
+    return _run_view(request, nav, ctx)
+
+
+@require_GET
+def run_setup(request: HttpRequest, public_id: Any = None, token: Optional[str] = None) -> HttpResponse:
+    """How the run was configured, which model settings it ran with, and its system prompt."""
+    nav = _resolve(request, public_id, token)
+    ctx = {"nav": nav, "run": nav.run, "setup": stepinfo.run_setup(nav.run), "view": "setup"}
+    return _run_view(request, nav, ctx)
+
+
+def _run_view(request: HttpRequest, nav: Nav, ctx: dict) -> HttpResponse:
+    """A run-wide view (effects, forks, setup): the partial for htmx, else the whole page
+    around it (header, status, the steps pane) without the live socket."""
     if _is_htmx(request):
-        return render(request, "spellide/parts.html#forks_view", ctx)
+        return render(request, f"spellide/parts.html#{ctx['view']}_view", ctx)
+    run = nav.run
     ctx.update(status=stepinfo.status_info(run), controls=_controls(nav, request.user),
                lineage=stepinfo.lineage(run, request.user, nav.token),
                window=stepinfo.window_around(run, _default_step(run), WINDOW), tabs=[], ws_url=None)
@@ -329,8 +338,9 @@ share_tree_node = _public(tree_node)
 share_window = _public(step_window)
 share_effects = _public(run_effects)
 share_forks = _public(run_forks)
+share_setup = _public(run_setup)
 share_effect_raw = _public(effect_raw)
 share_step_text = _public(step_text)
 
 __all__ = ["run_list", "run_page", "step_tab", "tree_node", "step_window", "run_effects",
-           "run_forks", "effect_raw", "step_text", "highlight_preview"]
+           "run_forks", "run_setup", "effect_raw", "step_text", "highlight_preview"]
