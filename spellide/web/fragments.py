@@ -122,8 +122,15 @@ def _completion_delta(run: Any, seq: int, data: dict) -> list[str]:
     sid = _int(data.get("step"))
     if sid is None:
         return []
-    how = "innerHTML" if data.get("reset") else "beforeend"   # reset: the provider streams anew
-    return [_wrap(seq, f"#live-{sid}-completion", how, escape(str(data.get("text") or "")))]
+    text = escape(str(data.get("text") or ""))
+    at = _int(data.get("at"))
+    if at is None:   # an event persisted before pieces carried their offset
+        return [_wrap(seq, f"#live-{sid}-completion", "beforeend", text)]
+    # the page's script places the piece at its offset in the step's live text (see ide.js),
+    # so a piece already in a freshly loaded detail is not added twice, and a gap is refetched
+    reset = ' data-reset="1"' if data.get("reset") else ""
+    return [_wrap(seq, "#stream-sink", "beforeend",
+                  f'<span data-step="{sid}" data-at="{at}"{reset}>{text}</span>')]
 
 
 def _completion(run: Any, seq: int, data: dict) -> list[str]:

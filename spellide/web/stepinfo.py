@@ -303,6 +303,12 @@ def effect_from_event(step: int, data: dict, args_limit: int = TEXT_INLINE) -> d
     }
 
 
+def utf16_len(text: str) -> int:
+    """A text's length as the browser counts it (UTF-16 code units): streamed pieces are
+    placed by this offset in the page's live text."""
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF) if not text.isascii() else len(text)
+
+
 def detail_context(nav: Any, step: Step, tab: str, request: Any = None) -> dict:
     """Everything the detail pane of one step shows; only the open tab's data is computed."""
     run = nav.run
@@ -316,6 +322,7 @@ def detail_context(nav: Any, step: Step, tab: str, request: Any = None) -> dict:
                          .order_by("step_id").values_list("step_id", flat=True)[:20])
     d["running"] = step.status in ("running", "paused")
     d["completion_live"] = step.completion if d["running"] else ""
+    d["completion_live_len"] = utf16_len(d["completion_live"])
     d["tree_url"] = f"{nav.base}/steps/{step.step_id}/tree/"
     d["source_url"] = f"{nav.base}/steps/{step.step_id}/?tab=source"
     if tab == "tree":

@@ -199,6 +199,38 @@
     }).observe(list, {childList: true});
   }
 
+  // ---- streamed model text: each piece lands at its offset in the step's live text ------------
+  // A detail loaded mid-stream already holds the text so far (data-len, in UTF-16 units like
+  // the offsets), so a piece it holds is skipped; a piece past the end means some arrived while
+  // no live strip was on the page: the text so far is fetched instead.
+  function placePiece(span) {
+    const pre = document.getElementById(`live-${span.dataset.step}-completion`);
+    span.remove();
+    if (!pre) return;
+    const text = span.textContent, at = +span.dataset.at;
+    let len = +pre.dataset.len || 0;
+    if (span.dataset.reset) { pre.textContent = ''; len = 0; }
+    if (at > len) { refetchLive(pre, span.dataset.step); return; }
+    if (at + text.length > len) { pre.append(text.slice(len - at)); len = at + text.length; }
+    pre.dataset.len = String(len);
+  }
+  async function refetchLive(pre, step) {
+    if (pre._fetching) return;
+    pre._fetching = true;
+    try {
+      const resp = await fetch(`${base()}/steps/${step}/text/completion/`, {credentials: 'same-origin'});
+      const text = resp.ok ? await resp.text() : '';
+      if (pre.isConnected && text.length > (+pre.dataset.len || 0)) { pre.textContent = text; pre.dataset.len = String(text.length); }
+    } catch (err) { /* the completion event brings the whole text */ }
+    pre._fetching = false;
+  }
+  function watchStream() {
+    const sink = $('#stream-sink');
+    if (!sink || sink._watched) return;
+    sink._watched = true;
+    new MutationObserver(() => { $$('#stream-sink > span').forEach(placePiece); }).observe(sink, {childList: true});
+  }
+
   // ---- keyboard ---------------------------------------------------------------------------------
   function neighbour(dir) {
     const sel = ide() && ide().dataset.selected;
@@ -368,6 +400,7 @@
     const live = $('#live');
     if (live) lastSeq = +live.dataset.seq || 0;
     watchRows();
+    watchStream();
     initEditors();
     showSelection();
     const sel = ide() && ide().dataset.selected;

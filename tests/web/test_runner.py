@@ -317,3 +317,29 @@ def test_inline_writer_flushes_at_step_starts_and_after_a_short_delay(user):
     writer.close()                                                  # ...or for the end
     assert list(RunEvent.objects.filter(run=run).values_list("seq", flat=True)) == [1, 2, 3, 4]
     assert Run.objects.get(pk=run.pk).last_seq == 4
+
+
+def test_streamed_pieces_carry_their_offset_and_the_step_keeps_the_text_so_far(user):
+    """Each persisted piece says where it goes in the step's text (UTF-16 units, as the page
+    counts), a reset starts over, and the step row holds the text so far for a page that
+    opens the step mid-stream."""
+    from spellide.spell.events import Event
+    from spellide.web.fragments import render_event_html
+    from spellide.web.runner.persist import RunPersister
+
+    run = Run.objects.create(owner=user, title="stream")
+    writer = RunPersister(run, mode="sync", broadcast=False)
+    writer(Event(1, "step_started", {"step": 0, "parent": None, "depth": 1, "prefix": "(do ", "model": "m"}))
+    for seq, data in ((2, {"text": "(str "}), (3, {"text": '"😀'}), (4, {"text": '<b>"'}),
+                      (5, {"text": "", "reset": True}), (6, {"text": "(+ 1"}), (7, {"text": " 2)"})):
+        writer(Event(seq, "completion_delta", {"step": 0, **data}))
+    writer.close()
+    ats = [e.data["at"] for e in RunEvent.objects.filter(run=run, type="completion_delta").order_by("seq")]
+    assert ats == [0, 5, 8, 0, 0, 4]             # the emoji counts two, as in the browser
+    assert Step.objects.get(run=run, step_id=0).completion == "(+ 1 2)"
+    def html(seq: int) -> str:
+        e = RunEvent.objects.get(run=run, seq=seq)
+        return render_event_html(run, {"seq": e.seq, "type": e.type, "data": e.data})
+
+    assert 'hx-target="#stream-sink"' in html(4) and 'data-step="0" data-at="8">&lt;b&gt;&quot;</span>' in html(4)
+    assert 'data-reset="1"' in html(5)

@@ -40,6 +40,7 @@ from django.db import close_old_connections, connection, transaction
 from spellide.spell import events as ev
 
 from ..models import Edit, Effect, ProgramVersion, Run, RunEvent, Step, empty_totals
+from ..stepinfo import utf16_len
 from .broadcast import broadcaster
 
 log = logging.getLogger("spellide.runner")
@@ -408,10 +409,17 @@ class RunPersister:
         elif t == ev.COMPLETION_DELTA:
             # the text so far is kept on the step, so a page that opens the step mid-stream
             # shows it from the start (a reset: the provider retried and streams anew)
+            # ``at`` (the text's length before this piece, as the browser counts it) lets a
+            # page place each piece exactly once, whenever it loaded the step
             sid = d.get("step")
             cur = self.step_texts.get(sid)
             if cur is not None:
-                cur["completion"] = ("" if d.get("reset") else cur["completion"]) + str(d.get("text") or "")
+                if d.get("reset"):
+                    cur["completion"], cur["u16"] = "", 0
+                piece = str(d.get("text") or "")
+                d["at"] = cur.get("u16", 0)
+                cur["completion"] += piece
+                cur["u16"] = d["at"] + utf16_len(piece)
                 self._step_update(sid, completion=cur["completion"])
         elif t == ev.COMPLETION:
             sid = d["step"]
