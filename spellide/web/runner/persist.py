@@ -47,7 +47,7 @@ log = logging.getLogger("spellide.runner")
 
 BATCH = 500
 BATCH_INLINE = 64
-MAX_DELAY = 0.1      # seconds an event may wait for its batch (inline mode)
+MAX_DELAY = 0.025    # seconds an event may wait for its batch (inline mode)
 DEFAULT_MODE = os.environ.get("SPELLIDE_PERSIST_MODE", "inline")
 # events written at once (inline mode): a step's start, pauses and the end of the run
 FLUSH_NOW = frozenset({ev.RUN_STARTED, ev.STEP_STARTED, ev.PAUSED, ev.RESUMED, ev.RUN_FINISHED,
@@ -186,6 +186,7 @@ class RunPersister:
         self._drained = threading.Condition()
         self._thread: Optional[threading.Thread] = None
         self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)   # the flusher waits on it for pending events
         self._pending: list[ev.Event] = []
         self._pending_since = 0.0
         self._flusher: Optional[threading.Thread] = None
@@ -207,10 +208,12 @@ class RunPersister:
                 self._pending.append(event)
                 if event.type in FLUSH_NOW or len(self._pending) >= BATCH_INLINE:
                     self._flush_locked()
-                elif self._flusher is None:
-                    self._flusher = threading.Thread(target=self._flush_late, daemon=True,
-                                                     name=f"spellide-flush-{self.run.pk}")
-                    self._flusher.start()
+                else:
+                    if self._flusher is None:
+                        self._flusher = threading.Thread(target=self._flush_late, daemon=True,
+                                                         name=f"spellide-flush-{self.run.pk}")
+                        self._flusher.start()
+                    self._wake.notify()
             return
         if self._threaded:
             self._q.put(event)
@@ -230,6 +233,7 @@ class RunPersister:
         if self.mode == "inline":
             self._closing.set()
             with self._lock:
+                self._wake.notify()
                 self._flush_locked()
             if self._flusher is not None:
                 self._flusher.join(timeout)
@@ -251,14 +255,21 @@ class RunPersister:
             self.error = e
 
     def _flush_late(self) -> None:
-        """Writes events the run has not flushed within MAX_DELAY (e.g. effects before a long
-        evaluation), so a viewer never waits for the end of a step to see them."""
+        """Writes events the run has not flushed within MAX_DELAY of the first of them
+        (streamed completion text, effects before a long evaluation), so a viewer never waits
+        for the end of a step to see them. It sleeps until an event is waiting, then until
+        that event is due: no polling, and a streamed piece reaches the page ~MAX_DELAY late."""
         try:
-            while not self._closing.wait(MAX_DELAY / 2):
-                if self._pending and time.monotonic() - self._pending_since >= MAX_DELAY:
-                    with self._lock:
-                        if self._pending and time.monotonic() - self._pending_since >= MAX_DELAY:
-                            self._flush_locked()
+            with self._lock:
+                while not self._closing.is_set():
+                    if not self._pending:
+                        self._wake.wait()
+                        continue
+                    due = self._pending_since + MAX_DELAY - time.monotonic()
+                    if due > 0:
+                        self._wake.wait(due)
+                        continue
+                    self._flush_locked()
         finally:
             connection.close()
 
