@@ -14,6 +14,7 @@ in ``spans``), so errors and the IDE can point at source text.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -21,19 +22,100 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 import re
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
-    """A region of source text: 1-based line/column, 0-based character offsets."""
+class SourceLines:
+    """Where the lines of one source text start, found on first use. The reader gives every
+    token a span, but few spans are ever asked for a line and column (an error, the IDE's
+    tree), so spans keep offsets and share one of these to turn them into positions."""
 
-    line: int
-    col: int
-    end_line: int
-    end_col: int
-    start: int
-    end: int
+    __slots__ = ("text", "_starts")
+
+    def __init__(self, text: str):
+        self.text = text
+        self._starts: Optional[list[int]] = None
+
+    def line_col(self, offset: int) -> tuple[int, int]:
+        starts = self._starts
+        if starts is None:
+            starts = self._starts = [0]
+            starts += [m.end() for m in _NEWLINE.finditer(self.text)]
+        i = bisect_right(starts, offset) - 1
+        return i + 1, offset - starts[i] + 1
+
+
+_NEWLINE = re.compile("\n")
+
+
+class Span:
+    """A region of source text: 1-based line/column, 0-based character offsets.
+
+    Immutable and compared by value. ``Span(line, col, end_line, end_col, start, end)``
+    states the position outright; ``Span.of(lines, start, end)`` (what the reader makes)
+    works it out from a shared ``SourceLines`` when first asked."""
+
+    __slots__ = ("start", "end", "_at")  # _at: (line, col, end_line, end_col) or SourceLines
+
+    def __init__(self, line: int, col: int, end_line: int, end_col: int, start: int, end: int):
+        set_ = object.__setattr__
+        set_(self, "start", start)
+        set_(self, "end", end)
+        set_(self, "_at", (line, col, end_line, end_col))
+
+    @classmethod
+    def of(cls, lines: SourceLines, start: int, end: int) -> "Span":
+        o = object.__new__(cls)
+        _set_start(o, start)
+        _set_end(o, end)
+        _set_at(o, lines)
+        return o
+
+    def _pos(self) -> tuple[int, int, int, int]:
+        at = self._at
+        if type(at) is tuple:
+            return at
+        pos = (*at.line_col(self.start), *at.line_col(self.end))
+        _set_at(self, pos)
+        return pos
+
+    def sub(self, start: int, end: int) -> "Span":
+        """Another region of the same text (offsets), e.g. a part of this one."""
+        at = self._at
+        if type(at) is not tuple:
+            return Span.of(at, start, end)
+        line, col = at[0], at[1] + (start - self.start)   # only within this span's first line
+        return Span(line, col, line, col + end - start, start, end)
+
+    line = property(lambda self: self._pos()[0])
+    col = property(lambda self: self._pos()[1])
+    end_line = property(lambda self: self._pos()[2])
+    end_col = property(lambda self: self._pos()[3])
+
+    def _key(self) -> tuple:
+        return (*self._pos(), self.start, self.end)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Span) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Span is immutable")
+
+    def __reduce__(self):
+        return (Span, self._key())
+
+    def __repr__(self) -> str:
+        line, col, end_line, end_col = self._pos()
+        return (f"Span(line={line}, col={col}, end_line={end_line}, end_col={end_col}, "
+                f"start={self.start}, end={self.end})")
 
     def __str__(self) -> str:
         return f"{self.line}:{self.col}"
+
+
+_set_start = Span.__dict__["start"].__set__
+_set_end = Span.__dict__["end"].__set__
+_set_at = Span.__dict__["_at"].__set__
 
 
 class Symbol:

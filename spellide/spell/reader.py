@@ -42,7 +42,7 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any, Optional
 
-from .data import (Char, Keyword, List, Map, Regex, Set, Span, Symbol, Vector,
+from .data import (Char, Keyword, List, Map, Regex, Set, SourceLines, Span, Symbol, Vector,
                    normalize_ratio)
 from .errors import ReadError
 
@@ -122,36 +122,8 @@ _TAG_READERS = {"inst", "uuid"}
 _KW_CACHE: dict = {}  # plain keyword names (no "/"): Keyword interns them anyway
 
 
-def _span_factory():
-    """Span is a frozen dataclass, whose generated __init__ costs about a microsecond (six
-    object.__setattr__ calls); the reader makes one per token, which made Span construction
-    the largest single cost of reading. Setting the slots through their descriptors builds
-    the identical object in well under half the time."""
-    if issubclass(Span, tuple):  # should Span become a NamedTuple: cheapest of all
-        return lambda *fields: tuple.__new__(Span, fields)
-    new = object.__new__
-    try:
-        s1, s2, s3, s4, s5, s6 = [Span.__dict__[f].__set__ for f in
-                                  ("line", "col", "end_line", "end_col", "start", "end")]
-    except (KeyError, AttributeError, ValueError):  # Span changed shape: use the constructor
-        return Span
-
-    def make(line: int, col: int, end_line: int, end_col: int, start: int, end: int) -> Span:
-        o = new(Span)
-        s1(o, line)
-        s2(o, col)
-        s3(o, end_line)
-        s4(o, end_col)
-        s5(o, start)
-        s6(o, end)
-        return o
-
-    if make(1, 2, 3, 4, 5, 6) != Span(1, 2, 3, 4, 5, 6):  # pragma: no cover - layout changed
-        return Span
-    return make
-
-
-_new_span = _span_factory()
+_SPAN_SLOTS = (Span.__dict__["start"].__set__, Span.__dict__["end"].__set__,
+               Span.__dict__["_at"].__set__)   # the reader fills a span's slots directly
 
 
 def _line_col(text: str, off: int) -> tuple[int, int]:
@@ -298,24 +270,22 @@ def _scan(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, li
     forms: list = []
     form_spans: list = []
     n = len(text)
+    lines = SourceLines(text)
     # The innermost open frame is kept in locals (cur, kind, ia, sa); outer ones on `stack`.
-    # A frame: [kind, items, spans, start offset, start line, start col, extra]
-    cur: list = [_TOP if max_forms is None else _TOPN, forms, form_spans, 0, 1, 1, None]
+    # A frame: [kind, items, spans, start offset, extra]
+    cur: list = [_TOP if max_forms is None else _TOPN, forms, form_spans, 0, None]
     kind = cur[0]
     ia = forms.append
     sa = form_spans.append
     stack: list = []
     fn_frame: Optional[list] = None
-    mkspan = _new_span
+    new = object.__new__
+    span_cls = Span
+    set_start, set_end, set_at = _SPAN_SLOTS
     symbol = Symbol
     kwcache = _KW_CACHE
     constants = _CONSTANTS
     closer_of = _CLOSER
-    line = 1
-    line_start = 0
-    next_nl = text.find("\n")
-    if next_nl < 0:
-        next_nl = n
 
     def err(message: str, off: int, incomplete: bool = False) -> ReadError:
         return _error(text, message, off, incomplete)
@@ -323,39 +293,15 @@ def _scan(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, li
     for m in _TOKEN_RE.finditer(text):
         g = m.lastindex
 
-        if g == 1:  # plain symbol
-            tok = m.group(1)
-            e = m.end()
-            s = e - len(tok)
-            if next_nl < s:
-                while next_nl < s:
-                    line += 1
-                    line_start = next_nl + 1
-                    next_nl = text.find("\n", line_start)
-                    if next_nl < 0:
-                        next_nl = n
-            c = s - line_start + 1
-            span = mkspan(line, c, line, c + e - s, s, e)
-            value = constants.get(tok, _NOTHING)
-            if value is _NOTHING:
-                value = symbol(tok, None, span)
-
-        elif g == 2:  # delimiter
+        if g == 2:  # delimiter
             d = m.group(2)
             s = m.end() - 1
-            if next_nl < s:
-                while next_nl < s:
-                    line += 1
-                    line_start = next_nl + 1
-                    next_nl = text.find("\n", line_start)
-                    if next_nl < 0:
-                        next_nl = n
             k = _OPEN_KIND.get(d)
             if k is not None:
                 if len(stack) >= MAX_DEPTH:
                     raise err(f"Nesting too deep (more than {MAX_DEPTH} levels)", s)
                 stack.append(cur)
-                cur = [k, [], [], s, line, s - line_start + 1, None]
+                cur = [k, [], [], s, None]
                 kind = k
                 ia = cur[1].append
                 sa = cur[2].append
@@ -365,7 +311,7 @@ def _scan(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, li
                     break
                 raise err(f"Unmatched delimiter: {d}", s)
             items = cur[1]
-            span = mkspan(cur[4], cur[5], line, s - line_start + 2, cur[3], s + 1)
+            span = Span.of(lines, cur[3], s + 1)
             if kind == _LIST:
                 value = List(items)
                 value.span = span
@@ -375,7 +321,7 @@ def _scan(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, li
                 value.span = span
                 value.spans = tuple(cur[2])
             elif kind == _MAP:
-                value = _make_map(text, items, cur[2], span, cur[6])
+                value = _make_map(text, items, cur[2], span, cur[4])
             elif kind == _SET:
                 value = Set(items)
                 if len(value) != len(items):
@@ -384,105 +330,60 @@ def _scan(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, li
                 value.spans = tuple(cur[2])
             else:  # fn literal
                 fn_frame = None
-                value = _make_fnlit(items, cur[2], span, cur[6])
+                value = _make_fnlit(items, cur[2], span, cur[4])
             cur = stack.pop()
             kind = cur[0]
             if kind <= _TOP:
                 ia = cur[1].append
                 sa = cur[2].append
 
-        elif g == 3:  # plain integer
-            tok = m.group(3)
+        elif g <= 6:  # the atoms: one span from the token's offsets
             e = m.end()
-            s = e - len(tok)
-            if next_nl < s:
-                while next_nl < s:
-                    line += 1
-                    line_start = next_nl + 1
-                    next_nl = text.find("\n", line_start)
-                    if next_nl < 0:
-                        next_nl = n
-            c = s - line_start + 1
-            span = mkspan(line, c, line, c + e - s, s, e)
-            value = int(tok) if len(tok) < 4000 else _big_int(tok)
-
-        elif g == 4:  # string
-            body = m.group(4)
-            e = m.end()
-            s = e - len(body) - 2
-            value = _unescape(body) if "\\" in body else body
-            if next_nl < s:
-                while next_nl < s:
-                    line += 1
-                    line_start = next_nl + 1
-                    next_nl = text.find("\n", line_start)
-                    if next_nl < 0:
-                        next_nl = n
-            c = s - line_start + 1
-            if e <= next_nl:
-                span = mkspan(line, c, line, c + e - s, s, e)
-            else:
-                sl = line
-                while next_nl < e:
-                    line += 1
-                    line_start = next_nl + 1
-                    next_nl = text.find("\n", line_start)
-                    if next_nl < 0:
-                        next_nl = n
-                span = mkspan(sl, c, line, e - line_start + 1, s, e)
-
-        elif g == 5:  # plain keyword
-            tok = m.group(5)
-            e = m.end()
-            s = e - len(tok) - 1
-            if next_nl < s:
-                while next_nl < s:
-                    line += 1
-                    line_start = next_nl + 1
-                    next_nl = text.find("\n", line_start)
-                    if next_nl < 0:
-                        next_nl = n
-            c = s - line_start + 1
-            span = mkspan(line, c, line, c + e - s, s, e)
-            value = kwcache.get(tok)
-            if value is None:
-                value = kwcache[tok] = Keyword(tok)
-
-        elif g == 6:  # any other atom
-            tok = m.group(6)
-            e = m.end()
-            s = e - len(tok)
-            if next_nl < s:
-                while next_nl < s:
-                    line += 1
-                    line_start = next_nl + 1
-                    next_nl = text.find("\n", line_start)
-                    if next_nl < 0:
-                        next_nl = n
-            c = s - line_start + 1
-            span = mkspan(line, c, line, c + e - s, s, e)
-            ch = tok[0]
-            if ch in "0123456789" or (ch in "+-" and len(tok) > 1 and tok[1] in "0123456789"):
-                value = _number(tok)
-                if value is None:
-                    raise err(f"Invalid number: {tok}", s)
-            elif ch == ":":
-                name = tok[2:] if tok.startswith("::") else tok[1:]
-                if (not name or name.endswith(":") or "::" in name
-                        or (name.endswith("/") and name != "/")
-                        or (name.startswith("/") and name != "/")):
-                    raise err(f"Invalid token: {tok}", s)
-                value = Keyword.of(name)
-            elif ch == "%" and fn_frame is not None:
-                value = _fn_arg(tok, fn_frame, span)
-                if value is None:
-                    raise err(f"Invalid arg literal: {tok} (use %, %& or %integer)", s)
-            else:
+            s = m.start(g) - (g == 4 or g == 5)   # a string's opening quote, a keyword's colon
+            span = new(span_cls)
+            set_start(span, s)
+            set_end(span, e)
+            set_at(span, lines)
+            if g == 1:  # plain symbol
+                tok = m.group(1)
                 value = constants.get(tok, _NOTHING)
                 if value is _NOTHING:
-                    if not _symbol_ok(tok):
+                    value = symbol(tok, None, span)
+            elif g == 3:  # plain integer
+                tok = m.group(3)
+                value = int(tok) if len(tok) < 4000 else _big_int(tok)
+            elif g == 4:  # string
+                body = m.group(4)
+                value = _unescape(body) if "\\" in body else body
+            elif g == 5:  # plain keyword
+                tok = m.group(5)
+                value = kwcache.get(tok)
+                if value is None:
+                    value = kwcache[tok] = Keyword(tok)
+            else:  # any other atom
+                tok = m.group(6)
+                ch = tok[0]
+                if ch in "0123456789" or (ch in "+-" and len(tok) > 1 and tok[1] in "0123456789"):
+                    value = _number(tok)
+                    if value is None:
+                        raise err(f"Invalid number: {tok}", s)
+                elif ch == ":":
+                    name = tok[2:] if tok.startswith("::") else tok[1:]
+                    if (not name or name.endswith(":") or name.startswith(":") or "::" in name
+                            or (name.endswith("/") and name != "/")
+                            or (name.startswith("/") and name != "/")):
                         raise err(f"Invalid token: {tok}", s)
-                    value = Symbol.parse(tok, span)
+                    value = Keyword.of(name)
+                elif ch == "%" and fn_frame is not None:
+                    value = _fn_arg(tok, fn_frame, span)
+                    if value is None:
+                        raise err(f"Invalid arg literal: {tok} (use %, %& or %integer)", s)
+                else:
+                    value = constants.get(tok, _NOTHING)
+                    if value is _NOTHING:
+                        if not _symbol_ok(tok):
+                            raise err(f"Invalid token: {tok}", s)
+                        value = Symbol.parse(tok, span)
 
         elif g == 16:  # end of input
             if stack:
@@ -491,7 +392,8 @@ def _scan(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, li
                     if f[0] < _TOP:
                         fr = f
                         break
-                raise err(f"EOF while reading {_KIND_NAME[fr[0]]} started at {fr[4]}:{fr[5]}",
+                line, col = lines.line_col(fr[3])
+                raise err(f"EOF while reading {_KIND_NAME[fr[0]]} started at {line}:{col}",
                           n, incomplete=True)
             break
 
@@ -501,32 +403,23 @@ def _scan(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, li
             s = e - len(mac)
             if len(stack) >= MAX_DEPTH:
                 raise err(f"Nesting too deep (more than {MAX_DEPTH} levels)", s)
-            if next_nl < s:
-                while next_nl < s:
-                    line += 1
-                    line_start = next_nl + 1
-                    next_nl = text.find("\n", line_start)
-                    if next_nl < 0:
-                        next_nl = n
-            c = s - line_start + 1
             stack.append(cur)
             if mac == "#{":
-                cur = [_SET, [], [], s, line, c, None]
+                cur = [_SET, [], [], s, None]
                 ia = cur[1].append
                 sa = cur[2].append
             elif mac == "#(":
                 if fn_frame is not None:
                     raise err("Nested #()s are not allowed", s)
-                cur = fn_frame = [_FNLIT, [], [], s, line, c, {"max": 0, "rest": False}]
+                cur = fn_frame = [_FNLIT, [], [], s, {"max": 0, "rest": False}]
                 ia = cur[1].append
                 sa = cur[2].append
             elif mac == "#_":
-                cur = [_DISCARD, None, None, s, line, c, None]
+                cur = [_DISCARD, None, None, s, None]
             elif mac == "^" or mac == "#^":
-                cur = [_META, None, None, s, line, c, _NOTHING]
+                cur = [_META, None, None, s, _NOTHING]
             else:
-                mspan = mkspan(line, c, line, c + e - s, s, e)
-                cur = [_WRAP, None, None, s, line, c, (_PREFIX_SYM[mac], mspan)]
+                cur = [_WRAP, None, None, s, (_PREFIX_SYM[mac], Span.of(lines, s, e))]
             kind = cur[0]
             continue
 
@@ -534,74 +427,29 @@ def _scan(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, li
             body = m.group(10)
             e = m.end()
             s = e - len(body) - 1
-            if next_nl < s:
-                while next_nl < s:
-                    line += 1
-                    line_start = next_nl + 1
-                    next_nl = text.find("\n", line_start)
-                    if next_nl < 0:
-                        next_nl = n
-            c = s - line_start + 1
             value = _char(body)
             if value is None:
                 raise err(f"Unsupported character: \\{body}", s)
-            if e <= next_nl:
-                span = mkspan(line, c, line, c + e - s, s, e)
-            else:
-                sl = line
-                while next_nl < e:
-                    line += 1
-                    line_start = next_nl + 1
-                    next_nl = text.find("\n", line_start)
-                    if next_nl < 0:
-                        next_nl = n
-                span = mkspan(sl, c, line, e - line_start + 1, s, e)
-            value.span = span
+            span = value.span = Span.of(lines, s, e)
 
         else:  # the rarer dispatch forms and the errors
             s = m.start(g) - _DISPATCH_LEN[g]
             e = m.end()
-            if next_nl < s:
-                while next_nl < s:
-                    line += 1
-                    line_start = next_nl + 1
-                    next_nl = text.find("\n", line_start)
-                    if next_nl < 0:
-                        next_nl = n
-            c = s - line_start + 1
             if g == 11:  # ##Inf ##-Inf ##NaN
                 name = m.group(11)
                 if name not in _SYMBOLIC:
                     raise err(f"Unknown symbolic value: ##{name}", s)
                 value = _SYMBOLIC[name]
-                span = mkspan(line, c, line, c + e - s, s, e)
+                span = Span.of(lines, s, e)
             elif g == 12:  # regex
                 try:
                     value = Regex(m.group(12))
                 except (re.error, ValueError, TypeError, OverflowError, RecursionError) as ex:
                     raise err(f"Invalid regex: {ex}", s) from None
-                if e <= next_nl:
-                    span = mkspan(line, c, line, c + e - s, s, e)
-                else:
-                    sl = line
-                    while next_nl < e:
-                        line += 1
-                        line_start = next_nl + 1
-                        next_nl = text.find("\n", line_start)
-                        if next_nl < 0:
-                            next_nl = n
-                    span = mkspan(sl, c, line, e - line_start + 1, s, e)
-                value.span = span
+                span = value.span = Span.of(lines, s, e)
             elif g == 13 or g == 14:  # #:ns{ namespaced map, #tag form
                 if len(stack) >= MAX_DEPTH:
                     raise err(f"Nesting too deep (more than {MAX_DEPTH} levels)", s)
-                if e - 1 > next_nl:  # whitespace before the { spanned lines
-                    while next_nl < e - 1:
-                        line += 1
-                        line_start = next_nl + 1
-                        next_nl = text.find("\n", line_start)
-                        if next_nl < 0:
-                            next_nl = n
                 stack.append(cur)
                 if g == 13:
                     ns = m.group(13)
@@ -609,15 +457,16 @@ def _scan(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, li
                         ns = ns[1:]  # #::{...}: no current namespace to resolve against
                     if "/" in ns or ":" in ns:
                         raise err("Namespaced map must specify a valid namespace", s)
-                    cur = [_MAP, [], [], s, line, c, ns or None]
+                    cur = [_MAP, [], [], s, ns or None]
                     ia = cur[1].append
                     sa = cur[2].append
                 else:
-                    cur = [_TAG, None, None, s, line, c, m.group(14)]
+                    cur = [_TAG, None, None, s, m.group(14)]
                 kind = cur[0]
                 continue
             else:  # g == 15: what is left is an error
                 bad = m.group(15)
+                line, c = lines.line_col(s)
                 if bad == '"':
                     raise err(f"EOF while reading string started at {line}:{c}", n,
                               incomplete=True)
@@ -654,8 +503,8 @@ def _scan(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, li
                     return forms, form_spans
                 break
             fr = cur
-            if kind == _META and fr[6] is _NOTHING:
-                fr[6] = value
+            if kind == _META and fr[4] is _NOTHING:
+                fr[4] = value
                 break
             cur = stack.pop()
             kind = cur[0]
@@ -666,26 +515,25 @@ def _scan(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, li
             if fk == _DISCARD:
                 break
             if fk == _META:
-                meta = fr[6]
+                meta = fr[4]
                 if isinstance(value, Vector) and isinstance(meta, Map):
                     first = meta.get(_FIRST_LINE)
                     if isinstance(first, int) and not isinstance(first, bool):
                         value.first_line = first  # type: ignore[attr-defined]
                 continue
-            wspan = mkspan(fr[4], fr[5], span.end_line, span.end_col, fr[3], span.end)
+            wspan = Span.of(lines, fr[3], span.end)
             if fk == _WRAP:
-                name, mspan = fr[6]
+                name, mspan = fr[4]
                 value = List((symbol(name, None, mspan), value))
                 value.span = wspan
                 value.spans = (mspan, span)
             else:  # tagged literal
-                tag = fr[6]
+                tag = fr[4]
                 if tag in _TAG_READERS:
                     if not isinstance(value, str):
                         raise err(f"#{tag} expects a string", fr[3])
                 else:
-                    tspan = mkspan(fr[4], fr[5] + 1, fr[4], fr[5] + 1 + len(tag), fr[3] + 1,
-                                   fr[3] + 1 + len(tag))
+                    tspan = Span.of(lines, fr[3] + 1, fr[3] + 1 + len(tag))
                     value = List((Symbol.parse(tag, tspan), value))
                     value.span = wspan
                     value.spans = (tspan, span)
@@ -715,7 +563,7 @@ def _char(body: str) -> Optional[Char]:
 
 
 def _fn_arg(tok: str, fr: list, span: Span) -> Optional[Symbol]:
-    info = fr[6]
+    info = fr[4]
     if tok == "%":
         info["max"] = max(info["max"], 1)
         return Symbol("%1", None, span)
@@ -731,13 +579,12 @@ def _fn_arg(tok: str, fr: list, span: Span) -> Optional[Symbol]:
 
 
 def _make_fnlit(items: list, spans: list, span: Span, info: dict) -> List:
-    head = Span(span.line, span.col, span.line, span.col + 2, span.start, span.start + 2)
+    head = span.sub(span.start, span.start + 2)
     params: list = [Symbol(f"%{i}", None, head) for i in range(1, info["max"] + 1)]
     if info["rest"]:
         params += [Symbol("&", None, head), Symbol("%&", None, head)]
     pvec = Vector(params).with_spans(head, (head,) * len(params))
-    body_span = Span(span.line, span.col + 1, span.end_line, span.end_col, span.start + 1,
-                     span.end)
+    body_span = span.sub(span.start + 1, span.end)
     body = List(items).with_spans(body_span, tuple(spans))
     return List((Symbol("fn*", None, head), pvec, body)).with_spans(span, (head, head, body_span))
 

@@ -115,7 +115,7 @@ def test_constants_symbols_keywords():
     assert forms[11] is Keyword("node-id", "trace")
 
 
-@pytest.mark.parametrize("text", ["a:", "a::b", "/a", "a/", ":", "::", ":a/", "a//b"])
+@pytest.mark.parametrize("text", ["a:", "a::b", "/a", "a/", ":", "::", ":a/", "a//b", ":::%", ":::a"])
 def test_invalid_tokens(text):
     err = read_error(text)
     assert err.reason.startswith("Invalid token") and not err.incomplete
