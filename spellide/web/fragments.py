@@ -109,11 +109,13 @@ def _step_started(run: Any, seq: int, data: dict) -> list[str]:
     row = {"id": sid, "parent": data.get("parent"), "depth": data.get("depth"), "status": "running",
            "summary": "", "error": "", "cont": None, "fx": [], "fx_more": 0, "ms": None}
     html = _part("step_row", {"r": row, "nav": _nav(run)})
-    total = Step.objects.filter(run_id=run.pk).count()
+    total = data.get("steps_total")
+    if total is None:   # an event persisted before it carried the count
+        total = Step.objects.filter(run_id=run.pk).count()
     return [
         _wrap(seq, "#step-rows", "beforeend", html),
         _wrap(seq, "#no-steps", "delete", ""),
-        _wrap(seq, "#step-count", "innerHTML", str(total)),
+        _wrap(seq, "#step-count", "innerHTML", str(_int(total) or 0)),
         _wrap(seq, "#run-status", "innerHTML", _status_html(run, "running", detail=f"step {sid}")),
     ]
 
@@ -182,11 +184,12 @@ def _step_finished(run: Any, seq: int, data: dict) -> list[str]:
         return []
     status = stepinfo.row_status("completed", data.get("error"), data.get("continued_by"),
                                  bool(data.get("recovered")))
-    times = Step.objects.filter(run_id=run.pk, step_id=sid).values_list("started_at", "finished_at").first()
-    ms, bar = "", 0
-    if times and times[0] and times[1]:
-        dur = (times[1] - times[0]).total_seconds() * 1000
-        ms, bar = escape(fmt_ms(dur)), logbar(dur)
+    dur = data.get("duration_ms")
+    if dur is None:   # an event persisted before it carried the duration
+        times = Step.objects.filter(run_id=run.pk, step_id=sid).values_list("started_at", "finished_at").first()
+        if times and times[0] and times[1]:
+            dur = (times[1] - times[0]).total_seconds() * 1000
+    ms, bar = (escape(fmt_ms(dur)), logbar(dur)) if dur is not None else ("", 0)
     cont = data.get("continued_by")
     out = [
         _wrap(seq, f"#step-{sid}-st", "outerHTML",

@@ -343,3 +343,23 @@ def test_streamed_pieces_carry_their_offset_and_the_step_keeps_the_text_so_far(u
 
     assert 'hx-target="#stream-sink"' in html(4) and 'data-step="0" data-at="8">&lt;b&gt;&quot;</span>' in html(4)
     assert 'data-reset="1"' in html(5)
+
+
+def test_step_events_carry_the_step_count_and_duration_their_fragments_show(user, django_assert_max_num_queries):
+    """The row fragments need no query per step (a COUNT per step start grew with the run)."""
+    from spellide.spell.events import Event
+    from spellide.web.fragments import render_event_html
+    from spellide.web.runner.persist import RunPersister
+
+    run = Run.objects.create(owner=user, title="counts")
+    writer = RunPersister(run, mode="sync", broadcast=False)
+    writer(Event(1, "step_started", {"step": 0, "parent": None, "depth": 1, "prefix": "(do ", "model": "m"}, ts=100.0))
+    writer(Event(2, "step_finished", {"step": 0, "value": "1", "continued_by": 1}, ts=100.25))
+    writer(Event(3, "step_started", {"step": 1, "parent": 0, "depth": 2, "prefix": "(do 1 ", "model": "m"}, ts=100.3))
+    writer.close()
+    events = {e.seq: {"seq": e.seq, "type": e.type, "data": e.data} for e in RunEvent.objects.filter(run=run)}
+    assert events[2]["data"]["duration_ms"] == 250.0 and events[3]["data"]["steps_total"] == 2
+    with django_assert_max_num_queries(0):
+        finished = render_event_html(run, events[2])
+    assert 'id="step-0-ms"' in finished and "250" in finished
+    assert '<hx-partial hx-target="#step-count" hx-swap="innerHTML" data-seq="3">2</hx-partial>' in render_event_html(run, events[3])

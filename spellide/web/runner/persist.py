@@ -176,6 +176,7 @@ class RunPersister:
         self.paused_version: Optional[ProgramVersion] = None
         self.users: dict[str, Any] = {}
         self.run_fields: dict[str, Any] = {}
+        self.started_ts: dict[int, float] = {}   # steps started and not finished: their start
         self.error: Optional[BaseException] = None
         # "inline": written by the run's own thread, a batch per step (the default: no thread
         # hand-offs per event); "thread": queued to a writer thread; "sync": one write per event.
@@ -203,12 +204,13 @@ class RunPersister:
                 self.journal.append(event.seq, effect)   # before the run goes on (see journal.py)
         if self.mode == "inline":
             with self._lock:
-                if not self._pending:
+                first = not self._pending
+                if first:
                     self._pending_since = time.monotonic()
                 self._pending.append(event)
                 if event.type in FLUSH_NOW or len(self._pending) >= BATCH_INLINE:
                     self._flush_locked()
-                else:
+                elif first:   # a new deadline: wake the flusher (later events share it)
                     if self._flusher is None:
                         self._flusher = threading.Thread(target=self._flush_late, daemon=True,
                                                          name=f"spellide-flush-{self.run.pk}")
@@ -352,7 +354,7 @@ class RunPersister:
         return {"totals": dict(self.totals), "known_steps": set(self.known_steps),
                 "last_program": self.last_program, "last_args": self.last_args,
                 "paused_version": self.paused_version, "run_fields": dict(self.run_fields),
-                "versions": dict(self.versions)}
+                "versions": dict(self.versions), "started_ts": dict(self.started_ts)}
 
     def _restore_state(self, s: dict[str, Any]) -> None:
         self.totals = s["totals"]
@@ -362,6 +364,7 @@ class RunPersister:
         self.paused_version = s["paused_version"]
         self.run_fields = s["run_fields"]
         self.versions = s["versions"]
+        self.started_ts = s["started_ts"]
 
     def _version(self, text: str, base: Optional[ProgramVersion],
                  kind: str = ProgramVersion.KIND_PROGRAM) -> ProgramVersion:
@@ -416,7 +419,9 @@ class RunPersister:
                 self._new_steps[sid] = fields
                 self.known_steps.add(sid)
             self.totals["steps"] = len(self.known_steps)
+            self.started_ts[sid] = e.ts
             d["prefix"] = {"$v": pv.pk}
+            d["steps_total"] = self.totals["steps"]   # what the page's step count shows
         elif t == ev.COMPLETION_DELTA:
             # the text so far is kept on the step, so a page that opens the step mid-stream
             # shows it from the start (a reset: the provider retried and streams anew)
@@ -457,6 +462,8 @@ class RunPersister:
                 status = Step.Status.CONTINUED
             else:
                 status = Step.Status.COMPLETED
+            if sid in self.started_ts:
+                d["duration_ms"] = round((e.ts - self.started_ts.pop(sid)) * 1000, 1)
             self._step_update(sid, status=status, value=d.get("value"), error=d.get("error"),
                               error_span=d.get("error_span"), continued_by=d.get("continued_by"),
                               finished_at=_dt(e.ts), recovered=bool(d.get("recovered")))
