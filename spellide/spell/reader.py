@@ -42,8 +42,8 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any, Optional
 
-from .data import (Char, Keyword, List, Map, Regex, Set, SourceLines, Span, Symbol, Vector,
-                   normalize_ratio)
+from .data import (SPAN_SETTERS, Char, Keyword, List, Map, Regex, Set, SourceLines, Span, Symbol,
+                   Vector, normalize_ratio)
 from .errors import ReadError
 
 __all__ = ["read_all", "read_all_spans", "read_one", "read_string", "MAX_DEPTH"]
@@ -120,10 +120,6 @@ _NOTHING = object()
 _FIRST_LINE = Keyword("first-line", "spell")
 _TAG_READERS = {"inst", "uuid"}
 _KW_CACHE: dict = {}  # plain keyword names (no "/"): Keyword interns them anyway
-
-
-_SPAN_SLOTS = (Span.__dict__["start"].__set__, Span.__dict__["end"].__set__,
-               Span.__dict__["_at"].__set__)   # the reader fills a span's slots directly
 
 
 def _line_col(text: str, off: int) -> tuple[int, int]:
@@ -281,7 +277,7 @@ def _scan(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, li
     fn_frame: Optional[list] = None
     new = object.__new__
     span_cls = Span
-    set_start, set_end, set_at = _SPAN_SLOTS
+    set_start, set_end, set_at = SPAN_SETTERS
     symbol = Symbol
     kwcache = _KW_CACHE
     constants = _CONSTANTS

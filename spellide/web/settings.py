@@ -201,9 +201,6 @@ LOGGING = {
 # forms and on non-tail self-calls) and the recursion limit it sets.
 SPELLIDE_RUN_STACK_MB = int(os.environ.get("SPELLIDE_RUN_STACK_MB", "256"))
 SPELLIDE_RECURSION_LIMIT = int(os.environ.get("SPELLIDE_RECURSION_LIMIT", "100000"))
-# The interpreter's thread switch interval while runs execute (see runner.service), seconds;
-# 0 leaves Python's default (0.005).
-SPELLIDE_SWITCH_INTERVAL = float(os.environ.get("SPELLIDE_SWITCH_INTERVAL", "0"))
 
 # --- scale mode: where runs execute (see spellide/web/runner/scale.py) ---
 # "threads": worker threads of the server process (the embedded default); "channels": separate

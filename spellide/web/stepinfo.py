@@ -18,7 +18,8 @@ from django.db.models.functions import Substr
 from spellide.web import program_tree as ptree
 from spellide.web.diff import LABELS, diff_programs
 from spellide.web.highlight import MAX_HIGHLIGHT_CHARS, highlight_lines
-from spellide.web.models import Edit, Effect, Run, Step
+from spellide.spell.prompts import PROMPT_VERSION, prompt_digest, system_prompt, transports
+from spellide.web.models import Edit, Effect, Run, RunEvent, Step
 
 SUMMARY_CHARS = 300       # completion characters read for a row's one-line summary
 FX_DOTS = 12              # effect dots shown per row
@@ -306,7 +307,9 @@ def effect_from_event(step: int, data: dict, args_limit: int = TEXT_INLINE) -> d
 def utf16_len(text: str) -> int:
     """A text's length as the browser counts it (UTF-16 code units): streamed pieces are
     placed by this offset in the page's live text."""
-    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF) if not text.isascii() else len(text)
+    if text.isascii():
+        return len(text)
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)   # astral: a surrogate pair
 
 
 def detail_context(nav: Any, step: Step, tab: str, request: Any = None) -> dict:
@@ -501,9 +504,6 @@ def run_setup(run: Run) -> dict:
     the system prompt of its transport, flagged when this server's prompt differs from the one
     the run was recorded with (its digest is in every model-call effect key, so a replay with a
     different prompt shows as misses)."""
-    from spellide.spell.prompts import PROMPT_VERSION, prompt_digest, system_prompt, transports
-    from spellide.web.models import RunEvent
-
     started = (RunEvent.objects.filter(run=run, type="run_started").order_by("seq")
                .values_list("data", flat=True).first()) or {}
     settings = dict(started.get("model_settings") or {})

@@ -245,25 +245,12 @@ def _store_lost_effects(run: Run, lost: list[dict[str, Any]]) -> None:
     Run.objects.filter(pk=run.pk).update(totals=totals)
 
 
-def _tune_switch_interval() -> None:
-    """A run's worker thread is CPU-bound Python; the threads that persist its events and the
-    server's event loop get the GIL only when the worker is made to drop it (every switch
-    interval, 5 ms by default). Each event crosses several threads on its way to the browser,
-    so a shorter interval (SPELLIDE_SWITCH_INTERVAL, e.g. 0.001) can keep the live view closer
-    behind the run. Off by default: on a 2-core machine the step-latency bench showed no
-    difference beyond its noise (median 51-77 ms event -> browser socket either way)."""
-    interval = settings.SPELLIDE_SWITCH_INTERVAL
-    if interval and sys.getswitchinterval() > interval:
-        sys.setswitchinterval(interval)
-
-
 def _launch(run: Run, config: RunConfig, *, record: Any, fork_at: Optional[int], start_seq: int,
             segment: int) -> ActiveRun:
     from . import scale  # scale mode: hand the execution to a run worker (scale.py, worker.py)
     if scale.dispatching():
         return scale.dispatch(run, config, record=record, fork_at=fork_at, start_seq=start_seq,
                               segment=segment)
-    _tune_switch_interval()
     controller = IdeController()
     journal = EffectJournal(run.public_id, segment)
     persister = RunPersister(run, segment=segment, journal=journal)
