@@ -314,9 +314,20 @@ class Run:
         if budget and self.cost >= budget:
             raise TypedError(f"Budget exceeded: ${self.cost:.4f} spent of ${budget:.2f}",
                              kind="budget-exceeded")
+        args_text = pr_str(Vector((_text_arg(text), self._settings_map)))
+        estimate = getattr(self.model, "estimate_input_cost", None)
+        if budget and estimate is not None and not self.gate.would_reuse(name, args_text):
+            # stop before a call whose input alone would overspend (its output is bounded by
+            # the profile's max_tokens; the bill is checked again when the usage is known)
+            need = estimate(text, "text" if name == "model/text" else "spell")
+            if self.cost + need > budget:
+                raise TypedError(
+                    f"Budget exceeded: the next model call's input alone would cost about "
+                    f"${need:.4f}, and ${max(budget - self.cost, 0.0):.4f} of ${budget:.2f} is left",
+                    kind="budget-exceeded")
         before = self.gate.executed
         comp = self.gate.perform(
-            name, (), thunk, args_text=pr_str(Vector((_text_arg(text), self._settings_map))),
+            name, (), thunk, args_text=args_text,
             encode=lambda c: c.text,
             decode=lambda t, rec: Completion(t, Usage.from_json(rec.usage), self.model.name,
                                              self.model.transport),

@@ -223,3 +223,41 @@ price_output = 2.0
     assert server.requests[1].body["messages"][1]["content"].endswith("(def a 40) (quote (!extend)) ")
     assert run.cost == pytest.approx(2 * (100 * 1.0 + 10 * 2.0) / 1e6)
     assert fake_key not in json.dumps(run.model_settings)
+
+
+def test_the_budget_stops_a_run_before_a_call_whose_input_would_overspend(server, fake_key, tmp_path, monkeypatch):
+    """Before each live model call the machine estimates what its input alone costs (prefix
+    and system prompt at the profile's input price); a call that would take the run past its
+    budget is not sent: the run stops with a clear message and nothing recorded is lost."""
+    from spellide.spell.api import RunConfig
+    from spellide.spell.edits import build_init
+    from spellide.spell.machine import Run
+    from spellide.spell.models.profiles import get_model
+
+    user = write(tmp_path, "models.toml", f"""
+[profiles.pricey]
+provider = "openai"
+base_url = "{server.openai_url}"
+model = "fake-model"
+transport = "message"
+api_key_env = "{KEY_ENV}"
+price_input = 10.0
+""")
+    monkeypatch.setenv("SPELLIDE_MODELS", str(user))
+    first_prefix = build_init("Compute 42")[:-3] + " "   # the open prefix of the first call
+    first = get_model("profile:pricey").estimate_input_cost(first_prefix)
+    assert first > 0
+    server.push(Reply(text="(def a 40) '(!extend)"), Reply(text="(+ a 2)"))
+    run = Run(RunConfig(prompt="Compute 42", model="profile:pricey", recover=False, budget=first * 1.02))
+    result = run.execute()
+    assert result.error_kind == "budget-exceeded", result.error
+    assert "the next model call's input alone would cost about $" in result.error
+    assert len(server.requests) == 1                 # the second call was never sent
+    assert run.cost == pytest.approx(100 * 10.0 / 1e6) and run.cost < first * 1.02
+    assert [s["completion"] for s in result.steps][:1] == ["(def a 40) '(!extend)"]
+    # a replay of the record reuses the recorded call: the estimate applies only to live calls
+    replay = Run(RunConfig(prompt="Compute 42", model="profile:pricey", recover=False, budget=first / 2,
+                           cache_mode="replay"), record=run.record())
+    again = replay.execute()
+    assert len(server.requests) == 1 and again.effects_reused >= 1
+    assert again.error_kind == "budget-exceeded"     # ...and stops before the next live one

@@ -66,6 +66,15 @@ class EffectGate:
         self.scope.ordinal = self.scope.base
 
     # --- performing ----------------------------------------------------------------------
+    def would_reuse(self, name: str, args_text: str) -> bool:
+        """Whether the next effect ``perform`` gets, with these arguments, would be served from
+        the cache (nothing executed). Lets a caller check a cost only for what will run."""
+        if self.mode == LIVE_MODE:
+            return False
+        scope = self.scope
+        return self.cache.lookup(scope.step, scope.ordinal, name, args_text, digest(args_text),
+                                 scope.edited).record is not None
+
     def perform(self, name: str, args: tuple, thunk: Callable[[], Any], *,
                 args_text: Optional[str] = None,
                 encode: Optional[Callable[[Any], str]] = None,

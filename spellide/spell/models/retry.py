@@ -38,6 +38,7 @@ from .profiles import Profile
 log = logging.getLogger("spellide.models")
 
 TOOL_NAME = "spell_suffix"
+CHARS_PER_TOKEN = 4   # the usual rule of thumb for English and code with current tokenizers
 RECEIVED_MAX = 4000
 TRANSIENT_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 
@@ -316,6 +317,14 @@ class BaseProvider:
         return None
 
     # --- the Model protocol ----------------------------------------------------------------
+    def estimate_input_cost(self, prefix: str, kind: str = "spell") -> float:
+        """USD for sending this prefix (and the transport's system prompt) once, at the
+        uncached input price, counting CHARS_PER_TOKEN characters a token: a rough figure for
+        the budget check before a call, not the bill (that comes from the provider's usage)."""
+        from ..prompts import system_prompt
+        chars = len(prefix) + (len(system_prompt(self.transport)) if kind != TEXT else 0)
+        return self.profile.cost(-(-chars // CHARS_PER_TOKEN), 0, 0)
+
     def cache_settings(self) -> dict[str, Any]:
         """Settings that change the answer: the profile's (provider, base_url, model,
         transport, temperature, max_tokens, reasoning, ...) plus the system prompt version and
