@@ -17,7 +17,7 @@ from spellide.web.access import can_view
 from spellide.web.demos import get_demo, list_demos
 from spellide.web.models import Effect, Run
 
-from .conftest import finish, wait_status
+from .conftest import finish, wait_status, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -196,3 +196,40 @@ def test_demos_are_complete():
     xss = get_demo("xss")
     text = json.dumps(json.loads(xss.path.read_text())["completions"])
     assert "<script>" in text and "onerror=" in text
+
+
+def test_a_provider_failing_after_its_retries_pauses_the_run_for_retry_or_edit(client, tmp_path, monkeypatch):
+    """Issue 4: when a provider's retries are exhausted the run pauses on the error (shown on
+    the page) instead of failing; resuming retries the call, and the prefix can be edited
+    first. Real HTTP server on 127.0.0.1, the run service's own thread and controller."""
+    from tests.providers.servers import ModelServer, Reply
+
+    with ModelServer(default=Reply(text="(def a 1) '(!extend)")) as srv:
+        profiles = tmp_path / "models.toml"
+        profiles.write_text(f'[profiles.flaky]\nprovider = "openai"\nbase_url = "{srv.openai_url}"\n'
+                            f'model = "fake-model"\ntransport = "message"\napi_key_env = "FLAKY_KEY"\n'
+                            f'max_retries = 1\nbackoff_base = 0.01\nbackoff_max = 0.02\n')
+        monkeypatch.setenv("SPELLIDE_MODELS", str(profiles))
+        monkeypatch.setenv("FLAKY_KEY", "sk-flaky-key-123")
+        down = Reply(status=500, error_message="upstream <b>down</b>")
+        srv.push(down, down)
+        run = run_from(client.post("/runs/start/", {"prompt": "P", "model": "profile:flaky", "budget": "0"}))
+        run = wait_status(run, "paused")
+        assert run.pause["point"] == "on_model_error" and "down" in run.pause["error"]
+        html = client.get(f"/runs/{run.public_id}/").content.decode()
+        assert "upstream &lt;b&gt;down&lt;/b&gt;" in html and "sk-flaky" not in html
+        assert len(srv.requests) == 2                      # the call and its one retry
+
+        # retry: the next two requests fail again -> paused again; then edit the prefix
+        srv.push(Reply(status=500), Reply(status=500))
+        assert htmx(client, f"/runs/{run.public_id}/resume/").status_code == 200
+        wait_until(lambda: len(srv.requests) == 4, 20)
+        run = wait_status(run, "paused")
+        prefix = run.pause["text"]                         # the prefix the failed call would send
+        assert '(quine prompt "P")' in prefix
+        srv.push(Reply(text="42"))
+        r = htmx(client, f"/runs/{run.public_id}/resume/", {"text": prefix.replace('"P"', '"P, edited"')})
+        assert r.status_code == 200
+        run = finish(run)
+        assert run.status == "finished" and run.value == "42"
+        assert len(srv.requests) == 5 and "P, edited" in srv.requests[-1].body["messages"][-1]["content"]
