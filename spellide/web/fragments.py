@@ -26,7 +26,7 @@ from django.utils.html import escape
 
 from spellide.web import stepinfo
 from spellide.web.models import Run, Step
-from spellide.web.templatetags.spellide_tags import logbar, ms as fmt_ms
+from spellide.web.templatetags.spellide_tags import intcomma, logbar, ms as fmt_ms
 
 LIVE_TEXT_LIMIT = 20_000   # the live completion strip shows at most this much
 LIVE_ARGS_LIMIT = 2_000    # effect arguments pushed live (a model call's are the whole prefix)
@@ -116,6 +116,7 @@ def _step_started(run: Any, seq: int, data: dict) -> list[str]:
         _wrap(seq, "#step-rows", "beforeend", html),
         _wrap(seq, "#no-steps", "delete", ""),
         _wrap(seq, "#step-count", "innerHTML", str(_int(total) or 0)),
+        _wrap(seq, "#run-steps", "innerHTML", f"{intcomma(_int(total) or 0)} steps"),   # the header's total
         _wrap(seq, "#run-status", "innerHTML", _status_html(run, "running", detail=f"step {sid}")),
     ]
 

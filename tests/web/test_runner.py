@@ -362,4 +362,6 @@ def test_step_events_carry_the_step_count_and_duration_their_fragments_show(user
     with django_assert_max_num_queries(0):
         finished = render_event_html(run, events[2])
     assert 'id="step-0-ms"' in finished and "250" in finished
-    assert '<hx-partial hx-target="#step-count" hx-swap="innerHTML" data-seq="3">2</hx-partial>' in render_event_html(run, events[3])
+    started = render_event_html(run, events[3])
+    assert '<hx-partial hx-target="#step-count" hx-swap="innerHTML" data-seq="3">2</hx-partial>' in started
+    assert '<hx-partial hx-target="#run-steps" hx-swap="innerHTML" data-seq="3">2 steps</hx-partial>' in started
