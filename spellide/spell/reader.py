@@ -122,13 +122,8 @@ _TAG_READERS = {"inst", "uuid"}
 _KW_CACHE: dict = {}  # plain keyword names (no "/"): Keyword interns them anyway
 
 
-def _line_col(text: str, off: int) -> tuple[int, int]:
-    line = text.count("\n", 0, off) + 1
-    return line, off - (text.rfind("\n", 0, off) + 1) + 1
-
-
 def _error(text: str, message: str, off: int, incomplete: bool = False) -> ReadError:
-    line, col = _line_col(text, off)
+    line, col = SourceLines(text).line_col(off)
     err = ReadError(message, line=line, col=col, incomplete=incomplete)
     err.offset = off  # type: ignore[attr-defined]  # assembly needs it for the stray-closer rule
     return err

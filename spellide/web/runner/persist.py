@@ -407,7 +407,8 @@ class RunPersister:
         elif t == ev.STEP_STARTED:
             sid = d["step"]
             pv = self._store(d.get("prefix") or "")
-            self.step_texts = {sid: {"prefix": d.get("prefix") or "", "completion": "", "program": None}}
+            self.step_texts = {sid: {"prefix": d.get("prefix") or "", "completion": "", "u16": 0,
+                                    "program": None}}
             fields = dict(parent=d.get("parent"), depth=d.get("depth") or 1, status=Step.Status.RUNNING,
                           prefix_version_id=pv.pk, program_version_id=None, completion="", value=None,
                           error=None, error_span=None, model=str(d.get("model") or "")[:200],
@@ -433,7 +434,7 @@ class RunPersister:
                 if d.get("reset"):
                     cur["completion"], cur["u16"] = "", 0
                 piece = str(d.get("text") or "")
-                d["at"] = cur.get("u16", 0)
+                d["at"] = cur["u16"]
                 cur["completion"] += piece
                 cur["u16"] = d["at"] + utf16_len(piece)
                 self._step_update(sid, completion=cur["completion"])
