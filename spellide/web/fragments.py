@@ -93,6 +93,16 @@ def render_event_html(run: Run, event: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+def render_failed(event: dict[str, Any]) -> str:
+    """What a page gets for an event whose rendering failed (the persister logs the error): its
+    last-seen number still advances, and the reader is told that a reload shows the change."""
+    seq = int(event.get("seq") or 0)
+    return (_wrap(seq, "#ws-seq", "outerHTML", f'<span id="ws-seq" hidden data-seq="{seq}"></span>')
+            + _wrap(seq, "#run-control-result", "innerHTML",
+                    f'<span class="control-result refused">Update {seq} could not be shown here; '
+                    f'reload the page to see it.</span>'))
+
+
 def _nav(run: Any) -> _Nav:
     return _Nav(run=run, base=f"/runs/{run.public_id}")
 

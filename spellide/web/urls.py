@@ -37,12 +37,4 @@ urlpatterns = [
     path("runs/<uuid:public_id>/status.json", controls.status, name="run_status"),
 ]
 
-try:
-    from . import urls_pages  # noqa: F401  (written by the pages work; optional until it exists)
-except ImportError as e:
-    if "urls_pages" not in str(e):
-        raise
-    urlpatterns += [path("", controls.fallback_index, name="run_list_fallback"),
-                    path("runs/<uuid:public_id>/", controls.fallback_run, name="run_detail")]
-else:
-    urlpatterns += [path("", include("spellide.web.urls_pages"))]
+urlpatterns += [path("", include("spellide.web.urls_pages"))]

@@ -77,12 +77,18 @@
   // One detail request at a time; a newer wish replaces an older one that has not started.
   // Loads made while following a fast run are spaced out, so the server spends its time on
   // the run and the event stream rather than on re-rendering a detail nobody can read yet.
-  let inflight = false, wanted = null, lastAuto = 0, pumpTimer = null;
+  // While a load is pending, the detail on the page is not the selected step's: nothing may
+  // treat it as the selection (see after:swap and checkStale), and a tab picked meanwhile is
+  // remembered for the load instead of being loaded into the detail about to be replaced.
+  let inflight = false, wanted = null, lastAuto = 0, pumpTimer = null, chosenTab = null;
+  const loading = () => inflight || wanted !== null;
   function loadDetail(stepId, push, auto = false) {
     wanted = {stepId, push, auto};
     pump();
   }
   async function pump() {
+    const sd = $('#step-detail');
+    if (sd) sd.setAttribute('aria-busy', String(loading()));
     if (inflight || !wanted || pumpTimer) return;
     const wait = wanted.auto ? lastAuto + FOLLOW_GAP - performance.now() : 0;
     if (wait > 0) { pumpTimer = setTimeout(() => { pumpTimer = null; pump(); }, wait); return; }
@@ -90,7 +96,8 @@
     wanted = null;
     inflight = true;
     if (w.auto) lastAuto = performance.now();
-    const tab = activeTab();
+    const tab = chosenTab || activeTab();
+    chosenTab = null;
     const url = `${base()}/steps/${w.stepId}/`;
     const shown = url + (tab && tab !== 'tree' ? '?tab=' + tab : '');
     if (w.push) history.pushState({}, '', shown); else history.replaceState({}, '', shown);
@@ -100,6 +107,16 @@
     inflight = false;
     pump();
   }
+  document.addEventListener('click', (e) => {
+    const t = e.target.closest('#step-detail .tabs .tab');
+    if (!t || !loading() || e.ctrlKey || e.metaKey || e.shiftKey) return;
+    e.preventDefault();
+    e.stopPropagation();            // capture phase: htmx never sees it
+    chosenTab = t.dataset.tab;
+    $$('#step-detail .tabs .tab').forEach((x) => x.classList.toggle('on', x === t));
+    // the load on its way asked for the old tab: load the selected step again after it
+    if (inflight && !wanted && ide()) wanted = {stepId: ide().dataset.selected, push: false, auto: false};
+  }, true);
   function select(row, {push = true, auto = false} = {}) {
     if (!row || !$('#step-detail')) return;
     mark(row.dataset.step);
@@ -279,7 +296,7 @@
     staleTimer = setTimeout(() => {
       // only if that step is still the one being looked at (following may have moved on)
       const now = $('#detail');
-      if (!wanted && now && now.dataset.step === sid && ide().dataset.selected === sid) loadDetail(sid, false, true);
+      if (!loading() && now && now.dataset.step === sid && ide().dataset.selected === sid) loadDetail(sid, false, true);
     }, 120);
   }
   function syncTabs() {
@@ -338,7 +355,9 @@
     checkStale();
     syncTabs();
     const d = $('#detail');
-    if (d && d.dataset.step !== (ide() && ide().dataset.selected)) mark(d.dataset.step);
+    // a detail that arrived by a link of its own becomes the selection; not while a load for
+    // a newer selection is on its way (the detail shown then is the one being replaced)
+    if (d && !loading() && d.dataset.step !== (ide() && ide().dataset.selected)) mark(d.dataset.step);
     if (!$('#tab-body .src') && CSS.highlights) CSS.highlights.delete('spell-sel');
     else showSelection();
     watchRows();

@@ -31,6 +31,12 @@ def start_run(page, server, *, prompt: str, model: str, before_model: bool = Fal
     return page.url
 
 
+def detail_shown(page, step: int, inside: str = "") -> None:
+    """Wait until the detail of ``step`` is on the page and no newer detail load is on its way
+    (a detail already shown for that step could otherwise be replaced under the test)."""
+    page.wait_for_selector(f"#step-detail:not([aria-busy='true']) #detail[data-step='{step}'] {inside}".strip())
+
+
 def state(page) -> str:
     return page.get_attribute("#run-state", "data-state")
 
@@ -62,7 +68,7 @@ def test_demo_run_streams_steps_live(page, server):
     assert page.evaluate("window.__noReload") == 1       # no page reload happened
     # the newest step was followed and its detail filled in without a reload
     page.wait_for_function("document.querySelector('#ide').dataset.selected === '10'")
-    page.wait_for_selector("#detail[data-step='10']")
+    detail_shown(page, 10)
     assert page.locator("#step-10-st.st-completed").count() == 1
     assert "value [10 1]" in page.inner_text("#run-status")
     # every step row shows its effects (one model call each)
@@ -99,9 +105,9 @@ def test_pause_edit_resume_and_the_diff_shows_the_human_edit(page, server):
     wait_state(page, "stopped", "failed")
     # the diff of step 1 (whose prefix was edited) names the human edit and its author
     page.click("#step-row-1")
-    page.wait_for_selector("#detail[data-step='1']")
+    detail_shown(page, 1)
     page.keyboard.press("3")
-    page.wait_for_selector(".tab-pane[data-tab='diff']")
+    detail_shown(page, 1, ".tab-pane[data-tab='diff']")
     human = page.locator(".drow.dk-human")
     assert human.count() == 1
     assert "(def human-edit 42)" in human.inner_text() and "tester" in human.inner_text()
@@ -148,7 +154,7 @@ def test_hostile_completion_renders_as_inert_text(page, server):
     page.reload()
     for sid in (0, 1):
         page.click(f"#step-row-{sid}")
-        page.wait_for_selector(f"#detail[data-step='{sid}']")
+        detail_shown(page, sid)
         for key in "12345":
             page.keyboard.press(key)
             page.wait_for_timeout(150)
@@ -169,20 +175,20 @@ def test_keyboard_navigation_between_steps_and_tabs(page, server):
     sel = lambda: page.get_attribute("#ide", "data-selected")  # noqa: E731
     assert sel() == "10"
     page.keyboard.press("k")
-    page.wait_for_selector("#detail[data-step='9']")
+    detail_shown(page, 9)
     assert sel() == "9" and page.url.endswith("/steps/9/")
     page.keyboard.press("ArrowUp")
-    page.wait_for_selector("#detail[data-step='8']")
+    detail_shown(page, 8)
     page.keyboard.press("j")
-    page.wait_for_selector("#detail[data-step='9']")
+    detail_shown(page, 9)
     page.keyboard.press("ArrowDown")
-    page.wait_for_selector("#detail[data-step='10']")
+    detail_shown(page, 10)
     assert page.locator("#step-row-10.sel").count() == 1
     page.keyboard.press("3")
-    page.wait_for_selector(".tab-pane[data-tab='diff']")
+    detail_shown(page, 10, ".tab-pane[data-tab='diff']")
     assert page.locator(".tabs .tab.on").get_attribute("data-tab") == "diff"
     page.keyboard.press("k")                       # the open tab stays open on the next step
-    page.wait_for_selector("#detail[data-step='9'] .tab-pane[data-tab='diff']")
+    detail_shown(page, 9, ".tab-pane[data-tab='diff']")
     # typing in a text field does not move the selection
     page.goto(server.url + "/")
     page.fill("textarea[name=prompt]", "jjkk")

@@ -8,6 +8,7 @@ handler; see shared/stack-notes.md)."""
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import re
 
@@ -22,7 +23,6 @@ from spellide.web import runner
 from spellide.web.asgi import application
 from spellide.web.models import Run, RunEvent
 from spellide.web.runner import persist
-from spellide.web.runner.fallback_render import render_event_html as fallback_render
 
 from .conftest import ORIGIN
 
@@ -31,11 +31,18 @@ pytestmark = pytest.mark.django_db(transaction=True)
 SEQ = re.compile(r'data-seq="(\d+)"')
 
 
+def plain_render(run, event) -> str:
+    """One element per event, with its number and type: what these tests parse."""
+    seq, typ = int(event["seq"]), html.escape(str(event["type"]))
+    return (f'<hx-partial hx-target="#events" hx-swap="beforeend"><pre data-seq="{seq}" '
+            f'data-type="{typ}">{seq} {typ}</pre></hx-partial>')
+
+
 @pytest.fixture(autouse=True)
-def fallback_renderer(monkeypatch):
-    """Frames are parsed by their data-seq attributes: use the fallback renderer, whose
-    markup this test knows (the real fragments are tested with the pages)."""
-    monkeypatch.setattr(persist, "_renderer", fallback_render)
+def plain_renderer(monkeypatch):
+    """Frames are parsed by their data-seq attributes: render each event as one element (the
+    real fragments are tested with the pages)."""
+    monkeypatch.setattr(persist, "render_event_html", plain_render)
 
 
 def chain(n: int, latency: float = 0.0) -> list:

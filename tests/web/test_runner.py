@@ -365,3 +365,19 @@ def test_step_events_carry_the_step_count_and_duration_their_fragments_show(user
     started = render_event_html(run, events[3])
     assert '<hx-partial hx-target="#step-count" hx-swap="innerHTML" data-seq="3">2</hx-partial>' in started
     assert '<hx-partial hx-target="#run-steps" hx-swap="innerHTML" data-seq="3">2 steps</hx-partial>' in started
+
+
+def test_an_event_that_fails_to_render_still_advances_the_page_and_says_so(user, monkeypatch, caplog):
+    """A rendering bug must not cost the page its place in the stream (it would ask for the
+    event again forever, or skip it silently): it gets the number and a notice to reload."""
+    from spellide.web.runner import persist
+
+    def broken(run, event):
+        raise ValueError("template bug")
+
+    run = Run.objects.create(owner=user, title="broken render")
+    monkeypatch.setattr(persist, "render_event_html", broken)
+    html = persist.render(run, {"seq": 7, "type": "step_started", "data": {"step": 0}})
+    assert '<span id="ws-seq" hidden data-seq="7"></span>' in html
+    assert "reload the page" in html and "template bug" not in html
+    assert "rendering event 7" in caplog.text

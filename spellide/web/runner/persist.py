@@ -32,13 +32,14 @@ import queue
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 from django.contrib.auth import get_user_model
 from django.db import close_old_connections, connection, transaction
 
 from spellide.spell import events as ev
 
+from ..fragments import render_event_html, render_failed
 from ..models import Edit, Effect, ProgramVersion, Run, RunEvent, Step, empty_totals
 from ..stepinfo import utf16_len
 from .broadcast import broadcaster
@@ -66,37 +67,14 @@ def event_dict(e: ev.Event) -> dict[str, Any]:
 
 
 # --- rendering ------------------------------------------------------------------------------
-_renderer: Optional[Callable[[Any, dict], str]] = None
-_renderer_checked = 0.0
-
-
-def get_renderer() -> Callable[[Any, dict], str]:
-    """``spellide.web.fragments.render_event_html`` when it exists, else the fallback."""
-    global _renderer, _renderer_checked
-    if _renderer is not None:
-        return _renderer
-    from .fallback_render import render_event_html as fallback
-    now = time.monotonic()
-    if now - _renderer_checked < 10:
-        return fallback
-    _renderer_checked = now
-    try:
-        from spellide.web.fragments import render_event_html
-    except ImportError as e:
-        if "spellide.web.fragments" not in str(e) and "fragments" not in str(e):
-            log.exception("spellide.web.fragments failed to import")
-        return fallback
-    _renderer = render_event_html
-    return render_event_html
-
-
 def render(run: Run, event: dict[str, Any]) -> str:
+    """The event's HTML for the page. A rendering bug must not stop the stream or the run: the
+    page is sent a notice instead (which still advances its last-seen number)."""
     try:
-        return get_renderer()(run, event)
+        return render_event_html(run, event)
     except Exception:
         log.exception("rendering event %s of run %s failed", event.get("seq"), run.public_id)
-        from .fallback_render import render_event_html as fallback
-        return fallback(run, event)
+        return render_failed(event)
 
 
 # --- loading --------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from spellide.spell.api import Breakpoints, RunConfig
 
 from .. import runner
 from ..access import can_control, can_fork, can_view
-from ..demos import get_demo, list_demos
+from ..demos import get_demo
 from ..models import Run
 from ..runner.controller import ActResult
 
@@ -400,21 +400,3 @@ def _pause_summary(pause: Optional[dict]) -> Optional[dict]:
     if not pause:
         return None
     return {k: pause.get(k) for k in ("point", "step", "reason", "error", "effect", "seq", "draft_error")}
-
-
-# --- fallbacks while the pages are not there ------------------------------------------------
-@require_GET
-def fallback_index(request: HttpRequest) -> HttpResponse:
-    runs = Run.objects.filter(owner=request.user)[:50]
-    items = format_html("".join("<li><a href='{}'>{}</a> {}</li>" for _ in runs), *[
-        x for r in runs for x in (r.get_absolute_url(), r.title or str(r.public_id), r.status)]) if runs else ""
-    demos = ", ".join(d.name for d in list_demos())
-    return HttpResponse(format_html("<!doctype html><title>spellide</title><h1>Runs</h1><ul>{}</ul>"
-                                    "<p>Demos: {}</p>", items, demos))
-
-
-@require_GET
-def fallback_run(request: HttpRequest, public_id: Any) -> HttpResponse:
-    run = _own_run(request, public_id)
-    return HttpResponse(format_html("<!doctype html><title>{}</title><h1>{}</h1><p>status {}</p>"
-                                    "<div id='events'></div>", run.title, run.title, run.status))
