@@ -381,3 +381,29 @@ def test_an_event_that_fails_to_render_still_advances_the_page_and_says_so(user,
     assert '<span id="ws-seq" hidden data-seq="7"></span>' in html
     assert "reload the page" in html and "template bug" not in html
     assert "rendering event 7" in caplog.text
+
+
+def test_the_live_frames_carry_what_persisting_derived(user, monkeypatch):
+    """The frames broadcast while a run streams carry each piece's offset, the step count and
+    the step's duration, as a reload's frames do (they were rendered from the raw events, so
+    pieces were appended blindly and each step start cost a COUNT query)."""
+    from spellide.spell.events import Event
+    from spellide.web.runner import persist
+
+    sent: list[dict] = []
+    monkeypatch.setattr(persist.broadcaster, "may_have_listeners", lambda group: True)
+    monkeypatch.setattr(persist.broadcaster, "send", lambda group, message: sent.append(message))
+    run = Run.objects.create(owner=user, title="live frames")
+    writer = persist.RunPersister(run, mode="sync", broadcast=True)
+    writer(Event(1, "step_started", {"step": 0, "parent": None, "depth": 1, "prefix": "(do ", "model": "m"}, ts=50.0))
+    writer(Event(2, "completion_delta", {"step": 0, "text": "(+ 1"}))
+    writer(Event(3, "completion_delta", {"step": 0, "text": " 2)"}))
+    writer(Event(4, "step_finished", {"step": 0, "value": "3"}, ts=50.5))
+    writer.close()
+    frames = {seq: html for m in sent for seq, html in m["events"]}
+    assert '<hx-partial hx-target="#run-steps" hx-swap="innerHTML" data-seq="1">1 steps</hx-partial>' in frames[1]
+    assert 'data-step="0" data-at="0">(+ 1</span>' in frames[2]
+    assert 'data-step="0" data-at="4"> 2)</span>' in frames[3]
+    assert "500 ms" in frames[4]
+    # the stored events keep their text references, not the texts
+    assert RunEvent.objects.get(run=run, seq=1).data["prefix"] == {"$v": Step.objects.get(run=run).prefix_version_id}

@@ -295,7 +295,7 @@ class RunPersister:
                         data = self._apply(e)
                         rows.append(RunEvent(run=self.run, seq=e.seq, type=e.type, data=data,
                                              created_at=_dt(e.ts), ts=e.ts))
-                        full.append(e.to_json())
+                        full.append(_live(e, data))
                     self._flush_rows()
                     RunEvent.objects.bulk_create(rows)
                     self.run_fields["last_seq"] = events[-1].seq
@@ -534,6 +534,17 @@ class RunPersister:
         event = ev.Event(seq, type_, data)
         self(event)
         return event
+
+
+def _live(e: ev.Event, stored: dict[str, Any]) -> dict[str, Any]:
+    """The event as the page is sent it: its full texts (the stored data holds references to
+    them) plus what persisting derived (a piece's offset, the step count, a step's duration)."""
+    out = e.to_json()
+    data = dict(out.get("data") or {})
+    for k, v in stored.items():
+        data.setdefault(k, v)
+    out["data"] = data
+    return out
 
 
 def _step_of(eff: dict[str, Any], data: dict[str, Any]) -> int:
