@@ -116,6 +116,8 @@
     $$('#step-detail .tabs .tab').forEach((x) => x.classList.toggle('on', x === t));
     // the load on its way asked for the old tab: load the selected step again after it
     if (inflight && !wanted && ide()) wanted = {stepId: ide().dataset.selected, push: false, auto: false};
+    // a load held back while following is now the reader's own wish: no waiting
+    if (wanted && wanted.auto) { wanted.auto = false; clearTimeout(pumpTimer); pumpTimer = null; pump(); }
   }, true);
   function select(row, {push = true, auto = false} = {}) {
     if (!row || !$('#step-detail')) return;

@@ -196,6 +196,40 @@ def test_keyboard_navigation_between_steps_and_tabs(page, server):
     assert not page.errors
 
 
+def test_a_tab_picked_while_a_step_loads_is_the_tab_that_step_opens_on(page, server):
+    """A slow detail load must not be undone: the tab picked meanwhile applies to the step
+    being loaded, and the view does not fall back to the step shown before."""
+    run_url = start_demo(page, server, "countdown")
+    wait_state(page, "finished")
+    page.goto(run_url)
+    detail_shown(page, 10)
+    held = []
+
+    def hold_first(route):
+        if held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route(re.compile(r".*/steps/8/\?part=detail.*"), hold_first)
+    page.click("#step-row-8")
+    for _ in range(200):
+        if held:
+            break
+        page.wait_for_timeout(25)
+    assert held and page.get_attribute("#step-detail", "aria-busy") == "true"
+    page.keyboard.press("3")                              # while step 8 is on its way
+    page.wait_for_timeout(300)
+    assert page.locator(".tab-pane[data-tab='diff']").count() == 0   # not loaded into step 10
+    held[0].continue_()
+    detail_shown(page, 8, ".tab-pane[data-tab='diff']")
+    page.wait_for_timeout(1500)                           # nothing reloads another step later
+    assert page.get_attribute("#ide", "data-selected") == "8"
+    assert page.locator("#detail[data-step='8'] .tab-pane[data-tab='diff']").count() == 1
+    assert page.url.endswith("/steps/8/?tab=diff")
+    assert not page.errors
+
+
 def test_reconnecting_socket_catches_up_without_duplicates(page, server):
     urls = []
     page.on("websocket", lambda ws: urls.append(ws.url))
