@@ -8,6 +8,7 @@ effects, a bounded walk of the fork tree.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
@@ -16,6 +17,7 @@ from django.db.models import Count, Sum
 from django.db.models.functions import Substr
 
 from spellide.web import program_tree as ptree
+from spellide.web.demos import list_demos
 from spellide.web.diff import LABELS, diff_programs
 from spellide.web.highlight import MAX_HIGHLIGHT_CHARS, highlight_lines
 from spellide.spell.prompts import PROMPT_VERSION, prompt_digest, system_prompt, transports
@@ -544,14 +546,8 @@ def model_choices(user: Any = None) -> list[tuple[str, list[tuple[str, str]]]]:
     (``controls.resolve_model``): the built-in ``hello`` model and each bundled demo's scripted
     model (no key, no network), the user's finished runs replayed from their records, and the
     configured provider profiles (marked when their API key is not set on the server)."""
-    import os
-
     local = [("hello", "hello (built-in: always answers \"hello world\")")]
-    try:
-        from spellide.web.demos import list_demos
-        local += [(f"demo:{d.name}", f"scripted: {d.title}") for d in list_demos()]
-    except ImportError:
-        pass
+    local += [(f"demo:{d.name}", f"scripted: {d.title}") for d in list_demos()]
     groups: list[tuple[str, list[tuple[str, str]]]] = [("No key needed", local)]
     if user is not None and getattr(user, "is_authenticated", False):
         replays = [(f"replay:{r.public_id}", f"replay of: {(r.title or str(r.public_id))[:60]}")
@@ -576,18 +572,10 @@ def model_choices(user: Any = None) -> list[tuple[str, list[tuple[str, str]]]]:
 def workspace_choices() -> list[tuple[str, str]]:
     out = [("", "default (the demo's, else none)"), ("none", "none (no io/ effects)"),
            ("empty", "an empty workspace")]
-    try:
-        from spellide.web.demos import list_demos
-        out += [(f"demo:{d.name}", f"a copy of the {d.title} demo's files") for d in list_demos()
-                if d.workspace_seed is not None]
-    except ImportError:
-        pass
+    out += [(f"demo:{d.name}", f"a copy of the {d.title} demo's files") for d in list_demos()
+            if d.workspace_seed is not None]
     return out
 
 
 def demo_choices() -> list[Any]:
-    try:
-        from spellide.web.demos import list_demos
-        return list(list_demos())
-    except ImportError:
-        return []
+    return list(list_demos())

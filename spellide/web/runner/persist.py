@@ -32,10 +32,10 @@ import queue
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Iterator, Optional
 
 from django.contrib.auth import get_user_model
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 
 from spellide.spell import events as ev
 
@@ -55,15 +55,10 @@ FLUSH_NOW = frozenset({ev.RUN_STARTED, ev.STEP_STARTED, ev.PAUSED, ev.RESUMED, e
                        ev.RUN_FAILED, ev.DIVERGED})
 BACKLOG_HIGH = 18   # queued events above which the run waits for the writer...
 BACKLOG_LOW = 6     # ...until this many are left
-TEXT_KEYS = {ev.STEP_STARTED: "prefix", ev.PROGRAM: "program", ev.PAUSED: "text", ev.RESUMED: "text"}
 
 
 def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=timezone.utc)
-
-
-def event_dict(e: ev.Event) -> dict[str, Any]:
-    return e.to_json()
 
 
 # --- rendering ------------------------------------------------------------------------------
@@ -552,13 +547,3 @@ def _step_of(eff: dict[str, Any], data: dict[str, Any]) -> int:
         if v is not None:
             return int(v)
     return -1
-
-
-def persisted_record_events(run: Run) -> Iterable[dict[str, Any]]:
-    """All of a run's events, expanded, for ``Record.from_events``."""
-    for chunk in iter_events(run):
-        yield from chunk
-
-
-def reset_connections() -> None:
-    close_old_connections()

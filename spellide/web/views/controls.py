@@ -163,10 +163,6 @@ def resolve_model(request: HttpRequest, spec: str) -> tuple[str, Optional[str]]:
         rec.save(path)
         return f"replay:{path}", "replay"
     if kind == "profile" and arg:
-        try:
-            from spellide.spell.models import profiles  # noqa: F401
-        except ImportError:
-            raise ValueError("provider profiles are not available in this build")
         return f"profile:{arg}", None
     raise ValueError(f"unknown model {spec!r}")
 
