@@ -1,15 +1,15 @@
 """The public API of the Spell core: configure a run, observe it, steer it, get its result.
 
 The IDE and the CLI use only this module, ``events`` and ``record``; they never reach into
-the evaluator. A run executes synchronously in the calling thread (the IDE gives each run a
-worker thread); a ``Controller`` is asked at every pause point what to do next, which is how a
+the evaluator. A run executes synchronously in the calling thread (``process.ProcessRun`` executes
+it in a child process instead, as the IDE does); a ``Controller`` is asked at every pause point what to do next, which is how a
 person pauses, hand-edits, steps, approves effects and stops a run.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, asdict
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 # Pause point kinds.
 BEFORE_MODEL = "before_model"          # text = the prefix; an edit replaces the prefix
@@ -106,3 +106,13 @@ class Controller:
 
     def checkpoint(self, point: PausePoint) -> Decision:
         return Decision()
+
+    def watch(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` whenever ``wants_pause`` may have started answering differently
+        (a pause or stop was requested). A run executing in another process (``process``)
+        mirrors the answers there, so its machine asks them as cheaply as in-process. This
+        controller's answers never change."""
+
+    def close(self) -> None:
+        """The run ended, or its process died: release a ``checkpoint`` that is waiting (it
+        answers stop) and any later one."""

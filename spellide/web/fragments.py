@@ -262,7 +262,7 @@ def _run_finished(run: Any, seq: int, data: dict) -> list[str]:
 
 def _run_failed(run: Any, seq: int, data: dict) -> list[str]:
     kind = str(data.get("kind") or "")
-    state = "stopped" if kind == "stopped" else "failed"
+    state = kind if kind in ("stopped", "interrupted") else "failed"
     return [
         _wrap(seq, "#run-status", "innerHTML", _status_html(run, state, detail=str(data.get("error") or "")[:200])),
         _wrap(seq, "#pause-panel", "innerHTML", ""),

@@ -252,10 +252,11 @@ APPEND_SCRIPT = [f"'(!call-now w{i} (io/spit \"log.txt\" \"line {i}\\n\" {{:appe
 
 def test_effect_lost_before_persisting_is_recovered_from_the_journal(user, scripted, tmp_path):
     """The process died after an io/ effect ran but before its event reached the database: the
-    effect journal written by the worker thread has it, so the resume serves it from the cache
+    effect journal written by the run's process has it, so the resume serves it from the cache
     instead of appending the line a second time."""
     from spellide.spell.events import Event
-    from spellide.web.runner.journal import EffectJournal, journal_path
+    from spellide.spell.journal import EffectJournal
+    from spellide.web.runner.journal import journal_path
     from spellide.web.runner.persist import RunPersister
 
     model = scripted(APPEND_SCRIPT)
@@ -280,7 +281,7 @@ def test_effect_lost_before_persisting_is_recovered_from_the_journal(user, scrip
     writer = RunPersister(crashed, threaded=False, broadcast=False)
     for e in events[:cut]:
         writer(Event(e["seq"], e["type"], e["data"], e["ts"]))
-    journal = EffectJournal(crashed.public_id, 0)
+    journal = EffectJournal(journal_path(crashed.public_id), 0)
     journal.append(lost["seq"], lost["data"]["effect"])
     journal.close()
     Run.objects.filter(pk=crashed.pk).update(status=Run.Status.INTERRUPTED)
@@ -294,6 +295,40 @@ def test_effect_lost_before_persisting_is_recovered_from_the_journal(user, scrip
     assert len(executed) == len(set(executed)) == reference.totals["effects_executed"]
     assert resumed.totals["effects_executed"] == reference.totals["effects_executed"]
     assert not journal_path(resumed.public_id).exists()      # removed when the run ended
+
+
+def test_a_killed_run_process_leaves_the_run_interrupted_and_it_resumes_to_the_same_result(user, scripted,
+                                                                                          tmp_path):
+    """The run's child process dies (here: killed while the run waits at a pause point): the
+    run does not hang as paused, nor fail; it is interrupted, and resuming it gives the result
+    of an uninterrupted run with no effect executed twice."""
+    import os
+    import signal
+
+    model = scripted(APPEND_SCRIPT)
+    ref_ws, ws = tmp_path / "ref", tmp_path / "ws"
+    ref_ws.mkdir()
+    ws.mkdir()
+    reference = finish(runner.start_run(user, RunConfig(prompt="P", model=model, workspace=str(ref_ws)), "ref"))
+    run = runner.start_run(user, RunConfig(prompt="P", model=model, workspace=str(ws),
+                                           breakpoints=Breakpoints(before_model=True)), "killed")
+    for k in range(2):
+        wait_pause(run, k)
+        runner.control(run, "resume")
+    wait_pause(run, 2)
+    os.kill(runner.get_active(run).execution.process.pid, signal.SIGKILL)
+    run = finish(run)
+    assert run.status == "interrupted"
+    assert "killed by signal 9" in run.error
+    last = load_events(run)[-1]
+    assert last["type"] == "run_failed" and last["data"]["kind"] == "interrupted"
+    assert runner.control(run, "resume").ok is False
+    Run.objects.filter(pk=run.pk).update(config=dict(run.config, breakpoints={}))
+    resumed = finish(runner.resume_interrupted(Run.objects.get(pk=run.pk)))
+    assert resumed.status == "finished", resumed.error
+    assert resumed.value == reference.value
+    assert (ws / "log.txt").read_text() == (ref_ws / "log.txt").read_text()
+    assert resumed.totals["effects_executed"] == reference.totals["effects_executed"]
 
 
 def test_inline_writer_flushes_at_step_starts_and_after_a_short_delay(user):

@@ -1,7 +1,8 @@
-"""The IDE's controller: blocks a run's worker thread at a pause point until a person acts.
+"""The IDE's controller: holds a run at a pause point until a person acts.
 
-The turn machine asks ``wants_pause(kind)`` cheaply at every pause point and calls
-``checkpoint(point)`` when that answers true or a breakpoint matched; ``checkpoint`` waits on a
+The turn machine asks ``wants_pause(kind)`` cheaply at every pause point (in the run's process,
+from answers mirrored there: ``watch``) and calls ``checkpoint(point)`` when that answers true or
+a breakpoint matched; ``checkpoint`` (in the thread relaying the run's process) waits on a
 condition variable until ``act`` (called from a request or websocket handler thread) supplies a
 decision. Stepping mode is the machine's (a ``step`` decision makes it pause at the next pause
 point); the controller only remembers that a pause or a stop was requested.
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from spellide.spell import api
 from spellide.spell.api import Controller, Decision, PausePoint
@@ -71,6 +72,14 @@ class IdeController(Controller):
         self._decision: Optional[Decision] = None
         self.finished = False
         self.pauses = 0
+        self._watchers: list[Callable[[], None]] = []
+
+    def watch(self, callback: Callable[[], None]) -> None:
+        self._watchers.append(callback)
+
+    def _changed(self) -> None:
+        for callback in self._watchers:
+            callback()
 
     # --- called by the machine (worker thread) --------------------------------------------
     def wants_pause(self, kind: str) -> bool:
@@ -78,7 +87,7 @@ class IdeController(Controller):
 
     def checkpoint(self, point: PausePoint) -> Decision:
         with self._cond:
-            if self.stop_requested:
+            if self.stop_requested or self.finished:
                 return Decision(api.STOP)
             self.pause_requested = False
             self.pending = point
@@ -114,9 +123,11 @@ class IdeController(Controller):
                 if point is not None:
                     return ActResult(True, "already paused")
                 self.pause_requested = True
+                self._changed()
                 return ActResult(True, "pause requested: the run stops at its next pause point")
             if action == STOP:
                 self.stop_requested = True
+                self._changed()
                 if point is not None:
                     self._decide(Decision(api.STOP, None, author))
                 return ActResult(True, "stop requested")
@@ -124,6 +135,7 @@ class IdeController(Controller):
                 if action in (RESUME, STEP) and self.pause_requested:
                     # not yet at a pause point: cancel the request (resume) or keep it (step)
                     self.pause_requested = action == STEP
+                    self._changed()
                     return ActResult(True, "pause cancelled" if action == RESUME else "stepping")
                 return ActResult(False, "the run is not paused")
             if action in (APPROVE, REJECT):

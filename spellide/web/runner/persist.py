@@ -1,7 +1,7 @@
 """Persisting a run's events, and the rows derived from them, then broadcasting them.
 
-The core calls listeners synchronously on the run's worker thread. By default ("inline"
-mode) that thread also writes the events, in batches: a batch is written when a step starts,
+The run's events arrive on the thread relaying its process (``service``), one call per event.
+By default ("inline" mode) that thread also writes the events, in batches: a batch is written when a step starts,
 at pauses and at the end of the run (so a step's row appears the moment it starts and each
 step's events are one transaction), and a small flusher thread writes anything left waiting
 longer than ``MAX_DELAY`` (effects before a long evaluation, streamed completion text). One
@@ -15,9 +15,9 @@ hand-off (a GIL hand-off) per event: measured on the 1,000-step bench, it cut th
 overhead from about 16 s to about 10 s and the event -> browser p95 from ~110 ms to ~70 ms
 against a writer thread ("thread" mode, SPELLIDE_PERSIST_MODE=thread, kept for comparison).
 
-Executed effects are also appended to the run's effect journal before the run goes on
-(``journal.py``), so a crash between an effect and its batch's commit cannot make a resume
-execute it again.
+The run's process appends executed effects to the run's effect journal before it goes on
+(``spellide/spell/journal.py``), so a crash between an effect and its batch's commit cannot
+make a resume execute it again.
 
 Persisted event data is compacted: long program texts (prefixes, programs, paused texts,
 edited texts, long effect arguments) are stored as ``ProgramVersion`` deltas and replaced by
@@ -131,7 +131,7 @@ class RunPersister:
     """Listener + writer for one execution (segment) of a run."""
 
     def __init__(self, run: Run, *, segment: int = 0, threaded: bool = True, broadcast: bool = True,
-                 journal: Any = None, mode: Optional[str] = None):
+                 mode: Optional[str] = None):
         self.run = run
         self.segment = segment
         self.broadcast = broadcast
@@ -155,7 +155,6 @@ class RunPersister:
         # hand-offs per event); "thread": queued to a writer thread; "sync": one write per event.
         self.mode = mode or (DEFAULT_MODE if threaded else "sync")
         self._threaded = self.mode == "thread"
-        self.journal = journal
         self._q: "queue.Queue[Optional[ev.Event]]" = queue.Queue()
         self._drained = threading.Condition()
         self._thread: Optional[threading.Thread] = None
@@ -171,10 +170,6 @@ class RunPersister:
 
     # the listener the machine calls (worker thread)
     def __call__(self, event: ev.Event) -> None:
-        if self.journal is not None and event.type == ev.EFFECT:
-            effect = event.data.get("effect") or {}
-            if effect.get("status") in ("live", "miss"):
-                self.journal.append(event.seq, effect)   # before the run goes on (see journal.py)
         if self.mode == "inline":
             with self._lock:
                 first = not self._pending
@@ -471,7 +466,7 @@ class RunPersister:
             rf.update(status=Run.Status.FINISHED, pause=None, value=d.get("value"), error=None)
         elif t == ev.RUN_FAILED:
             kind = d.get("kind")
-            status = Run.Status.STOPPED if kind == "stopped" else Run.Status.FAILED
+            status = {"stopped": Run.Status.STOPPED, "interrupted": Run.Status.INTERRUPTED}.get(kind, Run.Status.FAILED)
             rf.update(status=status, pause=None, error=d.get("error"), error_kind=kind)
         return d
 

@@ -1,9 +1,12 @@
 """The run service: start, steer, fork and resume runs of the Spell turn machine.
 
-Each execution of a run is a worker thread (with a large stack: Spell evaluation recurses)
-in this server process running ``spellide.spell.machine.Run``; its events go to a
-``RunPersister`` (database, then channel layer). Controls reach the run's ``IdeController``
-through the in-process registry of active runs.
+Each execution of a run is a child process of this server running the turn machine
+(``spellide.spell.process.ProcessRun``: it has a core of its own instead of sharing this
+process's interpreter lock with the event writer, the websocket loop and page requests), and a
+thread here relaying it: its events go to a ``RunPersister`` (database, then channel layer),
+its pause points to the run's ``IdeController``, which controls reach through the in-process
+registry of active runs. A child that dies leaves its run interrupted, resumable like after a
+server restart.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ import logging
 import os
 import shutil
 import socket
-import sys
 import threading
 import time
 import uuid
@@ -26,16 +28,16 @@ from django.db import close_old_connections, connection
 from spellide.spell import api
 from spellide.spell import events as ev
 from spellide.spell.api import RunConfig
+from spellide.spell.process import ProcessRun, RunProcessDied, RunProcessFailed
 
 from ..models import ACTIVE_STATUSES, Run, Step
 from .controller import ActResult, IdeController, check_parse
-from .journal import EffectJournal, read_journal, remove_journal
+from .journal import journal_path, read_journal, remove_journal
 from .persist import RunPersister, load_events
 
 log = logging.getLogger("spellide.runner")
 
 PROCESS_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-_stack_lock = threading.Lock()
 
 
 @dataclass
@@ -45,8 +47,7 @@ class ActiveRun:
     controller: IdeController
     persister: RunPersister
     thread: Optional[threading.Thread] = None
-    machine: Any = None
-    result: Any = None
+    execution: Optional[ProcessRun] = None
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -252,32 +253,40 @@ def _launch(run: Run, config: RunConfig, *, record: Any, fork_at: Optional[int],
         return scale.dispatch(run, config, record=record, fork_at=fork_at, start_seq=start_seq,
                               segment=segment)
     controller = IdeController()
-    journal = EffectJournal(run.public_id, segment)
-    persister = RunPersister(run, segment=segment, journal=journal)
+    persister = RunPersister(run, segment=segment)
     active = ActiveRun(run.pk, str(run.public_id), controller, persister)
     with _registry_lock:
         _registry[active.public_id] = active
 
     def target() -> None:
-        sys.setrecursionlimit(max(sys.getrecursionlimit(), settings.SPELLIDE_RECURSION_LIMIT))
-        machine = None
+        execution = ProcessRun(config, listeners=[persister], controller=controller, record=record,
+                               fork_at=fork_at, start_seq=start_seq, journal_path=journal_path(run.public_id),
+                               segment=segment, stack_mb=settings.SPELLIDE_RUN_STACK_MB,
+                               recursion=settings.SPELLIDE_RECURSION_LIMIT)
+        active.execution = execution
+        interrupted = False
         try:
-            from spellide.spell.machine import Run as SpellRun
-            machine = SpellRun(config, listeners=[persister], controller=controller, record=record,
-                               fork_at=fork_at, start_seq=start_seq)
-            active.machine = machine
-            active.result = machine.execute()
-        except BaseException as e:  # not a Spell error: report it on the run, never crash the server
-            log.exception("run %s crashed", run.public_id)
-            seq = machine.bus.seq if machine is not None else start_seq
-            message = str(e) if isinstance(e, ValueError) else f"internal error: {type(e).__name__}: {e}"
-            persister.emit_synthetic(ev.RUN_FAILED, seq + 1, error=message, kind="internal", span=None)
+            execution.execute()
+        except RunProcessDied as e:
+            # the run can go on from its record (and journal): resumable, like after a restart
+            log.error("run %s: %s", run.public_id, e)
+            interrupted = True
+            persister.emit_synthetic(ev.RUN_FAILED, execution.last_seq + 1, kind="interrupted",
+                                     error=f"{e}; resume it to continue from its record.", span=None)
+        except BaseException as e:  # never crash the server for a run
+            if isinstance(e, RunProcessFailed):
+                log.error("run %s crashed: %s\n%s", run.public_id, e.message, e.detail)
+                message = e.message
+            else:
+                log.exception("run %s crashed", run.public_id)
+                message = f"internal error: {type(e).__name__}: {e}"
+            persister.emit_synthetic(ev.RUN_FAILED, execution.last_seq + 1, error=message, kind="internal",
+                                     span=None)
         finally:
             controller.close()
             persister.close()
-            journal.close()
             try:
-                _finalize(run, persister)
+                _finalize(run, persister, keep_journal=interrupted)
             except Exception:
                 log.exception("finalizing run %s failed", run.public_id)
             with _registry_lock:
@@ -286,19 +295,13 @@ def _launch(run: Run, config: RunConfig, *, record: Any, fork_at: Optional[int],
             connection.close()
             active.done.set()
 
-    with _stack_lock:
-        previous = threading.stack_size()
-        threading.stack_size(settings.SPELLIDE_RUN_STACK_MB * 1024 * 1024)
-        try:
-            thread = threading.Thread(target=target, name=f"spell-run-{run.public_id}", daemon=True)
-            thread.start()
-        finally:
-            threading.stack_size(previous)
+    thread = threading.Thread(target=target, name=f"spell-run-{run.public_id}", daemon=True)
     active.thread = thread
+    thread.start()
     return active
 
 
-def _finalize(run: Run, persister: RunPersister) -> None:
+def _finalize(run: Run, persister: RunPersister, *, keep_journal: bool = False) -> None:
     fields: dict[str, Any] = {"worker": ""}
     current = Run.objects.filter(pk=run.pk).values_list("status", flat=True).first()
     if persister.error is not None:
@@ -309,7 +312,7 @@ def _finalize(run: Run, persister: RunPersister) -> None:
     Run.objects.filter(pk=run.pk).update(**fields)
     Step.objects.filter(run=run, status__in=[Step.Status.RUNNING, Step.Status.PAUSED]).update(
         status=Step.Status.FAILED)
-    if persister.error is None:
+    if persister.error is None and not keep_journal:
         remove_journal(run.public_id)   # every event is in the database now
 
 

@@ -1,0 +1,272 @@
+"""A run of the turn machine in a child process, observed and steered as if it ran here.
+
+Why a process: evaluating an agent's program is CPU-bound Python. In the process of a server
+it shares one interpreter lock with everything the server does for the run (storing each
+event, rendering it, the websocket loop, page requests), so watching a run made it markedly
+slower. In a child it has a core of its own, and the agent's code is behind a process
+boundary: a crash of the interpreter, runaway memory or a kill ends the child, not the server.
+
+``ProcessRun.execute`` starts the child (from a fork server, so a run starts in milliseconds
+instead of paying an interpreter start and the imports) and relays, in the calling thread:
+each event to the listeners, each pause point to the controller's ``checkpoint`` and its
+decision back. Messages are pickled tuples over a pipe, in order:
+
+* child -> parent: ``("event", seq, type, data, ts)``, ``("pause", PausePoint)``, ``("done",)``,
+  ``("crashed", message, traceback)``;
+* parent -> child: ``("flags", {kind: wants_pause})``, ``("decision", Decision)``.
+
+The controller's answers to ``wants_pause`` are mirrored into the child whenever they may have
+changed (``Controller.watch``), so the machine asks them as cheaply as in-process. The child
+writes the run's effect journal itself (``journal.py``), before it goes on, since events in
+the pipe are lost if the parent dies. If the parent goes away, the child ends at once: a run
+nobody stores must not go on performing effects.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import queue
+import threading
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from . import api
+from . import events as ev
+from .api import Controller, Decision, PausePoint, RunConfig
+
+log = logging.getLogger("spellide.spell")
+
+PAUSE_KINDS = (api.BEFORE_MODEL, api.AFTER_COMPLETION, api.BEFORE_EFFECT, api.ON_ERROR, api.ON_MODEL_ERROR)
+OUTBOX = 512          # messages the child may have waiting for the parent before its run waits
+EXIT_ORPHANED = 75    # the child's exit status when its parent went away
+
+
+class RunProcessFailed(Exception):
+    """The run ended with an error outside the language (a bad model spec, an internal bug)."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+
+class RunProcessDied(Exception):
+    """The child ended before the run did (killed, out of memory, the interpreter crashed)."""
+
+    def __init__(self, exitcode: Optional[int]) -> None:
+        how = ("was killed by signal %d" % -exitcode if exitcode is not None and exitcode < 0
+               else f"exited with status {exitcode}")
+        super().__init__(f"the run's process {how} before the run ended")
+        self.exitcode = exitcode
+
+
+@dataclass
+class _Payload:
+    config: dict[str, Any]
+    record: Any
+    fork_at: Optional[int]
+    start_seq: int
+    journal_path: Optional[str]
+    segment: int
+    interactive: bool
+    flags: dict[str, bool]
+    stack_mb: int
+    recursion: int
+    env: dict[str, str] = field(default_factory=dict)
+
+
+_context_lock = threading.Lock()
+_context: Any = None
+
+
+def _mp_context() -> Any:
+    """The fork server context. Its server imports the runtime once (and the parent's main
+    module, so that children need not); each run is a fork of it: no inherited threads,
+    sockets or database connections of the parent."""
+    global _context
+    with _context_lock:
+        if _context is None:
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(["__main__", __name__, "spellide.spell.machine"])
+            _context = ctx
+        return _context
+
+
+class ProcessRun:
+    """``machine.Run`` in a child process; ``execute`` blocks the calling thread like
+    ``Run.execute`` and raises ``RunProcessFailed`` / ``RunProcessDied`` for a run that did not
+    end by the language's rules (those end with a ``run_finished`` / ``run_failed`` event)."""
+
+    def __init__(self, config: RunConfig, *, listeners: list[Callable[[ev.Event], None]] | tuple = (),
+                 controller: Optional[Controller] = None, record: Any = None, fork_at: Optional[int] = None,
+                 start_seq: int = 0, journal_path: Optional[str | Path] = None, segment: int = 0,
+                 stack_mb: int = 512, recursion: int = 200_000) -> None:
+        self.config = config
+        self.listeners = list(listeners)
+        self.controller = controller or Controller()
+        self.record = record
+        self.fork_at = fork_at
+        self.start_seq = start_seq
+        self.last_seq = start_seq
+        self.journal_path = None if journal_path is None else str(journal_path)
+        self.segment = segment
+        self.stack_mb = stack_mb
+        self.recursion = recursion
+        self.process: Any = None
+        self._conn: Any = None
+        self._send_lock = threading.Lock()
+        self._ended = False
+
+    def _watch_child(self) -> None:
+        """A child that dies while its run waits at a pause point for a person: release the
+        pause, so the death is reported now rather than at the person's next action."""
+        multiprocessing.connection.wait([self.process.sentinel])
+        if not self._ended:
+            self.controller.close()
+
+    def _flags(self) -> dict[str, bool]:
+        return {kind: bool(self.controller.wants_pause(kind)) for kind in PAUSE_KINDS}
+
+    def _send(self, message: tuple) -> None:
+        with self._send_lock:
+            if self._conn is None:
+                return
+            try:
+                self._conn.send(message)
+            except (OSError, ValueError):   # the child is gone; the relay loop sees it next
+                pass
+
+    def _send_flags(self) -> None:
+        self._send(("flags", self._flags()))
+
+    def execute(self) -> None:
+        ctx = _mp_context()
+        parent_conn, child_conn = ctx.Pipe(duplex=True)
+        payload = _Payload(self.config.to_json(), self.record, self.fork_at, self.start_seq, self.journal_path,
+                           self.segment, bool(self.controller.interactive), self._flags(), self.stack_mb,
+                           self.recursion, dict(os.environ))
+        self.process = ctx.Process(target=_child_main, args=(child_conn, payload), daemon=True,
+                                   name="spell-run")
+        self.process.start()
+        child_conn.close()
+        with self._send_lock:
+            self._conn = parent_conn
+        self.controller.watch(self._send_flags)
+        self._send_flags()   # a request that came while the child started
+        threading.Thread(target=self._watch_child, name="spell-run-watch", daemon=True).start()
+        try:
+            self._relay(parent_conn)
+        finally:
+            self._ended = True
+            with self._send_lock:
+                self._conn = None
+                parent_conn.close()   # the child ends when it sees the pipe close
+            self.process.join(5)
+            if self.process.is_alive():
+                self.process.kill()
+                self.process.join(5)
+
+    def _relay(self, conn: Any) -> None:
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                self.process.join(5)
+                raise RunProcessDied(self.process.exitcode) from None
+            kind = message[0]
+            if kind == "event":
+                event = ev.Event(message[1], message[2], message[3], message[4])
+                self.last_seq = event.seq
+                for listener in self.listeners:
+                    listener(event)
+            elif kind == "pause":
+                decision = self.controller.checkpoint(message[1])
+                self._send_flags()    # the pause consumed a pause request: before the decision
+                self._send(("decision", decision))
+            elif kind == "done":
+                self._ended = True
+                return
+            elif kind == "crashed":
+                self._ended = True
+                raise RunProcessFailed(message[1], message[2])
+
+
+# --- the child ------------------------------------------------------------------------------
+class _ChildController(Controller):
+    """Answers ``wants_pause`` from the parent's mirrored flags; a checkpoint is a round trip."""
+
+    def __init__(self, interactive: bool, flags: dict[str, bool], outbox: "queue.Queue[Any]") -> None:
+        self.interactive = interactive
+        self.flags = flags
+        self.decisions: "queue.Queue[Decision]" = queue.Queue()
+        self._outbox = outbox
+
+    def wants_pause(self, kind: str) -> bool:
+        return self.flags.get(kind, False)
+
+    def checkpoint(self, point: PausePoint) -> Decision:
+        self._outbox.put(("pause", point))
+        return self.decisions.get()
+
+
+def _child_main(conn: Any, payload: _Payload) -> None:
+    os.environ.clear()
+    os.environ.update(payload.env)   # the parent's, now (the fork server's is from its start)
+    from .journal import EffectJournal
+    from .machine import Run, execute_with_deep_stack
+
+    outbox: "queue.Queue[Any]" = queue.Queue(maxsize=OUTBOX)
+    controller = _ChildController(payload.interactive, payload.flags, outbox)
+
+    def send_loop() -> None:
+        while True:
+            message = outbox.get()
+            if message is None:
+                return
+            try:
+                conn.send(message)
+            except (OSError, ValueError):
+                os._exit(EXIT_ORPHANED)
+
+    def receive_loop() -> None:
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                os._exit(EXIT_ORPHANED)
+            if message[0] == "flags":
+                controller.flags = message[1]
+            elif message[0] == "decision":
+                controller.decisions.put(message[1])
+
+    sender = threading.Thread(target=send_loop, name="spell-run-send", daemon=True)
+    sender.start()
+    threading.Thread(target=receive_loop, name="spell-run-receive", daemon=True).start()
+    journal = (EffectJournal(payload.journal_path, payload.segment)
+               if payload.journal_path is not None else None)
+
+    def forward(event: ev.Event) -> None:
+        outbox.put(("event", event.seq, event.type, event.data, event.ts))
+
+    def run() -> None:
+        machine = Run(RunConfig.from_json(payload.config), listeners=[l for l in (journal, forward) if l],
+                      controller=controller, record=payload.record, fork_at=payload.fork_at,
+                      start_seq=payload.start_seq)
+        machine.execute()
+
+    try:
+        execute_with_deep_stack(run, payload.stack_mb, payload.recursion)
+        outbox.put(("done",))
+    except BaseException as e:  # not a Spell error (those end the run with an event)
+        message = str(e) if isinstance(e, ValueError) else f"internal error: {type(e).__name__}: {e}"
+        outbox.put(("crashed", message, traceback.format_exc()))
+    finally:
+        if journal is not None:
+            journal.close()
+        outbox.put(None)
+        sender.join()
