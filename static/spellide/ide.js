@@ -6,7 +6,7 @@
   const $ = (s, r = document) => r.querySelector(s);
   const $$ = (s, r = document) => Array.from(r.querySelectorAll(s));
   const MAX_ROWS = 400;          // rows kept in the DOM while following a long run
-  const FOLLOW_GAP = 1000;       // ms between detail loads while following a streaming run (nobody reads faster)
+  const FOLLOW_GAP = 1000;       // least ms between detail loads while following a streaming run (nobody reads faster)
 
   const csrf = () => ($('meta[name="csrf-token"]') || {}).content || '';
   const ide = () => document.getElementById('ide');
@@ -41,7 +41,23 @@
       // every later (re)connection of this socket asks for what came after this event
       e.detail.connection.url = wsUrl(live);
     }
+    // Applied once per frame, all that arrived since the last frame as one swap: a fast run
+    // sends a message or two per step, and a swap (with the layout and paint after it) per
+    // message kept the page busy (the 1,000-step bench: 1,556 messages, applied in 711 swaps).
+    e.detail.cancelled = true;
+    inbox.push(data);
+    if (inbox.length === 1) {
+      const el = e.target;
+      const flush = () => {
+        const text = inbox.join('');
+        inbox = [];
+        if (!el.isConnected) return;
+        htmx.swap({sourceElement: el, target: el, swap: 'none swapEmpty:false', text, transition: false});
+      };
+      if (document.hidden) setTimeout(flush, 250); else requestAnimationFrame(flush);
+    }
   });
+  let inbox = [];
   const setConn = (on) => { const c = $('#conn'); if (c) c.classList.toggle('on', on); };
   document.addEventListener('htmx:ws:after:connection', () => setConn(true));
   document.addEventListener('htmx:ws:close', () => setConn(false));
@@ -67,8 +83,20 @@
   function mark(stepId) {
     $$('#step-rows > .row.sel').forEach((r) => r.classList.remove('sel'));
     const row = document.getElementById('step-row-' + stepId);
-    if (row) { row.classList.add('sel'); row.scrollIntoView({block: 'nearest'}); }
+    if (row) { row.classList.add('sel'); reveal(row); }
     if (ide()) ide().dataset.selected = String(stepId);
+  }
+  // Scrolling a row into view needs the layout: done at once it forces a layout per streamed
+  // event (measured: a fifth of the page's time while following a fast run); done in the next
+  // frame it costs one layout per frame, and only the newest row of the frame is scrolled to.
+  let revealRow = null;
+  function reveal(row) {
+    if (!revealRow) requestAnimationFrame(() => {
+      const r = revealRow;
+      revealRow = null;
+      if (r.isConnected) r.scrollIntoView({block: 'nearest'});
+    });
+    revealRow = row;
   }
   function activeTab() {
     const t = $('#step-detail .tabs .tab.on');
@@ -80,7 +108,7 @@
   // While a load is pending, the detail on the page is not the selected step's: nothing may
   // treat it as the selection (see after:swap and checkStale), and a tab picked meanwhile is
   // remembered for the load instead of being loaded into the detail about to be replaced.
-  let inflight = false, wanted = null, lastAuto = 0, pumpTimer = null, chosenTab = null;
+  let inflight = false, wanted = null, lastAuto = 0, pumpTimer = null, chosenTab = null, followGap = FOLLOW_GAP;
   const loading = () => inflight || wanted !== null;
   function loadDetail(stepId, push, auto = false) {
     wanted = {stepId, push, auto};
@@ -90,12 +118,13 @@
     const sd = $('#step-detail');
     if (sd) sd.setAttribute('aria-busy', String(loading()));
     if (inflight || !wanted || pumpTimer) return;
-    const wait = wanted.auto ? lastAuto + FOLLOW_GAP - performance.now() : 0;
+    const wait = wanted.auto ? lastAuto + followGap - performance.now() : 0;
     if (wait > 0) { pumpTimer = setTimeout(() => { pumpTimer = null; pump(); }, wait); return; }
     const w = wanted;
     wanted = null;
     inflight = true;
-    if (w.auto) lastAuto = performance.now();
+    const started = performance.now();
+    if (w.auto) lastAuto = started;
     const tab = chosenTab || activeTab();
     chosenTab = null;
     const url = `${base()}/steps/${w.stepId}/`;
@@ -104,6 +133,8 @@
     try {
       await htmx.ajax('GET', `${url}?part=detail${tab ? '&tab=' + tab : ''}`, {target: '#step-detail', swap: 'innerHTML'});
     } catch (err) { /* a failed load leaves the old detail; the next wish retries */ }
+    // a big detail on a slow machine: following spends at most about a tenth of the time on it
+    if (w.auto) followGap = Math.max(FOLLOW_GAP, 10 * (performance.now() - started));
     inflight = false;
     pump();
   }
