@@ -13,7 +13,13 @@ decision back. Messages are pickled tuples over a pipe, in order:
 
 * child -> parent: ``("event", seq, type, data, ts)``, ``("pause", PausePoint)``, ``("done",)``,
   ``("crashed", message, traceback)``;
-* parent -> child: ``("flags", {kind: wants_pause})``, ``("decision", Decision)``.
+* parent -> child: ``("flags", {kind: wants_pause})``, ``("decision", Decision)``,
+  ``("ack", seq)``.
+
+The run may be at most ``AHEAD`` events ahead of what the parent's listeners took (the parent
+acknowledges whenever it has caught up with the pipe): with a core of its own, a fast run
+would otherwise outpace storing and showing its events, and what a person watches would lag
+further and further behind the run (measured: ~1 s behind after 300 fast steps).
 
 The controller's answers to ``wants_pause`` are mirrored into the child whenever they may have
 changed (``Controller.watch``), so the machine asks them as cheaply as in-process. The child
@@ -42,7 +48,7 @@ from .api import Controller, Decision, PausePoint, RunConfig
 log = logging.getLogger("spellide.spell")
 
 PAUSE_KINDS = (api.BEFORE_MODEL, api.AFTER_COMPLETION, api.BEFORE_EFFECT, api.ON_ERROR, api.ON_MODEL_ERROR)
-OUTBOX = 512          # messages the child may have waiting for the parent before its run waits
+AHEAD = 16            # events the run may be ahead of the parent's listeners before it waits
 EXIT_ORPHANED = 75    # the child's exit status when its parent went away
 
 
@@ -172,7 +178,11 @@ class ProcessRun:
                 self.process.join(5)
 
     def _relay(self, conn: Any) -> None:
+        acked = self.last_seq
         while True:
+            if self.last_seq > acked and not conn.poll():
+                self._send(("ack", self.last_seq))   # caught up with the run: it may go on
+                acked = self.last_seq
             try:
                 message = conn.recv()
             except (EOFError, OSError):
@@ -220,8 +230,10 @@ def _child_main(conn: Any, payload: _Payload) -> None:
     from .journal import EffectJournal
     from .machine import Run, execute_with_deep_stack
 
-    outbox: "queue.Queue[Any]" = queue.Queue(maxsize=OUTBOX)
+    outbox: "queue.Queue[Any]" = queue.Queue()
     controller = _ChildController(payload.interactive, payload.flags, outbox)
+    acked = threading.Condition()
+    taken = [payload.start_seq]   # the last event the parent's listeners took
 
     def send_loop() -> None:
         while True:
@@ -243,6 +255,10 @@ def _child_main(conn: Any, payload: _Payload) -> None:
                 controller.flags = message[1]
             elif message[0] == "decision":
                 controller.decisions.put(message[1])
+            elif message[0] == "ack":
+                with acked:
+                    taken[0] = max(taken[0], message[1])
+                    acked.notify_all()
 
     sender = threading.Thread(target=send_loop, name="spell-run-send", daemon=True)
     sender.start()
@@ -251,6 +267,9 @@ def _child_main(conn: Any, payload: _Payload) -> None:
                if payload.journal_path is not None else None)
 
     def forward(event: ev.Event) -> None:
+        with acked:
+            while event.seq - taken[0] > AHEAD:
+                acked.wait()
         outbox.put(("event", event.seq, event.type, event.data, event.ts))
 
     def run() -> None:

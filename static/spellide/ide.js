@@ -41,23 +41,28 @@
       // every later (re)connection of this socket asks for what came after this event
       e.detail.connection.url = wsUrl(live);
     }
-    // Applied once per frame, all that arrived since the last frame as one swap: a fast run
-    // sends a message or two per step, and a swap (with the layout and paint after it) per
-    // message kept the page busy (the 1,000-step bench: 1,556 messages, applied in 711 swaps).
-    e.detail.cancelled = true;
+    e.detail.cancelled = true;          // applied by apply() below instead
     inbox.push(data);
-    if (inbox.length === 1) {
-      const el = e.target;
-      const flush = () => {
-        const text = inbox.join('');
-        inbox = [];
-        if (!el.isConnected) return;
-        htmx.swap({sourceElement: el, target: el, swap: 'none swapEmpty:false', text, transition: false});
-      };
-      if (document.hidden) setTimeout(flush, 250); else requestAnimationFrame(flush);
-    }
+    if (inbox.length === 1) scheduleApply(e.target);
   });
-  let inbox = [];
+  // Incoming messages are applied together, as one swap, at most once per frame, and spaced so
+  // that applying and rendering them takes at most about half of the page's time. A fast run
+  // sends a message or two per step, and on a slow machine each swap with the frame it causes
+  // cost up to ~40 ms: one swap per message left the page (and a core) busy all the time.
+  let inbox = [], applyStart = 0, applyCost = 0;
+  function scheduleApply(el) {
+    const apply = () => {
+      const text = inbox.join('');
+      inbox = [];
+      if (!el.isConnected) return;
+      const t0 = applyStart = performance.now();
+      htmx.swap({sourceElement: el, target: el, swap: 'none swapEmpty:false', text, transition: false});
+      setTimeout(() => { applyCost = performance.now() - t0; });   // runs after this frame is drawn
+    };
+    if (document.hidden) { setTimeout(apply, 250); return; }
+    const wait = applyStart + 2 * applyCost - performance.now();
+    if (wait > 0) setTimeout(() => requestAnimationFrame(apply), wait); else requestAnimationFrame(apply);
+  }
   const setConn = (on) => { const c = $('#conn'); if (c) c.classList.toggle('on', on); };
   document.addEventListener('htmx:ws:after:connection', () => setConn(true));
   document.addEventListener('htmx:ws:close', () => setConn(false));
@@ -202,13 +207,15 @@
     b.textContent = `↑ ${count.toLocaleString()} earlier`;
     return b;
   }
-  function trim() {
+  function trim(keepPlace) {
     const rows = $$('#step-rows > .row');
     if (rows.length <= MAX_ROWS) return;
     const drop = rows.slice(0, rows.length - MAX_ROWS);
-    const list = $('#step-list'), h = rows[0].offsetHeight;
+    // keep the reader's place, unless following (the newest row is scrolled to anyway): the
+    // row height and the scroll position cost a layout, too dear for every batch of a fast run
+    const list = $('#step-list'), shift = keepPlace && list ? drop.length * rows[0].offsetHeight : 0;
     drop.forEach((r) => r.remove());
-    if (list) list.scrollTop = Math.max(0, list.scrollTop - drop.length * h);  // keep the reader's place
+    if (shift) list.scrollTop = Math.max(0, list.scrollTop - shift);
     const first = $('#step-rows > .row');
     const old = $('#rows-earlier');
     const b = earlierButton((old ? +old.dataset.count : 0) + drop.length, first.dataset.step);
@@ -232,8 +239,9 @@
     if (!live.length) return;
     const sel = ide() && ide().dataset.selected;
     if (sel) { const s = document.getElementById('step-row-' + sel); if (s) s.classList.add('sel'); }
-    trim();
-    if (!hold && $('#hold-feed') && !later) follow(live[live.length - 1]);
+    const following = !hold && $('#hold-feed') && !later;
+    trim(!following);
+    if (following) follow(live[live.length - 1]);
   }
   function watchRows() {
     const list = $('#step-rows');
