@@ -1,7 +1,7 @@
 """IDE overhead (figures, not a test): the same 1,000-step scripted run
 
   * headless in the runtime (``spellide.spell.machine.Run.execute``, no listener), and
-  * through the IDE's run service: worker thread, every event persisted (RunEvent + Step /
+  * through the IDE's run service: a child process, every event persisted (RunEvent + Step /
     ProgramVersion / Effect rows, Run status and totals, SQLite file database in WAL mode),
     rendered to HTML fragments and broadcast, with one websocket client connected
     (channels' WebsocketCommunicator on the real ASGI application, reading every frame).

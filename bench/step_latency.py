@@ -2,7 +2,7 @@
 
 A scripted agent streams steps as fast as the runtime can make them (no model latency after
 a 2 s first step that lets the page load and connect). The IDE runs in daphne in a subprocess
-(SQLite file database, in-memory channel layer, worker threads: the embedded default); one
+(SQLite file database, in-memory channel layer, runs in child processes: the embedded default); one
 Chromium page follows the run with the normal UI (auto-follow on).
 
 For every ``step_started`` event: latency = the time its row appeared in the page's DOM (a

@@ -92,7 +92,7 @@ class Decision:
 
 
 class Controller:
-    """Default controller: never pauses. The IDE subclasses it to block the worker thread
+    """Default controller: never pauses. The IDE subclasses it to hold the run
     until a person acts; the machine calls ``wants_pause`` cheaply at every pause point and
     ``checkpoint`` only when it answers true (or a breakpoint matched).
 

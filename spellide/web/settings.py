@@ -1,7 +1,7 @@
 """Django settings for spellide.
 
 Embedded default (no configuration): SQLite in ``var/spellide.sqlite3``, the in-memory
-channel layer, runs executed by worker threads in the server process.
+channel layer, runs executed by the server (each in a child process of it).
 
 Scale mode, switched on by environment variables:
   SPELLIDE_DATABASE_URL=postgres://user:pass@host:5432/dbname   -> PostgreSQL
@@ -131,7 +131,7 @@ else:
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous="
                                 + os.environ.get("SPELLIDE_SQLITE_SYNCHRONOUS", "NORMAL"),
             },
-            # Tests use a file database too: worker threads and the test share it.
+            # Tests use a file database too: the threads relaying runs and the test share it.
             "TEST": {"NAME": os.environ.get("SPELLIDE_TEST_SQLITE_PATH")
                      or str(VAR_DIR / f"test-spellide-{os.getpid()}.sqlite3")},
         }
@@ -197,13 +197,14 @@ LOGGING = {
     "loggers": {"spellide": {"handlers": ["console"], "level": os.environ.get("SPELLIDE_LOG_LEVEL", "INFO")}},
 }
 
-# The run service: the thread stack of a run's worker (Spell evaluation recurses on nested
-# forms and on non-tail self-calls) and the recursion limit it sets.
+# The run service: the thread stack a run's process evaluates in (Spell evaluation recurses on
+# nested forms and on non-tail self-calls) and the recursion limit it sets.
 SPELLIDE_RUN_STACK_MB = int(os.environ.get("SPELLIDE_RUN_STACK_MB", "256"))
 SPELLIDE_RECURSION_LIMIT = int(os.environ.get("SPELLIDE_RECURSION_LIMIT", "100000"))
 
 # --- scale mode: where runs execute (see spellide/web/runner/scale.py) ---
-# "threads": worker threads of the server process (the embedded default); "channels": separate
+# "threads": the server process executes runs (each in a child process, relayed by a thread:
+# the embedded default); "channels": separate
 # run workers (`manage.py runworker spellide-runs`), the default when SPELLIDE_REDIS_URL is set.
 SPELLIDE_RUN_WORKERS = (os.environ.get("SPELLIDE_RUN_WORKERS")
                         or ("channels" if os.environ.get("SPELLIDE_REDIS_URL") else "threads")).strip().lower()

@@ -215,3 +215,25 @@ def _alive(pid: int) -> bool:
             return f.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_script_without_a_main_guard_starts_runs_once_each(tmp_path):
+    """multiprocessing would run the parent's main script again in the child; a run's child
+    must not (a script without ``if __name__ == "__main__"`` would start itself again)."""
+    model = script(tmp_path, ["42"])
+    main = tmp_path / "main.py"
+    main.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from spellide.spell.api import RunConfig
+        from spellide.spell.process import ProcessRun
+        print("main ran", flush=True)
+        for _ in range(2):
+            values = []
+            ProcessRun(RunConfig(prompt="P", model={model!r}),
+                       listeners=[lambda e: e.type == "run_finished" and values.append(e.data["value"])]).execute()
+            print("value", values[0], flush=True)
+    """))
+    out = subprocess.run([sys.executable, str(main)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["main ran", "value 42", "value 42"]

@@ -1,4 +1,4 @@
-"""The run service (see ``service``): runs execute in worker threads of the server process,
+"""The run service (see ``service``): runs execute in child processes of the server,
 their events are persisted and broadcast, and controls reach them through ``control``."""
 
 from .controller import ActResult, IdeController, check_parse

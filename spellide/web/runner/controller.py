@@ -81,7 +81,7 @@ class IdeController(Controller):
         for callback in self._watchers:
             callback()
 
-    # --- called by the machine (worker thread) --------------------------------------------
+    # --- called by the thread relaying the run's process -------------------------------------
     def wants_pause(self, kind: str) -> bool:
         return self.pause_requested or self.stop_requested
 

@@ -168,7 +168,7 @@ class RunPersister:
             self._thread = threading.Thread(target=self._loop, name=f"spellide-persist-{run.pk}", daemon=True)
             self._thread.start()
 
-    # the listener the machine calls (worker thread)
+    # the listener the run's events go to (the thread relaying its process)
     def __call__(self, event: ev.Event) -> None:
         if self.mode == "inline":
             with self._lock:

@@ -115,7 +115,7 @@ def _copy_tree(src: Path, dst: Path) -> None:
 def start_run(owner: Any, config: RunConfig, title: str = "", parent_run: Optional[Run] = None,
               fork_step: Optional[int] = None, fork_edit: Optional[dict[str, Any] | str] = None, *,
               demo: Optional[str] = None, record: Any = None, public_id: Optional[uuid.UUID] = None) -> Run:
-    """Create the run's row and start executing it in a worker thread.
+    """Create the run's row and start executing it (``_launch``).
 
     With ``parent_run`` (a fork), the parent's record (rebuilt from its persisted events) is
     replayed from the effect cache through ``fork_step`` and the run goes on live after it;

@@ -5,7 +5,7 @@ A Channels worker (``channels.worker.Worker``, started by Channels' ``runworker`
 messages on the channel ``spellide-runs`` to ``RunWorkerConsumer`` (``asgi.py``:
 ``ProtocolTypeRouter({"channel": ...})``). For ``run.execute`` it claims the run, reads the
 payload the web process prepared (``scale.dispatch``) and executes the run with
-``service._launch``, the code the embedded mode uses, in a worker thread of this process.
+``service._launch``, the code the embedded mode uses (a child process of this one per run).
 
 While it executes a run, the process channel of ``scale.bus`` is in the group
 ``run-ctl-<public_id>``: controls sent there by any web process reach the run's
