@@ -322,6 +322,8 @@ def test_a_killed_run_process_leaves_the_run_interrupted_and_it_resumes_to_the_s
     assert "killed by signal 9" in run.error
     last = load_events(run)[-1]
     assert last["type"] == "run_failed" and last["data"]["kind"] == "interrupted"
+    from spellide.web.fragments import render_event_html
+    assert 'data-state="interrupted"' in render_event_html(run, last)   # a watching page offers resume
     assert runner.control(run, "resume").ok is False
     Run.objects.filter(pk=run.pk).update(config=dict(run.config, breakpoints={}))
     resumed = finish(runner.resume_interrupted(Run.objects.get(pk=run.pk)))
