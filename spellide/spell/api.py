@@ -1,9 +1,10 @@
 """The public API of the Spell core: configure a run, observe it, steer it, get its result.
 
 The IDE and the CLI use only this module, ``events`` and ``record``; they never reach into
-the evaluator. A run executes synchronously in the calling thread (``process.ProcessRun`` executes
-it in a child process instead, as the IDE does); a ``Controller`` is asked at every pause point what to do next, which is how a
-person pauses, hand-edits, steps, approves effects and stops a run.
+the evaluator. A run executes synchronously in the calling thread (``process.ProcessRun``
+executes it in a child process instead, as the IDE does); a ``Controller`` is asked at every
+pause point what to do next, which is how a person pauses, hand-edits, steps, approves effects
+and stops a run.
 """
 
 from __future__ import annotations
@@ -92,8 +93,8 @@ class Decision:
 
 
 class Controller:
-    """Default controller: never pauses. The IDE subclasses it to hold the run
-    until a person acts; the machine calls ``wants_pause`` cheaply at every pause point and
+    """Default controller: never pauses. The IDE subclasses it to hold the run until a
+    person acts; the machine calls ``wants_pause`` cheaply at every pause point and
     ``checkpoint`` only when it answers true (or a breakpoint matched).
 
     A non-interactive controller is never asked about model errors: they fail the run. An
