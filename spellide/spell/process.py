@@ -31,16 +31,15 @@ nobody stores must not go on performing effects.
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
 import multiprocessing.connection
 import os
 import queue
 import sys
 import threading
+import traceback
 import types
 from contextlib import contextmanager
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
@@ -48,8 +47,6 @@ from typing import Any, Callable, Iterator, Optional
 from . import api
 from . import events as ev
 from .api import Controller, Decision, PausePoint, RunConfig
-
-log = logging.getLogger("spellide.spell")
 
 PAUSE_KINDS = (api.BEFORE_MODEL, api.AFTER_COMPLETION, api.BEFORE_EFFECT, api.ON_ERROR, api.ON_MODEL_ERROR)
 AHEAD = 16            # events the run may be ahead of the parent's listeners before it waits
@@ -294,7 +291,8 @@ def _child_main(conn: Any, payload: _Payload) -> None:
         outbox.put(("event", event.seq, event.type, event.data, event.ts))
 
     def run() -> None:
-        machine = Run(RunConfig.from_json(payload.config), listeners=[l for l in (journal, forward) if l],
+        listeners = [forward] if journal is None else [journal, forward]   # journaled before sent
+        machine = Run(RunConfig.from_json(payload.config), listeners=listeners,
                       controller=controller, record=payload.record, fork_at=payload.fork_at,
                       start_seq=payload.start_seq)
         machine.execute()

@@ -250,6 +250,24 @@ APPEND_SCRIPT = [f"'(!call-now w{i} (io/spit \"log.txt\" \"line {i}\\n\" {{:appe
     "'(!call-now final (io/slurp \"log.txt\"))", "(:ok final)"]
 
 
+def append_run_paused(user, scripted, tmp_path, title: str, step: int):
+    """The APPEND_SCRIPT agent run to the end in one workspace (the reference), and again in
+    another, paused before the model call of ``step``. Returns (reference, paused run, its workspace,
+    the reference's workspace)."""
+    model = scripted(APPEND_SCRIPT)
+    ref_ws, ws = tmp_path / "ref", tmp_path / "ws"
+    ref_ws.mkdir()
+    ws.mkdir()
+    reference = finish(runner.start_run(user, RunConfig(prompt="P", model=model, workspace=str(ref_ws)), "ref"))
+    run = runner.start_run(user, RunConfig(prompt="P", model=model, workspace=str(ws),
+                                           breakpoints=Breakpoints(before_model=True)), title)
+    for k in range(step):
+        wait_pause(run, k)
+        runner.control(run, "resume")
+    wait_pause(run, step)
+    return reference, run, ws, ref_ws
+
+
 def test_effect_lost_before_persisting_is_recovered_from_the_journal(user, scripted, tmp_path):
     """The process died after an io/ effect ran but before its event reached the database: the
     effect journal written by the run's process has it, so the resume serves it from the cache
@@ -259,18 +277,8 @@ def test_effect_lost_before_persisting_is_recovered_from_the_journal(user, scrip
     from spellide.web.runner.journal import journal_path
     from spellide.web.runner.persist import RunPersister
 
-    model = scripted(APPEND_SCRIPT)
-    ref_ws, ws = tmp_path / "ref", tmp_path / "ws"
-    ref_ws.mkdir()
-    ws.mkdir()
-    reference = finish(runner.start_run(user, RunConfig(prompt="P", model=model, workspace=str(ref_ws)), "ref"))
+    reference, partial, ws, ref_ws = append_run_paused(user, scripted, tmp_path, "partial", 3)
     assert reference.status == "finished"
-    partial = runner.start_run(user, RunConfig(prompt="P", model=model, workspace=str(ws),
-                                               breakpoints=Breakpoints(before_model=True)), "partial")
-    for k in range(3):
-        wait_pause(partial, k)
-        runner.control(partial, "resume")
-    wait_pause(partial, 3)
     events = load_events(partial)
     runner.control(partial, "stop")
     finish(partial)
@@ -305,17 +313,7 @@ def test_a_killed_run_process_leaves_the_run_interrupted_and_it_resumes_to_the_s
     import os
     import signal
 
-    model = scripted(APPEND_SCRIPT)
-    ref_ws, ws = tmp_path / "ref", tmp_path / "ws"
-    ref_ws.mkdir()
-    ws.mkdir()
-    reference = finish(runner.start_run(user, RunConfig(prompt="P", model=model, workspace=str(ref_ws)), "ref"))
-    run = runner.start_run(user, RunConfig(prompt="P", model=model, workspace=str(ws),
-                                           breakpoints=Breakpoints(before_model=True)), "killed")
-    for k in range(2):
-        wait_pause(run, k)
-        runner.control(run, "resume")
-    wait_pause(run, 2)
+    reference, run, ws, ref_ws = append_run_paused(user, scripted, tmp_path, "killed", 2)
     os.kill(runner.get_active(run).execution.process.pid, signal.SIGKILL)
     run = finish(run)
     assert run.status == "interrupted"

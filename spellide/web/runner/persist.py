@@ -1,8 +1,8 @@
 """Persisting a run's events, and the rows derived from them, then broadcasting them.
 
 The run's events arrive on the thread relaying its process (``service``), one call per event.
-By default ("inline" mode) that thread also writes the events, in batches: a batch is written when a step starts,
-at pauses and at the end of the run (so a step's row appears the moment it starts and each
+By default ("inline" mode) that thread also writes the events, in batches: a batch is written
+when a step starts, at pauses and at the end of the run (so a step's row appears the moment it starts and each
 step's events are one transaction), and a small flusher thread writes anything left waiting
 longer than ``MAX_DELAY`` (effects before a long evaluation, streamed completion text). One
 transaction per batch holds the ``RunEvent`` rows plus the derived ``Step`` /
@@ -466,7 +466,8 @@ class RunPersister:
             rf.update(status=Run.Status.FINISHED, pause=None, value=d.get("value"), error=None)
         elif t == ev.RUN_FAILED:
             kind = d.get("kind")
-            status = {"stopped": Run.Status.STOPPED, "interrupted": Run.Status.INTERRUPTED}.get(kind, Run.Status.FAILED)
+            status = {"stopped": Run.Status.STOPPED,
+                      "interrupted": Run.Status.INTERRUPTED}.get(kind, Run.Status.FAILED)
             rf.update(status=status, pause=None, error=d.get("error"), error_kind=kind)
         return d
 
