@@ -17,10 +17,12 @@ decision back. Messages are pickled tuples over a pipe, in order:
 * parent -> child: ``("flags", {kind: wants_pause})``, ``("decision", Decision)``,
   ``("ack", seq)``.
 
-The run may be at most ``AHEAD`` events ahead of what the parent's listeners took (the parent
-acknowledges whenever it has caught up with the pipe): with a core of its own, a fast run
-would otherwise outpace storing and showing its events, and what a person watches would lag
-further and further behind the run (measured: ~1 s behind after 300 fast steps).
+The run may be at most ``AHEAD`` events ahead of what the parent's listeners took: with a
+core of its own, a fast run would otherwise outpace storing and showing its events, and what
+a person watches would lag further and further behind the run (measured: ~1 s behind after
+300 fast steps). The parent acknowledges when it has caught up with the pipe, and also every
+``ACK_EVERY`` events while it has not: acknowledging only when caught up stalled the run
+whenever the parent stayed a few events behind, although it never fell ``AHEAD`` behind.
 
 The controller's answers to ``wants_pause`` are mirrored into the child whenever they may have
 changed (``Controller.watch``), so the machine asks them as cheaply as in-process. The child
@@ -50,6 +52,7 @@ from .api import Controller, Decision, PausePoint, RunConfig
 
 PAUSE_KINDS = (api.BEFORE_MODEL, api.AFTER_COMPLETION, api.BEFORE_EFFECT, api.ON_ERROR, api.ON_MODEL_ERROR)
 AHEAD = 16            # events the run may be ahead of the parent's listeners before it waits
+ACK_EVERY = AHEAD // 2
 EXIT_ORPHANED = 75    # the child's exit status when its parent went away
 
 
@@ -198,8 +201,8 @@ class ProcessRun:
     def _relay(self, conn: Any) -> None:
         acked = self.last_seq
         while True:
-            if self.last_seq > acked and not conn.poll():
-                self._send(("ack", self.last_seq))   # caught up with the run: it may go on
+            if self.last_seq > acked and (self.last_seq - acked >= ACK_EVERY or not conn.poll()):
+                self._send(("ack", self.last_seq))   # the run may go on
                 acked = self.last_seq
             try:
                 message = conn.recv()

@@ -20,6 +20,7 @@ from spellide.spell import events as ev
 from spellide.spell.api import Breakpoints, Controller, Decision, RunConfig
 from spellide.spell.journal import read_journal
 from spellide.spell.machine import Run, execute_with_deep_stack
+from spellide.spell import process
 from spellide.spell.process import ProcessRun, RunProcessDied, RunProcessFailed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -168,6 +169,29 @@ def test_a_child_that_dies_is_reported_and_its_journal_keeps_what_it_executed(tm
     assert all(e["segment"] == 2 and "args" not in e["effect"] for e in entries)
     relayed = {e.seq for e in events if e.type == ev.EFFECT}
     assert {e["seq"] for e in entries} == relayed
+
+
+
+def test_a_run_keeps_at_most_AHEAD_events_ahead_of_a_slow_parent_and_no_fewer(tmp_path):
+    # The child journals each model call before it sends the event, so the journal shows how
+    # far the run has got while the parent is still busy with an older event.
+    journal = tmp_path / "journal.jsonl"
+    steps = 30
+    model = script(tmp_path, [f"(def v{i} {i}) '(!extend)" for i in range(steps)] + ["(:ok v1)"])
+    lead: list[int] = []
+
+    def slow(event: ev.Event) -> None:
+        time.sleep(0.01)
+        ran = max((e["seq"] for e in read_journal(journal)), default=0)
+        lead.append(ran - event.seq)
+
+    ProcessRun(RunConfig(prompt="P", model=model, recover=False), listeners=[slow],
+               journal_path=journal).execute()
+    assert len(read_journal(journal)) == steps + 1
+    assert max(lead) <= process.AHEAD
+    # acknowledged while still behind, the run never waits for a parent that is not AHEAD
+    # behind (acknowledged only when caught up, it stopped until the parent had taken all)
+    assert min(lead[:-2 * process.AHEAD]) > 0, lead
 
 
 def test_a_child_whose_parent_died_ends_instead_of_going_on(tmp_path):
