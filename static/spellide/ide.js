@@ -46,22 +46,42 @@
     if (inbox.length === 1) scheduleApply(e.target);
   });
   // Incoming messages are applied together, as one swap, at most once per frame, and spaced so
-  // that applying and rendering them takes at most about half of the page's time. A fast run
+  // that applying and rendering them takes at most about a third of the page's time. A fast run
   // sends a message or two per step, and on a slow machine each swap with the frame it causes
-  // cost up to ~40 ms: one swap per message left the page (and a core) busy all the time.
+  // cost up to ~40 ms: one swap per message left the page (and a core) busy all the time. At
+  // half of its time the page took half a core from the run (bench/ide_overhead.py, 2 cores).
+  // The cost is a running average: one slow frame (a collection, a big batch) used to space
+  // the next swap so far that the batch after it grew big and slow in turn.
   let inbox = [], applyStart = 0, applyCost = 0;
   function scheduleApply(el) {
     const apply = () => {
-      const text = inbox.join('');
+      const text = shownPartials(inbox.join(''));
       inbox = [];
-      if (!el.isConnected) return;
+      if (!el.isConnected || !text) return;
       const t0 = applyStart = performance.now();
       htmx.swap({sourceElement: el, target: el, swap: 'none swapEmpty:false', text, transition: false});
-      setTimeout(() => { applyCost = performance.now() - t0; });   // runs after this frame is drawn
+      setTimeout(() => {                 // runs after this frame is drawn
+        const cost = performance.now() - t0;
+        applyCost = applyCost ? 0.75 * applyCost + 0.25 * cost : cost;
+      });
     };
     if (document.hidden) { setTimeout(apply, 250); return; }
-    const wait = applyStart + 2 * applyCost - performance.now();
+    const wait = applyStart + 3 * applyCost - performance.now();
     if (wait > 0) setTimeout(() => requestAnimationFrame(apply), wait); else requestAnimationFrame(apply);
+  }
+  // A step's fragments address every place that may show it; most of them (another step's
+  // detail, a live strip already gone) are not on this page, and htmx would parse them only to
+  // skip them: they are dropped first, by their target id. A target that an earlier fragment
+  // of the same batch creates (a new row's cells) is kept. Fragments are the server's own
+  // markup, whose texts are escaped, so a closing tag inside one cannot occur.
+  const PARTIAL = /<hx-partial hx-target="#([\w-]+)"[^>]*>[\s\S]*?<\/hx-partial>/g;
+  function shownPartials(text) {
+    const made = new Set();
+    return text.replace(PARTIAL, (whole, id) => {
+      if (!document.getElementById(id) && !made.has(id)) return '';
+      for (const m of whole.matchAll(/\bid="([\w-]+)"/g)) made.add(m[1]);
+      return whole;
+    });
   }
   const setConn = (on) => { const c = $('#conn'); if (c) c.classList.toggle('on', on); };
   document.addEventListener('htmx:ws:after:connection', () => setConn(true));
@@ -392,7 +412,13 @@
     const a = e.target.closest('.err-chip[data-line]');
     if (a) { e.preventDefault(); const src = $('#tab-body .src'); if (src) scrollToLine(src, +a.dataset.line); }
   });
+  // the run's state, for the controls' CSS (see ide.css: why not a :has() on the page)
+  function syncState() {
+    const st = $('#run-state'), el = ide();
+    if (st && el && el.dataset.state !== st.dataset.state) el.dataset.state = st.dataset.state;
+  }
   document.addEventListener('htmx:after:swap', () => {
+    syncState();
     checkStale();
     syncTabs();
     const d = $('#detail');

@@ -52,6 +52,13 @@ def rows(page) -> int:
     return page.locator("#step-rows > .row").count()
 
 
+def controls_shown(page) -> list[str]:
+    """The top bar's run controls (and the hold-feed button) a person can see now."""
+    return page.eval_on_selector_all(
+        "#run-controls .ctl button, #hold-feed",
+        "els => els.filter(e => e.checkVisibility()).map(e => e.textContent.trim())")
+
+
 def test_demo_run_streams_steps_live(page, server):
     start_demo(page, server, "countdown")
     page.evaluate("window.__noReload = 1")
@@ -82,6 +89,9 @@ def test_pause_edit_resume_and_the_diff_shows_the_human_edit(page, server):
     page.wait_for_selector("#pause-box[data-point='before_model'][data-step='0']")
     assert wait_state(page, "paused") == "paused"
     assert "before model call" in page.inner_text("#run-status")
+    # the top bar offers what the state allows, following it live
+    page.wait_for_function("document.querySelector('#ide').dataset.state === 'paused'")
+    assert controls_shown(page) == ["Resume", "Step", "Stop", "Hold feed"]
     page.click("#pause-box form[action$='/resume/'] button")              # step 0 unchanged
     page.wait_for_selector("#pause-box[data-point='before_model'][data-step='1']")
     editor = page.locator("#edit-text")
@@ -103,6 +113,8 @@ def test_pause_edit_resume_and_the_diff_shows_the_human_edit(page, server):
     assert state(page) == "paused"
     page.click("#pause-box form[action$='/stop/'] button")
     wait_state(page, "stopped", "failed")
+    page.wait_for_function("['stopped', 'failed'].includes(document.querySelector('#ide').dataset.state)")
+    assert controls_shown(page) == []
     # the diff of step 1 (whose prefix was edited) names the human edit and its author
     page.click("#step-row-1")
     detail_shown(page, 1)
