@@ -167,6 +167,11 @@ class ProcessRun:
             except (OSError, ValueError):   # the child is gone; the relay loop sees it next
                 pass
 
+    def more_waiting(self) -> bool:
+        """Whether more of the run's messages wait in the pipe (for a listener, on the relaying
+        thread: it may batch what it does with them)."""
+        return self._conn is not None and self._conn.poll()
+
     def _send_flags(self) -> None:
         self._send(("flags", self._flags()))
 

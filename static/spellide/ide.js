@@ -52,6 +52,11 @@
   // half of its time the page took half a core from the run (bench/ide_overhead.py, 2 cores).
   // The cost is a running average: one slow frame (a collection, a big batch) used to space
   // the next swap so far that the batch after it grew big and slow in turn.
+  // At most MAX_SPACING ms apart even when swaps are dear: spaced by their cost alone, a page
+  // that needs more than a third of its time to keep up with a fast run fell further behind
+  // with every swap (bigger batches, dearer swaps, longer waits), and the stream's p95 latency
+  // went from under 100 ms to 150-500 ms in about one run in three.
+  const MAX_SPACING = 40;
   let inbox = [], applyStart = 0, applyCost = 0;
   function scheduleApply(el) {
     const apply = () => {
@@ -66,7 +71,7 @@
       });
     };
     if (document.hidden) { setTimeout(apply, 250); return; }
-    const wait = applyStart + 3 * applyCost - performance.now();
+    const wait = applyStart + Math.min(3 * applyCost, MAX_SPACING) - performance.now();
     if (wait > 0) setTimeout(() => requestAnimationFrame(apply), wait); else requestAnimationFrame(apply);
   }
   // A step's fragments address every place that may show it; most of them (another step's

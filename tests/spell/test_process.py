@@ -179,15 +179,20 @@ def test_a_run_keeps_at_most_AHEAD_events_ahead_of_a_slow_parent_and_no_fewer(tm
     steps = 30
     model = script(tmp_path, [f"(def v{i} {i}) '(!extend)" for i in range(steps)] + ["(:ok v1)"])
     lead: list[int] = []
+    waiting: list[bool] = []
 
     def slow(event: ev.Event) -> None:
         time.sleep(0.01)
         ran = max((e["seq"] for e in read_journal(journal)), default=0)
         lead.append(ran - event.seq)
+        waiting.append(execution.more_waiting())
 
-    ProcessRun(RunConfig(prompt="P", model=model, recover=False), listeners=[slow],
-               journal_path=journal).execute()
+    execution = ProcessRun(RunConfig(prompt="P", model=model, recover=False), listeners=[slow],
+                           journal_path=journal)
+    execution.execute()
     assert len(read_journal(journal)) == steps + 1
+    # a listener can tell that more of the run waits for it
+    assert all(waiting[:-2 * process.AHEAD]) and not execution.more_waiting()
     assert max(lead) <= process.AHEAD
     # acknowledged while still behind, the run never waits for a parent that is not AHEAD
     # behind (acknowledged only when caught up, it stopped until the parent had taken all)

@@ -354,6 +354,30 @@ def test_inline_writer_flushes_at_step_starts_and_after_a_short_delay(user):
     assert Run.objects.get(pk=run.pk).last_seq == 4
 
 
+def test_inline_writer_behind_the_run_writes_several_steps_in_one_transaction(user, monkeypatch):
+    """When more of the run's events already wait (the relay fell behind), a step's start is
+    not written alone: the steps after it join its batch, which the flusher still writes
+    within MAX_DELAY; caught up, a step's start is written at once again."""
+    from spellide.spell.events import Event
+    from spellide.web.runner import persist
+    from spellide.web.runner.persist import RunPersister
+
+    monkeypatch.setattr(persist, "MAX_DELAY", 0.5)   # the flusher must not write step 0 alone
+    run = Run.objects.create(owner=user, title="behind")
+    writer = RunPersister(run, mode="inline", broadcast=False)
+    waiting = [True]
+    writer.behind = lambda: waiting[0]
+    writer(Event(1, "run_started", {"config": {}}))
+    for seq, sid in ((2, 0), (3, 1)):
+        writer(Event(seq, "step_started", {"step": sid, "parent": None, "depth": 1, "prefix": "(do ", "model": "m"}))
+    assert list(RunEvent.objects.filter(run=run).values_list("seq", flat=True)) == [1]
+    wait_until(lambda: Step.objects.filter(run=run).count() == 2, timeout=2 * persist.MAX_DELAY + 1)
+    assert list(RunEvent.objects.filter(run=run).values_list("seq", flat=True)) == [1, 2, 3]
+    waiting[0] = False
+    writer(Event(4, "step_started", {"step": 2, "parent": None, "depth": 1, "prefix": "(do ", "model": "m"}))
+    assert RunEvent.objects.filter(run=run, seq=4).exists()
+    writer.close()
+
 def test_streamed_pieces_carry_their_offset_and_the_step_keeps_the_text_so_far(user):
     """Each persisted piece says where it goes in the step's text (UTF-16 units, as the page
     counts), a reset starts over, and the step row holds the text so far for a page that

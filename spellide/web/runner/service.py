@@ -264,6 +264,7 @@ def _launch(run: Run, config: RunConfig, *, record: Any, fork_at: Optional[int],
                                segment=segment, stack_mb=settings.SPELLIDE_RUN_STACK_MB,
                                recursion=settings.SPELLIDE_RECURSION_LIMIT)
         active.execution = execution
+        persister.behind = execution.more_waiting
         interrupted = False
         try:
             execution.execute()
