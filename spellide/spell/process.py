@@ -170,7 +170,10 @@ class ProcessRun:
     def more_waiting(self) -> bool:
         """Whether more of the run's messages wait in the pipe (for a listener, on the relaying
         thread: it may batch what it does with them)."""
-        return self._conn is not None and self._conn.poll()
+        try:
+            return self._conn is not None and self._conn.poll()
+        except (OSError, ValueError):   # closed meanwhile: nothing more comes
+            return False
 
     def _send_flags(self) -> None:
         self._send(("flags", self._flags()))
