@@ -209,7 +209,7 @@ class ProcessRun:
     def _relay(self, conn: Any) -> None:
         acked = self.last_seq
         while True:
-            if self.last_seq > acked and (self.last_seq - acked >= ACK_EVERY or not conn.poll()):
+            if self.last_seq > acked and (self.last_seq - acked >= ACK_EVERY or not self.more_waiting()):
                 self._send(("ack", self.last_seq))   # the run may go on
                 acked = self.last_seq
             try:

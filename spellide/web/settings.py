@@ -204,8 +204,8 @@ SPELLIDE_RECURSION_LIMIT = int(os.environ.get("SPELLIDE_RECURSION_LIMIT", "10000
 
 # --- scale mode: where runs execute (see spellide/web/runner/scale.py) ---
 # "threads": the server process executes runs (each in a child process, relayed by a thread:
-# the embedded default); "channels": separate
-# run workers (`manage.py runworker spellide-runs`), the default when SPELLIDE_REDIS_URL is set.
+# the embedded default); "channels": separate run workers (`manage.py runworker
+# spellide-runs`), the default when SPELLIDE_REDIS_URL is set.
 SPELLIDE_RUN_WORKERS = (os.environ.get("SPELLIDE_RUN_WORKERS")
                         or ("channels" if os.environ.get("SPELLIDE_REDIS_URL") else "threads")).strip().lower()
 if SPELLIDE_RUN_WORKERS not in ("threads", "channels"):

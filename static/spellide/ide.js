@@ -6,6 +6,7 @@
   const $ = (s, r = document) => r.querySelector(s);
   const $$ = (s, r = document) => Array.from(r.querySelectorAll(s));
   const MAX_ROWS = 400;          // rows kept in the DOM while following a long run
+  const MAX_SPACING = 40;        // most ms between applying incoming messages (see scheduleApply)
   const FOLLOW_GAP = 1000;       // least ms between detail loads while following a streaming run (nobody reads faster)
 
   const csrf = () => ($('meta[name="csrf-token"]') || {}).content || '';
@@ -45,18 +46,17 @@
     inbox.push(data);
     if (inbox.length === 1) scheduleApply(e.target);
   });
-  // Incoming messages are applied together, as one swap, at most once per frame, and spaced so
-  // that applying and rendering them takes at most about a third of the page's time. A fast run
-  // sends a message or two per step, and on a slow machine each swap with the frame it causes
-  // cost up to ~40 ms: one swap per message left the page (and a core) busy all the time. At
-  // half of its time the page took half a core from the run (bench/ide_overhead.py, 2 cores).
-  // The cost is a running average: one slow frame (a collection, a big batch) used to space
-  // the next swap so far that the batch after it grew big and slow in turn.
-  // At most MAX_SPACING ms apart even when swaps are dear: spaced by their cost alone, a page
-  // that needs more than a third of its time to keep up with a fast run fell further behind
-  // with every swap (bigger batches, dearer swaps, longer waits), and the stream's p95 latency
-  // went from under 100 ms to 150-500 ms in about one run in three.
-  const MAX_SPACING = 40;
+  // Incoming messages are applied together, as one swap, at most once per frame, spaced so that
+  // applying and rendering them takes about a third of the page's time, and at most
+  // MAX_SPACING ms apart.
+  // * Together: a fast run sends a message or two per step, and on a slow machine each swap
+  //   with its frame cost up to ~40 ms; one swap per message kept the page (and a core) busy.
+  // * A third: at half of its time the page took half a core from the run (ide_overhead bench).
+  // * The cost is a running average: after one slow frame (a collection, a big batch) the next
+  //   swap was spaced so far that its batch grew big and slow in turn.
+  // * The cap: spaced by cost alone, a page needing more than a third of its time to keep up
+  //   fell further behind with every swap, and the stream's p95 latency went from under
+  //   100 ms to 150-500 ms in about one run in three.
   let inbox = [], applyStart = 0, applyCost = 0;
   function scheduleApply(el) {
     const apply = () => {

@@ -378,6 +378,7 @@ def test_inline_writer_behind_the_run_writes_several_steps_in_one_transaction(us
     assert RunEvent.objects.filter(run=run, seq=4).exists()
     writer.close()
 
+
 def test_streamed_pieces_carry_their_offset_and_the_step_keeps_the_text_so_far(user):
     """Each persisted piece says where it goes in the step's text (UTF-16 units, as the page
     counts), a reset starts over, and the step row holds the text so far for a page that

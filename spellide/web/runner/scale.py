@@ -12,9 +12,9 @@ set). The pieces, all over the Redis channel layer:
   ``run.execute`` message goes to the channel ``spellide-runs``. ``manage.py runworker
   spellide-runs`` (see ``worker.py``) receives it, claims the run (a conditional update on the
   token: a duplicated message cannot execute a run twice), and executes it with the same
-  ``service._launch`` code as the embedded mode (a child process, relayed by a thread). A dispatch that no worker
-  claimed within ``REDISPATCH_AFTER`` seconds (no worker was running; channel messages expire)
-  is sent again by the next worker that checks.
+  ``service._launch`` code as the embedded mode (a child process, relayed by a thread). A
+  dispatch that no worker claimed within ``REDISPATCH_AFTER`` seconds (no worker was running;
+  channel messages expire) is sent again by the next worker that checks.
 * **Controls.** While a worker executes a run, its process channel is in the group
   ``run-ctl-<public_id>``. ``service.control`` in a web process that does not hold the run
   calls ``remote_control``: edits are parse-checked here (refusals with line:col come back at
