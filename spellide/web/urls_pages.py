@@ -7,6 +7,7 @@ prefix, so the two trees must keep identical suffixes.
 
 from django.urls import path
 
+from spellide.web.views import export as x
 from spellide.web.views import pages as v
 
 RUN = "runs/<uuid:public_id>/"
@@ -25,6 +26,8 @@ urlpatterns = [
     path(RUN + "effects/<int:effect_id>/<str:part>/", v.effect_raw, name="effect_raw"),
     path(RUN + "forks/", v.run_forks, name="run_forks"),
     path(RUN + "setup/", v.run_setup, name="run_setup"),
+    path(RUN + "export/otel.json", x.otel_json, name="run_export_otel"),
+    path(RUN + "export/atif.json", x.atif_json, name="run_export_atif"),
     path(SHARE, v.share_page, name="run_shared"),
     path(SHARE + "steps/<int:step_id>/", v.share_page, name="share_step"),
     path(SHARE + "steps/<int:step_id>/tab/<str:tab>/", v.share_tab, name="share_step_tab"),
@@ -35,4 +38,6 @@ urlpatterns = [
     path(SHARE + "effects/<int:effect_id>/<str:part>/", v.share_effect_raw, name="share_effect_raw"),
     path(SHARE + "forks/", v.share_forks, name="share_forks"),
     path(SHARE + "setup/", v.share_setup, name="share_setup"),
+    path(SHARE + "export/otel.json", x.share_otel_json, name="share_export_otel"),
+    path(SHARE + "export/atif.json", x.share_atif_json, name="share_export_atif"),
 ]
