@@ -117,3 +117,9 @@ class Controller:
     def close(self) -> None:
         """The run ended, or its process died: release a ``checkpoint`` that is waiting (it
         answers stop) and any later one."""
+
+
+# --- run bundles (the format; the IDE writes them) -------------------------------------------
+from .bundle import (FORMAT as BUNDLE_FORMAT, MAX_BUNDLE_BYTES, VERSION as BUNDLE_VERSION, BundleError,  # noqa: E402
+                     TextTable as BundleTexts, check as check_bundle, digest as text_digest,
+                     dumps as dump_bundle, loads as load_bundle_bytes, load as load_bundle)

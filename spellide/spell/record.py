@@ -64,13 +64,23 @@ class Record:
 
     @classmethod
     def load(cls, path: str | Path) -> "Record":
+        """A record file (``--record``), or a run bundle exported by the IDE (its record is
+        rebuilt from the bundle's events)."""
+        from . import bundle
         p = Path(path)
         try:
-            data = json.loads(p.read_text(encoding="utf-8"))
+            raw = p.read_bytes()
         except FileNotFoundError:
             raise ValueError(f"record file not found: {p}") from None
-        except json.JSONDecodeError as e:
-            raise ValueError(f"record file {p}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+        if raw[:2] == b"\x1f\x8b":
+            return bundle.record_of_bundle(bundle.loads(raw, str(p)))
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            where = f"line {e.lineno} column {e.colno}: {e.msg}" if isinstance(e, json.JSONDecodeError) else "not UTF-8"
+            raise ValueError(f"record file {p}: invalid JSON at {where}") from None
+        if bundle.is_bundle(data):
+            return bundle.record_of_bundle(data)
         return cls.from_json(data)
 
     @classmethod

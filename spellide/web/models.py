@@ -64,6 +64,8 @@ class Run(models.Model):
     worker = models.CharField(max_length=200, blank=True, default="")    # host:pid:token of the executing process
     segment = models.IntegerField(default=0)   # 0 = first execution; +1 per resume after a restart
     error_kind = models.CharField(max_length=64, null=True, blank=True)
+    # For a run imported from a bundle: its id, parent and fork lineage where it was exported.
+    origin = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -7,7 +7,7 @@ prefix, so the two trees must keep identical suffixes.
 
 from django.urls import path
 
-from spellide.web.views import export as x
+from spellide.web.views import transfer as x
 from spellide.web.views import pages as v
 
 RUN = "runs/<uuid:public_id>/"
@@ -28,6 +28,9 @@ urlpatterns = [
     path(RUN + "setup/", v.run_setup, name="run_setup"),
     path(RUN + "export/otel.json", x.otel_json, name="run_export_otel"),
     path(RUN + "export/atif.json", x.atif_json, name="run_export_atif"),
+    path(RUN + "export/bundle.spellide.json.gz", x.bundle_file, name="run_export_bundle"),
+    path(RUN + "replay/", x.replay, name="run_replay"),
+    path("runs/import/", x.import_run, name="run_import"),
     path(SHARE, v.share_page, name="run_shared"),
     path(SHARE + "steps/<int:step_id>/", v.share_page, name="share_step"),
     path(SHARE + "steps/<int:step_id>/tab/<str:tab>/", v.share_tab, name="share_step_tab"),
@@ -40,4 +43,5 @@ urlpatterns = [
     path(SHARE + "setup/", v.share_setup, name="share_setup"),
     path(SHARE + "export/otel.json", x.share_otel_json, name="share_export_otel"),
     path(SHARE + "export/atif.json", x.share_atif_json, name="share_export_atif"),
+    path(SHARE + "export/bundle.spellide.json.gz", x.share_bundle_file, name="share_export_bundle"),
 ]

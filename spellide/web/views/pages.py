@@ -268,7 +268,8 @@ def run_forks(request: HttpRequest, public_id: Any = None, token: Optional[str] 
 def run_setup(request: HttpRequest, public_id: Any = None, token: Optional[str] = None) -> HttpResponse:
     """How the run was configured, which model settings it ran with, and its system prompt."""
     nav = _resolve(request, public_id, token)
-    ctx = {"nav": nav, "run": nav.run, "setup": stepinfo.run_setup(nav.run), "view": "setup"}
+    ctx = {"nav": nav, "run": nav.run, "setup": stepinfo.run_setup(nav.run), "view": "setup",
+           "controls": _controls(nav, request.user)}
     return _run_view(request, nav, ctx)
 
 

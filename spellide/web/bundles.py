@@ -1,0 +1,230 @@
+"""Export a stored run as a bundle (``spellide.spell.api`` defines the format) and import one.
+
+Export copies the run's rows as they are stored: the program-version table (already a delta
+chain) becomes the bundle's text table, and steps, effects, edits and events name texts by their
+index in it. Import writes the same rows back under new primary keys, so an imported run is an
+ordinary run: its pages, effect cache, forks and strict replay work as for a run made here. The
+run keeps its id when the id is free on this server (so re-importing a fork can link to an
+imported parent), and gets a new one otherwise; where it came from is kept in ``Run.origin``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from django.db import transaction
+
+from spellide.spell import api
+from spellide.web import access
+from spellide.web.models import ACTIVE_STATUSES, Edit, Effect, ProgramVersion, Run, RunEvent, RunStatus, Step
+
+STEP_FIELDS = ("step_id", "parent", "depth", "status", "completion", "value", "error", "error_span", "model",
+               "transport", "usage", "provenance", "continued_by", "segment", "recovered")
+EFFECT_FIELDS = ("step_id", "ordinal", "name", "args", "args_digest", "result", "status", "reason",
+                 "started_at", "duration_ms", "usage", "seq", "segment", "error", "error_kind", "saved_ms")
+EDIT_FIELDS = ("step_id", "point", "author_name", "action", "seq")
+RUN_FIELDS = ("title", "status", "config", "value", "error", "error_kind", "totals", "last_seq", "demo",
+              "fork_step", "segment")
+BATCH = 500
+
+
+# --- export ----------------------------------------------------------------------------------
+def export_bundle(run: Run, user: Any = None, version: str = "0") -> dict[str, Any]:
+    """The run as a bundle dict. ``user`` decides which of its fork ancestors are named in
+    ``lineage`` (a share viewer's bundle does not name runs they may not see)."""
+    index: dict[int, int] = {}
+    texts: list[list[Any]] = []
+    rows = (ProgramVersion.objects.filter(run=run).order_by("id")
+            .values_list("pk", "kind", "base_id", "keep_chars", "tail", "sha256"))
+    for pk, kind, base, keep, tail, sha in rows.iterator(chunk_size=2000):
+        if base is not None and base not in index:
+            raise ValueError(f"program version {pk} of run {run.public_id} has a base from another run")
+        index[pk] = len(texts)
+        texts.append([kind, index[base] if base is not None else None, keep if base is not None else 0, tail, sha])
+
+    def ref(pk: Optional[int]) -> Optional[int]:
+        return index[pk] if pk is not None else None
+
+    steps = []
+    for s in Step.objects.filter(run=run).order_by("step_id").iterator(chunk_size=2000):
+        d = {f: getattr(s, f) for f in STEP_FIELDS}
+        d.update(prefix=ref(s.prefix_version_id), program=ref(s.program_version_id),
+                 started_at=_ts(s.started_at), finished_at=_ts(s.finished_at))
+        steps.append(d)
+    effects = []
+    for e in Effect.objects.filter(run=run).order_by("seq", "id").iterator(chunk_size=2000):
+        d = {f: getattr(e, f) for f in EFFECT_FIELDS}
+        d["args_text"] = ref(e.args_version_id)
+        effects.append(d)
+    edits = [dict({f: getattr(e, f) for f in EDIT_FIELDS}, before=ref(e.before_version_id),
+                  after=ref(e.after_version_id), created_at=_ts(e.created_at))
+             for e in Edit.objects.filter(run=run).order_by("seq", "id")]
+    events = [{"seq": seq, "type": typ, "ts": ts, "data": _remap(data, index)}
+              for seq, typ, ts, data in RunEvent.objects.filter(run=run).order_by("seq")
+              .values_list("seq", "type", "ts", "data").iterator(chunk_size=2000)]
+    meta = {f: getattr(run, f) for f in RUN_FIELDS}
+    meta.update(id=str(run.public_id), created_at=_ts(run.created_at),
+                parent=str(run.parent_run.public_id) if run.parent_run_id else None)
+    return {"format": api.BUNDLE_FORMAT, "version": api.BUNDLE_VERSION, "spellide": version,
+            "exported_at": datetime.now(timezone.utc).isoformat(), "run": meta,
+            "lineage": _lineage(run, user), "texts": texts, "steps": steps, "effects": effects,
+            "edits": edits, "events": events}
+
+
+def _lineage(run: Run, user: Any) -> list[dict[str, Any]]:
+    """The run's fork ancestors, nearest first, as far as ``user`` may see them."""
+    out: list[dict[str, Any]] = []
+    node, seen = run, {run.pk}
+    while node.parent_run_id and len(out) < 50:
+        parent = Run.objects.filter(pk=node.parent_run_id).first()
+        if parent is None or parent.pk in seen or (user is not None and not access.can_view(user, parent)):
+            break
+        out.append({"id": str(parent.public_id), "title": parent.title, "fork_step": node.fork_step})
+        seen.add(parent.pk)
+        node = parent
+    return out
+
+
+# --- import ----------------------------------------------------------------------------------
+@transaction.atomic
+def import_bundle(data: dict[str, Any], owner: Any) -> Run:
+    """Write a bundle's run into this server for ``owner``; returns the new run. A bundle that
+    does not hold together (a reference out of the text table, a malformed row) is refused with
+    ``api.BundleError`` and nothing is written."""
+    api.check_bundle(data)
+    meta = data["run"]
+    n_texts = len(data["texts"])
+    try:
+        public_id = uuid.UUID(str(meta.get("id")))
+    except ValueError:
+        public_id = uuid.uuid4()
+    if Run.objects.filter(public_id=public_id).exists():
+        public_id = uuid.uuid4()
+    status = meta.get("status") or RunStatus.FINISHED
+    if status in ACTIVE_STATUSES:      # nothing executes it here: it can be resumed from its record
+        status = RunStatus.INTERRUPTED
+    if status not in RunStatus.values:
+        raise api.BundleError(f"run status {status!r} is not one this server knows")
+    parent = None
+    if meta.get("parent"):
+        parent = Run.objects.filter(public_id=_uuid_or_none(meta["parent"])).first()
+        if parent is not None and not access.can_view(owner, parent):
+            parent = None
+    run = Run.objects.create(
+        public_id=public_id, owner=owner, title=str(meta.get("title") or "")[:200], status=status,
+        config=meta.get("config") or {}, value=meta.get("value"), error=meta.get("error"),
+        error_kind=meta.get("error_kind"), totals=meta.get("totals") or {}, last_seq=int(meta.get("last_seq") or 0),
+        demo=meta.get("demo"), fork_step=meta.get("fork_step"), segment=int(meta.get("segment") or 0),
+        parent_run=parent, origin={"id": meta.get("id"), "parent": meta.get("parent"),
+                                   "lineage": data.get("lineage") or [], "created_at": meta.get("created_at"),
+                                   "exported_at": data.get("exported_at"),
+                                   "spellide": data.get("spellide"), "imported_at": _now()})
+    pks = _import_texts(run, data["texts"])
+
+    def ref(i: Any) -> Optional[int]:
+        if i is None:
+            return None
+        if not isinstance(i, int) or not 0 <= i < n_texts:
+            raise api.BundleError(f"text reference {i!r} is not in the bundle's text table")
+        return pks[i]
+
+    try:
+        Step.objects.bulk_create([Step(run=run, prefix_version_id=ref(s.get("prefix")),
+                                       program_version_id=ref(s.get("program")),
+                                       started_at=_dt(s.get("started_at")) or _now_dt(),
+                                       finished_at=_dt(s.get("finished_at")),
+                                       **{f: s[f] for f in STEP_FIELDS if f in s})
+                                  for s in data.get("steps") or []], batch_size=BATCH)
+        Effect.objects.bulk_create([Effect(run=run, args_version_id=ref(e.get("args_text")),
+                                           **{f: e[f] for f in EFFECT_FIELDS if f in e})
+                                    for e in data.get("effects") or []], batch_size=BATCH)
+        Edit.objects.bulk_create([Edit(run=run, before_version_id=ref(e["before"]), after_version_id=ref(e["after"]),
+                                       **{f: e[f] for f in EDIT_FIELDS if f in e})
+                                  for e in data.get("edits") or []], batch_size=BATCH)
+        RunEvent.objects.bulk_create([RunEvent(run=run, seq=int(e["seq"]), type=str(e["type"])[:32],
+                                               ts=float(e.get("ts") or 0.0), created_at=_dt(e.get("ts")) or _now_dt(),
+                                               data=_remap_in(e.get("data") or {}, ref))
+                                      for e in data["events"]], batch_size=BATCH)
+    except (KeyError, TypeError, ValueError) as e:
+        if isinstance(e, api.BundleError):
+            raise
+        raise api.BundleError(f"a row of the bundle is malformed: {e!r}") from None
+    return run
+
+
+def _import_texts(run: Run, texts: list[list[Any]]) -> list[int]:
+    """Write the text table as program versions (bases first written without a base, then
+    linked) and return the new primary key of each entry."""
+    rows = []
+    for kind, base, keep, tail, sha in texts:
+        rows.append(ProgramVersion(run=run, kind=str(kind)[:8], tail=tail, keep_chars=keep if base is not None else 0,
+                                   sha256=str(sha)[:64], length=0))
+    created = ProgramVersion.objects.bulk_create(rows, batch_size=BATCH)
+    pks = [v.pk for v in created]
+    table = api.BundleTexts(texts)
+    linked = []
+    links = [0] * len(texts)
+    chain = [0] * len(texts)
+    for i, (v, (_kind, base, _keep, tail, sha)) in enumerate(zip(created, texts)):
+        text = table.text(i)
+        if api.text_digest(text) != sha:
+            raise api.BundleError(f"text {i}: its content does not match its sha256 (the bundle is damaged)")
+        v.length = len(text)
+        if base is not None:
+            v.base_id = pks[base]
+            links[i] = links[base] + 1
+            chain[i] = chain[base] + len(tail)
+        v.links, v.chain_chars = links[i], chain[i]
+        linked.append(v)
+    ProgramVersion.objects.bulk_update(linked, ["base", "length", "links", "chain_chars"], batch_size=BATCH)
+    return pks
+
+
+# --- helpers ---------------------------------------------------------------------------------
+def _remap(data: Any, index: dict[int, int]) -> Any:
+    """Storage refs ``{"$v": pk}`` -> bundle refs ``{"$v": i}``."""
+    if isinstance(data, dict):
+        if len(data) == 1 and "$v" in data:
+            return {"$v": index[data["$v"]]}   # a KeyError here is a broken store, not a bundle
+        return {k: _remap(v, index) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_remap(v, index) for v in data]
+    return data
+
+
+def _remap_in(data: Any, ref: Any) -> Any:
+    if isinstance(data, dict):
+        if len(data) == 1 and "$v" in data:
+            return {"$v": ref(data["$v"])}
+        return {k: _remap_in(v, ref) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_remap_in(v, ref) for v in data]
+    return data
+
+
+def _ts(t: Optional[datetime]) -> Optional[float]:
+    return t.timestamp() if t is not None else None
+
+
+def _dt(ts: Any) -> Optional[datetime]:
+    try:
+        return datetime.fromtimestamp(float(ts), tz=timezone.utc) if ts is not None else None
+    except (TypeError, ValueError, OverflowError, OSError):
+        raise api.BundleError(f"timestamp {ts!r} is not a number of seconds") from None
+
+
+def _now() -> str:
+    return _now_dt().isoformat()
+
+
+def _now_dt() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _uuid_or_none(s: Any) -> Optional[uuid.UUID]:
+    try:
+        return uuid.UUID(str(s))
+    except ValueError:
+        return None
