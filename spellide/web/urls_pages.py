@@ -8,6 +8,7 @@ prefix, so the two trees must keep identical suffixes.
 from django.urls import path
 
 from spellide.web.views import transfer as x
+from spellide.web.views import charts as c
 from spellide.web.views import pages as v
 
 RUN = "runs/<uuid:public_id>/"
@@ -26,6 +27,7 @@ urlpatterns = [
     path(RUN + "effects/<int:effect_id>/<str:part>/", v.effect_raw, name="effect_raw"),
     path(RUN + "forks/", v.run_forks, name="run_forks"),
     path(RUN + "setup/", v.run_setup, name="run_setup"),
+    path(RUN + "charts/", c.run_charts, name="run_charts"),
     path(RUN + "export/otel.json", x.otel_json, name="run_export_otel"),
     path(RUN + "export/atif.json", x.atif_json, name="run_export_atif"),
     path(RUN + "export/bundle.spellide.json.gz", x.bundle_file, name="run_export_bundle"),
@@ -41,6 +43,7 @@ urlpatterns = [
     path(SHARE + "effects/<int:effect_id>/<str:part>/", v.share_effect_raw, name="share_effect_raw"),
     path(SHARE + "forks/", v.share_forks, name="share_forks"),
     path(SHARE + "setup/", v.share_setup, name="share_setup"),
+    path(SHARE + "charts/", c.share_charts, name="share_charts"),
     path(SHARE + "export/otel.json", x.share_otel_json, name="share_export_otel"),
     path(SHARE + "export/atif.json", x.share_atif_json, name="share_export_atif"),
     path(SHARE + "export/bundle.spellide.json.gz", x.share_bundle_file, name="share_export_bundle"),
