@@ -233,3 +233,16 @@ def summary(c: RunCharts) -> dict[str, Any]:
             "cost": sum(p.cost for p in c.points), "saved_cost": sum(p.saved_cost for p in c.points),
             "model_ms": sum(p.model_ms for p in c.points), "eval_ms": sum(p.eval_ms for p in c.points),
             "paused_ms": sum(p.paused_ms for p in c.points)}
+
+
+def overlay_context_svg(runs: list[RunCharts]) -> str:
+    """Context size per step of several runs on one axis (the compare page): one series each,
+    by step id, so where a fork's context parts from its parent shows at a glance."""
+    top = max([p.prefix_chars for c in runs for p in c.points] + [1])
+    last = max([p.last for c in runs for p in c.points] + [1])
+    body = []
+    for k, c in enumerate(runs):
+        pts = " ".join(f"{PAD_L + (WIDTH - PAD_L) * ((p.first + p.last) / 2) / max(last, 1):.1f},"
+                       f"{_y(p.prefix_chars, 0, top):.1f}" for p in c.points)
+        body.append(f'<polyline class="series s-run{k}" points="{pts}" data-run="{k}" data-points="{len(c.points)}"/>')
+    return _frame("Context size per step, both runs", top, " ch", body)

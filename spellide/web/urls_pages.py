@@ -9,6 +9,7 @@ from django.urls import path
 
 from spellide.web.views import transfer as x
 from spellide.web.views import charts as c
+from spellide.web.views import compare as cmp
 from spellide.web.views import pages as v
 
 RUN = "runs/<uuid:public_id>/"
@@ -28,6 +29,8 @@ urlpatterns = [
     path(RUN + "forks/", v.run_forks, name="run_forks"),
     path(RUN + "setup/", v.run_setup, name="run_setup"),
     path(RUN + "charts/", c.run_charts, name="run_charts"),
+    path(RUN + "compare/<uuid:other_id>/", cmp.compare, name="run_compare"),
+    path("compare/", cmp.compare_pick, name="compare_pick"),
     path(RUN + "export/otel.json", x.otel_json, name="run_export_otel"),
     path(RUN + "export/atif.json", x.atif_json, name="run_export_atif"),
     path(RUN + "export/bundle.spellide.json.gz", x.bundle_file, name="run_export_bundle"),
