@@ -167,7 +167,9 @@ def run_page(request: HttpRequest, public_id: Any = None, step_id: Optional[int]
     ctx = _detail_ctx(
         request, nav, detail, window=window, tab=tab, status=stepinfo.status_info(run),
         lineage=stepinfo.lineage(run, request.user, nav.token), view="steps",
-        ws_url=None if nav.token else f"/ws/runs/{run.public_id}/?last_seq={run.last_seq}")
+        ws_url=None if nav.token else f"/ws/runs/{run.public_id}/?last_seq={run.last_seq}",
+        control_token=None if nav.readonly else access.control_token(
+            request.user, run, request.session.session_key))
     return render(request, "spellide/run_page.html", ctx)
 
 
