@@ -222,7 +222,8 @@ def test_a_share_link_shows_only_the_shared_run_in_forks(page, server):
         "root = Run.objects.create(owner=u, title='Unshared parent', status='completed'); "
         "Run.objects.create(owner=u, title='Shared fork', status='completed', parent_run=root, "
         "fork_step=1, share_token='browser-share-token'); "
-        "Run.objects.create(owner=u, title='Unshared sibling', status='failed', parent_run=root, fork_step=2)"))
+        "Run.objects.create(owner=u, title='Unshared sibling', status='failed', parent_run=root, "
+        "fork_step=2)"))
     anon = page.context.browser.new_context()         # no cookies: only the link
     try:
         pg = anon.new_page()
