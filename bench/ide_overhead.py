@@ -139,7 +139,7 @@ def browser_runs(steps: int, repeats: int, heads: list[float]) -> list[float]:
                 t0 = time.perf_counter()
                 page.locator("form:has(input[name=demo][value='overhead']) button").click()
                 page.wait_for_url(re.compile(r".*/runs/[0-9a-f-]{36}/$"))
-                page.wait_for_function("document.querySelector('#run-state')?.dataset.state === 'finished'",
+                page.wait_for_function("() => document.querySelector('#run-state')?.dataset.state === 'finished'",
                                        timeout=600_000, polling=100)
                 ides.append(time.perf_counter() - t0)
             browser.close()

@@ -112,7 +112,7 @@ def main() -> None:
                 page.click("#hold-feed")
             public_id = re.search(r"/runs/([0-9a-f-]{36})/", page.url).group(1)
             t0 = time.time()
-            page.wait_for_function("document.querySelector('#run-state').dataset.state === 'finished'",
+            page.wait_for_function("() => document.querySelector('#run-state').dataset.state === 'finished'",
                                    timeout=600_000, polling=200)
             wall = time.time() - t0
             page.wait_for_timeout(500)

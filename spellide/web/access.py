@@ -3,13 +3,19 @@
 A run is visible to its owner and to staff, and read-only to anyone holding its share token
 (an explicit, revocable link). Only the owner controls it (pause, edit, fork into their own
 runs, share); staff may view but not steer someone else's run.
+
+Controls sent over a run's websocket carry a per-page token (``control_token``), as HTTP
+controls carry a CSRF token: a socket opened by a page that did not get the token from this
+server (another origin riding on the user's cookies) can at most watch, never steer.
 """
 
 from __future__ import annotations
 
 from typing import Any, Optional
 
-from django.utils.crypto import constant_time_compare
+from django.utils.crypto import constant_time_compare, salted_hmac
+
+CONTROL_TOKEN_SALT = "spellide.web.access.control_token"
 
 
 def can_view(user: Any, run: Any, token: Optional[str] = None) -> bool:
@@ -27,3 +33,17 @@ def can_control(user: Any, run: Any) -> bool:
 def can_fork(user: Any, run: Any) -> bool:
     """Forking creates a new run owned by the user: anyone who may view the run (not by token)."""
     return can_view(user, run)
+
+
+def control_token(user: Any, run: Any, session_key: Optional[str]) -> str:
+    """The token a run page sends with every control over the run's websocket: an HMAC of
+    the user, the run and the session (so it is useless in another session or for another
+    run). Rendered only into pages of users who may control the run."""
+    value = f"{user.pk}:{run.public_id}:{session_key or ''}"
+    return salted_hmac(CONTROL_TOKEN_SALT, value, algorithm="sha256").hexdigest()
+
+
+def check_control_token(user: Any, run: Any, session_key: Optional[str], token: Any) -> bool:
+    if not isinstance(token, str) or not token or not session_key:
+        return False
+    return constant_time_compare(token, control_token(user, run, session_key))

@@ -1,7 +1,7 @@
 """The run websocket: ``/ws/runs/<public_id>/?last_seq=N``.
 
-On connect (logged-in users who may view the run; the origin is checked by
-``AllowedHostsOriginValidator`` in ``asgi.py``) the consumer joins the run's group, sends
+On connect (logged-in users who may view the run; the origin's scheme, host and port are
+checked by ``origins.SameOriginValidator`` in ``asgi.py``) the consumer joins the run's group, sends
 every persisted event after ``last_seq`` in order, then the live ones. Each frame is HTML for
 htmx 4's websocket extension (``<hx-partial>`` fragments from ``fragments.render_event_html``).
 Events are numbered; the consumer sends each number once and in order: a live event that is
@@ -10,7 +10,9 @@ where every event is stored before it is broadcast.
 
 Client frames (htmx 4 ``hx-ws:send`` posts JSON: ``{"text"?, "headers": {...}, ...form
 fields}``) steer the run: ``{"action": "pause"|"resume"|"step"|"stop"|"approve"|"reject"|"edit",
-"text"?: ...}``; only the run's owner may. The answer is a small fragment for
+"text"?: ..., "control_token": ...}``; only the run's owner may, and only with the page's
+control token (``access.control_token``: the run page renders it, ``ide.js`` adds it to every
+frame it sends), as HTTP controls need a CSRF token. The answer is a small fragment for
 ``#run-control-result``.
 """
 
@@ -25,7 +27,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.utils.html import escape
 
-from .access import can_control, can_view
+from .access import can_control, can_view, check_control_token
 from .models import Run
 
 log = logging.getLogger("spellide.ws")
@@ -138,6 +140,12 @@ class RunConsumer(AsyncWebsocketConsumer):
         user = self.scope["user"]
         if not can_control(user, self.run):
             await self.send(text_data=control_result_html(False, "only the run's owner can steer it"))
+            return
+        session = self.scope.get("session")
+        if not check_control_token(user, self.run, getattr(session, "session_key", None),
+                                   data.get("control_token")):
+            await self.send(text_data=control_result_html(
+                False, "refused: the control carries no valid page token (reload the page)"))
             return
         text = next((data[k] for k in ("text", "program", "edit_text") if isinstance(data.get(k), str)), None)
         step = str(data.get("step") or "").lower() in ("1", "true", "on", "yes")

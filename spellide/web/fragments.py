@@ -206,7 +206,7 @@ def _step_finished(run: Any, seq: int, data: dict) -> list[str]:
         _wrap(seq, f"#step-{sid}-st", "outerHTML",
               f'<span class="r-st st-{status}" id="step-{sid}-st" title="{status}"></span>'),
         _wrap(seq, f"#step-{sid}-ms", "outerHTML",
-              f'<span class="r-ms" id="step-{sid}-ms" style="--w: {int(bar)}">{ms}</span>'),
+              f'<span class="r-ms w{int(bar)}" id="step-{sid}-ms">{ms}</span>'),
         _wrap(seq, f"#step-{sid}-cont", "outerHTML",
               f'<span hidden id="step-{sid}-cont" data-cont="{_int(cont) if cont is not None else ""}"></span>'),
         _wrap(seq, f"#detail-{sid}-status", "innerHTML", status),

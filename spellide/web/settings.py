@@ -11,7 +11,9 @@ Scale mode, switched on by environment variables:
 
 Other variables: SPELLIDE_SECRET_KEY (else a key generated once into var/secret-key.txt),
 SPELLIDE_DEBUG=1, SPELLIDE_ALLOWED_HOSTS=a,b (added to the local ones), SPELLIDE_VAR (the
-var/ directory), SPELLIDE_SQLITE_PATH / SPELLIDE_TEST_SQLITE_PATH (database files).
+var/ directory), SPELLIDE_SQLITE_PATH / SPELLIDE_TEST_SQLITE_PATH (database files);
+SPELLIDE_HTTPS=1 (secure cookies, HSTS), SPELLIDE_CSRF_TRUSTED_ORIGINS=https://host,...,
+SPELLIDE_LOGIN_FAILURES / SPELLIDE_LOGIN_WINDOW (sign-in rate limit): see "security" below.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import os
 import secrets
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
+
+from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 VAR_DIR = Path(os.environ.get("SPELLIDE_VAR") or BASE_DIR / "var")
@@ -68,6 +72,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -183,12 +188,47 @@ STATICFILES_DIRS = [
     ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),
 ]
 
+# --- security (README "Trust") ---
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# Content-Security-Policy on every response (django.middleware.csp): scripts, styles and
+# sockets from this origin only; no inline scripts, handlers or style attributes (the pages
+# have none: ide.js and ide.css carry them), no eval (htmx evaluates only hx-on / js: / trigger
+# filters, which the pages do not use), no plugins, no framing, forms post only here.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "frame-ancestors": [CSP.NONE],
+    "form-action": [CSP.SELF],
+}
+# SPELLIDE_HTTPS=1: the IDE is served over HTTPS (directly or behind a TLS proxy): cookies are
+# sent over HTTPS only and browsers are told to use HTTPS for a year (HSTS). Behind a proxy
+# that terminates TLS, also set SPELLIDE_CSRF_TRUSTED_ORIGINS=https://your.host so POSTs and
+# websockets from the https:// pages are accepted.
+SPELLIDE_HTTPS = os.environ.get("SPELLIDE_HTTPS", "") in ("1", "true", "yes")
+if SPELLIDE_HTTPS:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = int(os.environ.get("SPELLIDE_HSTS_SECONDS", str(365 * 24 * 3600)))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = False  # other services of the domain are not ours to bind
+# Sign-in: this many failed attempts for one username from one address within the window
+# (seconds) and that pair is refused with 429 until the window ends (views/auth.py).
+SPELLIDE_LOGIN_FAILURES = int(os.environ.get("SPELLIDE_LOGIN_FAILURES", "5"))
+SPELLIDE_LOGIN_WINDOW = int(os.environ.get("SPELLIDE_LOGIN_WINDOW", "900"))
+if os.environ.get("SPELLIDE_REDIS_URL"):  # the failure counts are shared by every server
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                          "LOCATION": os.environ["SPELLIDE_REDIS_URL"],
+                          "KEY_PREFIX": os.environ.get("SPELLIDE_REDIS_PREFIX", "spellide")}}
+# --- end security ---
 
 LOGGING = {
     "version": 1,

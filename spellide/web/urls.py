@@ -1,6 +1,11 @@
 """URLs. Pages (run list, run page, step views, share view...) live in ``urls_pages``; this
 module owns sign-in and the control endpoints (``views.controls``).
 
+Accounts: ``accounts/login/`` (rate-limited: ``views.auth``), ``accounts/logout/`` (POST),
+``accounts/password_change/`` (+ ``done/``) for a signed-in user. Password reset is not
+routed: it mails a link, and a self-hosted spellide has no mail set up (an administrator
+sets a password with ``manage.py changepassword``).
+
 Control endpoints (all POST, login + CSRF + owner checks; htmx requests get a fragment, others
 a redirect to the run page):
 
@@ -15,12 +20,18 @@ a redirect to the run page):
   run_status           /runs/<uuid>/status.json     (GET: status, last_seq, pause, totals)
 """
 
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from .views import controls
+from .views.auth import RateLimitedLoginView
 
 urlpatterns = [
-    path("accounts/", include("django.contrib.auth.urls")),
+    path("accounts/login/", RateLimitedLoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/password_change/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path("accounts/password_change/done/", auth_views.PasswordChangeDoneView.as_view(),
+         name="password_change_done"),
     path("runs/start/", controls.start, name="run_start"),
     path("runs/<uuid:public_id>/pause/", controls.pause, name="run_pause"),
     path("runs/<uuid:public_id>/resume/", controls.resume, name="run_resume"),

@@ -29,6 +29,12 @@
     const live = $('#live');
     if (live && e.detail.connection) e.detail.connection.url = wsUrl(live);
   });
+  // every control sent over the socket carries the page's control token (the server's CSRF
+  // equivalent for websocket frames; see consumers.py)
+  document.addEventListener('htmx:ws:before:message:outgoing', (e) => {
+    const live = $('#live');
+    if (live && live.dataset.controlToken && e.detail.message) e.detail.message.values.control_token = live.dataset.controlToken;
+  });
   document.addEventListener('htmx:ws:before:message:incoming', (e) => {
     const data = e.detail.message && e.detail.message.data;
     if (typeof data !== 'string') return;

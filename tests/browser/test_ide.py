@@ -74,7 +74,7 @@ def test_demo_run_streams_steps_live(page, server):
     assert len(counts_while_running) >= 3, seen          # rows arrived one by one, not at the end
     assert page.evaluate("window.__noReload") == 1       # no page reload happened
     # the newest step was followed and its detail filled in without a reload
-    page.wait_for_function("document.querySelector('#ide').dataset.selected === '10'")
+    page.wait_for_function("() => document.querySelector('#ide').dataset.selected === '10'")
     detail_shown(page, 10)
     assert page.locator("#step-10-st.st-completed").count() == 1
     assert "value [10 1]" in page.inner_text("#run-status")
@@ -90,7 +90,7 @@ def test_pause_edit_resume_and_the_diff_shows_the_human_edit(page, server):
     assert wait_state(page, "paused") == "paused"
     assert "before model call" in page.inner_text("#run-status")
     # the top bar offers what the state allows, following it live
-    page.wait_for_function("document.querySelector('#ide').dataset.state === 'paused'")
+    page.wait_for_function("() => document.querySelector('#ide').dataset.state === 'paused'")
     assert controls_shown(page) == ["Resume", "Step", "Stop", "Hold feed"]
     page.click("#pause-box form[action$='/resume/'] button")              # step 0 unchanged
     page.wait_for_selector("#pause-box[data-point='before_model'][data-step='1']")
@@ -113,7 +113,7 @@ def test_pause_edit_resume_and_the_diff_shows_the_human_edit(page, server):
     assert state(page) == "paused"
     page.click("#pause-box form[action$='/stop/'] button")
     wait_state(page, "stopped", "failed")
-    page.wait_for_function("['stopped', 'failed'].includes(document.querySelector('#ide').dataset.state)")
+    page.wait_for_function("() => ['stopped', 'failed'].includes(document.querySelector('#ide').dataset.state)")
     assert controls_shown(page) == []
     # the diff of step 1 (whose prefix was edited) names the human edit and its author
     page.click("#step-row-1")
@@ -246,7 +246,7 @@ def test_reconnecting_socket_catches_up_without_duplicates(page, server):
     urls = []
     page.on("websocket", lambda ws: urls.append(ws.url))
     start_demo(page, server, "countdown")
-    page.wait_for_function("document.querySelectorAll('#step-rows > .row').length >= 3")
+    page.wait_for_function("() => document.querySelectorAll('#step-rows > .row').length >= 3")
     # the tab goes to the background (htmx closes the socket) and comes back while the run
     # went on: the new socket must ask for exactly the events after the last one seen
     page.evaluate("""() => {
@@ -260,7 +260,7 @@ def test_reconnecting_socket_catches_up_without_duplicates(page, server):
         document.dispatchEvent(new Event('visibilitychange'));
     }""")
     wait_state(page, "finished", timeout=30)
-    page.wait_for_function("document.querySelectorAll('#step-rows > .row').length === 11")
+    page.wait_for_function("() => document.querySelectorAll('#step-rows > .row').length === 11")
     assert len(urls) >= 2
     resumed_from = int(re.search(r"last_seq=(\d+)", urls[-1]).group(1))
     assert resumed_from > 0                      # asked only for what it had not seen

@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterable
 import pytest
 
 ORIGIN = (b"origin", b"http://127.0.0.1")
+HOST = b"127.0.0.1"  # the Host header the websocket tests send (the origin check compares it)
 
 
 @pytest.fixture

@@ -19,12 +19,12 @@ from channels.testing import WebsocketCommunicator
 from django.test import Client
 
 from spellide.spell.api import Breakpoints, RunConfig
-from spellide.web import runner
+from spellide.web import access, runner
 from spellide.web.asgi import application
 from spellide.web.models import Run, RunEvent
 from spellide.web.runner import persist
 
-from .conftest import ORIGIN
+from .conftest import HOST, ORIGIN
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -56,14 +56,25 @@ def session_cookie(user) -> bytes:
     return f"sessionid={client.cookies['sessionid'].value}".encode()
 
 
-async def connect(run, user=None, last_seq: int = 0, origin=ORIGIN):
-    headers = [origin] if origin else []
+async def connect(run, user=None, last_seq: int = 0, origin=ORIGIN, host=HOST):
+    """A socket to ``run``'s stream; ``comm.control_token`` is what the run page would give
+    this session to steer the run with."""
+    headers = ([origin] if origin else []) + [(b"host", host)]
+    token = None
     if user is not None:
-        headers.append((b"cookie", await database_sync_to_async(session_cookie)(user)))
+        cookie = await database_sync_to_async(session_cookie)(user)
+        headers.append((b"cookie", cookie))
+        token = access.control_token(user, run, cookie.decode().split("=", 1)[1])
     comm = WebsocketCommunicator(application, f"/ws/runs/{run.public_id}/?last_seq={last_seq}",
                                  headers=headers)
+    comm.control_token = token
     connected, code = await comm.connect(timeout=10)
     return comm, connected, code
+
+
+def control(comm, action: str, **fields) -> str:
+    """A control frame as the run page sends it: with the page's control token."""
+    return json.dumps({"action": action, "control_token": comm.control_token, **fields})
 
 
 async def read_seqs(comm, until_seq: int | None = None, until_type: str | None = None,
@@ -200,16 +211,16 @@ async def test_controls_over_the_websocket(user, scripted):
     comm, ok, _ = await connect(run, user)
     assert ok
     await wait_status(run, "paused", 0)
-    await comm.send_to(text_data=json.dumps({"action": "resume", "headers": {"HX-Request": "true"}}))
+    await comm.send_to(text_data=control(comm, "resume", headers={"HX-Request": "true"}))
     await wait_status(run, "paused", 1)
     r = await step_until(run, "after_completion",
-                         lambda: comm.send_to(text_data=json.dumps({"action": "step", "headers": {}})))
+                         lambda: comm.send_to(text_data=control(comm, "step", headers={})))
     assert r.pause["step"] == 1
-    await comm.send_to(text_data=json.dumps({"action": "edit", "text": "(quine completion (eval (do ]"}))
+    await comm.send_to(text_data=control(comm, "edit", text="(quine completion (eval (do ]"))
     # the answer to the refused edit names the position
     frame = await refusal(comm)
     assert "data-line=" in frame
-    await comm.send_to(text_data=json.dumps({"action": "stop"}))
+    await comm.send_to(text_data=control(comm, "stop"))
     final = await finished(run)
     assert final.status == "stopped"
     await comm.send_to(text_data="not json")

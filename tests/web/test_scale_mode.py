@@ -422,6 +422,7 @@ def test_run_on_a_worker_is_watched_and_steered_through_another_server(scale, lo
     assert ":rw-" in worker and str(scale.workers[0].proc.pid) in worker.split(":")[1]
     page = client.get(f"{scale.url_b}/runs/{pid}/")
     assert page.status_code == 200
+    control_token = re.search(r'data-control-token="([0-9a-f]+)"', page.text).group(1)
 
     ws = connect_ws(scale, client, scale.url_b, pid)
     try:
@@ -437,7 +438,7 @@ def test_run_on_a_worker_is_watched_and_steered_through_another_server(scale, lo
 
         # resume through B's websocket: the control reaches the worker and is answered
         seen = len(ws.text())
-        ws.send_json({"action": "resume", "headers": {}})
+        ws.send_json({"action": "resume", "headers": {}, "control_token": control_token})
         wait_for(lambda: 'data-ok="true"' in ws.text()[seen:], 10, "the websocket control's answer", scale)
         wait_for(lambda: (s := status(client, scale.url_b, pid))["status"] == "paused"
                  and s["pause"]["step"] == 1 and s, 20, "the second pause", scale)

@@ -132,8 +132,9 @@ def model_label(spec: Optional[str]) -> str:
 
 @register.filter
 def logbar(value: Any) -> int:
-    """A duration as 0-100 on a log scale (1 ms -> 0, 100 s -> 100): the width of the small
-    timing bar behind each step row, comparable across rows without knowing the longest."""
+    """A duration as 0-100 in steps of 5 on a log scale (1 ms -> 0, 100 s -> 100): the width
+    of the small timing bar behind each step row (a class ``w<N>``, as the CSP allows no style
+    attributes), comparable across rows without knowing the longest."""
     import math
     try:
         v = float(value)
@@ -141,4 +142,4 @@ def logbar(value: Any) -> int:
         return 0
     if v <= 1:
         return 0
-    return max(0, min(100, int(math.log10(v) * 20)))
+    return max(0, min(100, 5 * round(math.log10(v) * 4)))

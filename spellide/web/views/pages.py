@@ -166,8 +166,10 @@ def run_page(request: HttpRequest, public_id: Any = None, step_id: Optional[int]
     window = stepinfo.window_around(run, step.step_id if step else None, WINDOW)
     ctx = _detail_ctx(
         request, nav, detail, window=window, tab=tab, status=stepinfo.status_info(run),
-        lineage=stepinfo.lineage(run, request.user, nav.token), view="steps",
-        ws_url=None if nav.token else f"/ws/runs/{run.public_id}/?last_seq={run.last_seq}")
+        lineage=_lineage(run, request.user, nav.token), view="steps",
+        ws_url=None if nav.token else f"/ws/runs/{run.public_id}/?last_seq={run.last_seq}",
+        control_token=None if nav.readonly else access.control_token(
+            request.user, run, request.session.session_key))
     return render(request, "spellide/run_page.html", ctx)
 
 
@@ -255,13 +257,44 @@ def run_effects(request: HttpRequest, public_id: Any = None, token: Optional[str
     return _run_view(request, nav, ctx)
 
 
+FORK_INDENT_MAX = 12    # deeper forks are drawn at this indentation (classes d0..d12 in ide.css)
+
+
 @require_GET
 def run_forks(request: HttpRequest, public_id: Any = None, token: Optional[str] = None) -> HttpResponse:
     nav = _resolve(request, public_id, token)
     run = nav.run
-    ctx = {"nav": nav, "run": run, "forest": stepinfo.fork_tree(run, request.user, nav.token),
+    ctx = {"nav": nav, "run": run,
+           "forest": visible_forest(stepinfo.fork_tree(run, request.user, nav.token)),
            "view": "forks"}
     return _run_view(request, nav, ctx)
+
+
+def visible_forest(forest: list[dict]) -> list[dict]:
+    """The fork tree with only the runs this viewer may see (a share link: only the shared
+    run). The others are left out, not greyed out: their titles, states and times are not
+    the viewer's to read. A visible run under hidden ones moves up by their number, so the
+    tree still reads as a tree. ``forest`` is in depth-first order with depths."""
+    out: list[dict] = []
+    hidden: list[int] = []          # depths of the hidden runs above the current one
+    for f in forest:
+        while hidden and hidden[-1] >= f["depth"]:
+            hidden.pop()
+        if not f["visible"]:
+            hidden.append(f["depth"])
+            continue
+        depth = f["depth"] - len(hidden)
+        out.append({**f, "depth": depth, "indent": min(depth, FORK_INDENT_MAX)})
+    return out
+
+
+def _lineage(run: Run, user: Any, token: Optional[str]) -> dict:
+    """The header's fork links, counting only the forks this viewer may see."""
+    info = stepinfo.lineage(run, user, token)
+    if info["forks"]:
+        forks = Run.objects.filter(parent_run=run).only("owner_id", "share_token")
+        info["forks"] = sum(1 for f in forks if can_view(user, f, token))
+    return info
 
 
 @require_GET
@@ -280,7 +313,7 @@ def _run_view(request: HttpRequest, nav: Nav, ctx: dict) -> HttpResponse:
         return render(request, f"spellide/parts.html#{ctx['view']}_view", ctx)
     run = nav.run
     ctx.update(status=stepinfo.status_info(run), controls=_controls(nav, request.user),
-               lineage=stepinfo.lineage(run, request.user, nav.token),
+               lineage=_lineage(run, request.user, nav.token),
                window=stepinfo.window_around(run, _default_step(run), WINDOW), tabs=[], ws_url=None)
     return render(request, "spellide/run_page.html", ctx)
 
