@@ -73,6 +73,13 @@ def test_main_pages_work_under_the_csp(page, server):
     page.goto(run_url + "setup/")
     page.wait_for_selector("#setup-view")
     seen.append(("setup", violations(page)))
+    page.goto(run_url + "charts/")
+    page.wait_for_selector("#chart-context svg")
+    seen.append(("charts", violations(page)))
+    run_id = run_url.split("/runs/")[1][:36]
+    page.goto(f"{server.url}/runs/{run_id}/compare/{run_id}/")
+    page.wait_for_selector("#compare #aligned")
+    seen.append(("compare", violations(page)))
     page.goto(server.url + "/")
     page.wait_for_selector(".runs-table")
     seen.append(("run list", violations(page)))
