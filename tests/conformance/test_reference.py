@@ -39,7 +39,28 @@ from spellide.spell.turns import turn_builtins
 HERE = Path(__file__).parent / "reference"
 
 # Deliberate differences: case id -> why spellide does not follow the reference there.
+_MAIN_ROLE = ("spellide's run registers its root agent as :main in :roles at start (as the "
+              "reference's agent API does for a run); the reference's unit test inspects the "
+              "bare store, {:roles {}}")
+_SORTED = ("sorted-map/sorted-set build ordinary insertion-ordered collections in sorted order; "
+           "spellide has no sorted collection type (assoc would not keep the order), so no "
+           "sorted? that could honestly say true")
 DIFFERENCES: dict[str, str] = {
+    "context_test::lossless-values::12": (
+        "a 60,000-character string: spellide follows the v0.1.0 rendering rules (case 55 of "
+        "spell-language.md), a long string is inlined truncated, as eval_test's "
+        "serialize-for-continuation cases pin; the newer context store keeps it whole. The two "
+        "reference designs conflict; spellide keeps the documented one"),
+    "context_test::bounded-work::3": (
+        "a vector nested 10,000 levels deep: building it exceeds spellide's stack (each level "
+        "is a Python frame); 200 levels (the case before) round-trip"),
+    "globals_test::initial-state-test::1": _MAIN_ROLE,
+    "globals_test::update-test::3": _MAIN_ROLE,
+    "globals_test::update-test::4": _MAIN_ROLE,
+    "globals_test::get-all-test::2": _MAIN_ROLE,
+    "globals_test::globals-update-from-spell-test::1": _MAIN_ROLE,
+    "stdlib_test::core-sorted-map-test::1": _SORTED,
+    "stdlib_test::core-sorted-set-test::1": _SORTED,
 }
 
 
