@@ -129,8 +129,9 @@ def _bind_map(pat: Map, val: Any, env: Any, ev: Eval) -> Any:
         raise SpellError(":or in a map binding must be a map")
 
     def value_for(sym: Symbol, key: Any, env: Any) -> Any:
+        # As the reference (not Clojure): a default also replaces a key present with nil.
         got = _lookup(m, key)
-        if got is _MISSING:
+        if got is _MISSING or got is None:
             if defaults is not None and sym in defaults:
                 return ev(dict.__getitem__(defaults, sym), env)
             return None

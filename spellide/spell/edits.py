@@ -10,6 +10,7 @@ runs.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Optional
 
 from .data import (Keyword, List, Map, Set, SpellFn, StoredRef, Symbol, Vector, is_number)
@@ -28,9 +29,57 @@ def _head(form: Any) -> Optional[str]:
     return None
 
 
+@lru_cache(maxsize=4096)
+def _unprintable_name(x: Any) -> bool:
+    """A symbol or keyword whose printed form does not read back as itself (``(symbol "a
+    b")``, ``(symbol "nil")``, ``(keyword "a b")``)."""
+    from .reader import read_one
+    try:
+        return read_one(pr_str(x)) != x
+    except SpellError:
+        return True
+
+
+def _has_unprintable_name(v: Any) -> bool:
+    if isinstance(v, (Symbol, Keyword)):
+        return _unprintable_name(v)
+    if isinstance(v, (Vector, List, Set)):
+        return any(_has_unprintable_name(x) for x in v)
+    if isinstance(v, Map):
+        return any(_has_unprintable_name(k) or _has_unprintable_name(x) for k, x in v.items())
+    return False
+
+
+def _construct(v: Any) -> Any:
+    """Source that builds ``v`` when quoting it would not read back: names through
+    ``symbol``/``keyword``, collections element by element."""
+    if isinstance(v, (Symbol, Keyword)):
+        if not _unprintable_name(v):
+            return quote_value(v)
+        ctor = Symbol("symbol" if isinstance(v, Symbol) else "keyword")
+        return List((ctor, v.name) if v.ns is None else (ctor, v.ns, v.name))
+    if isinstance(v, Vector):
+        return Vector(_construct(x) for x in v)
+    if isinstance(v, List):
+        return List((Symbol("list"), *(_construct(x) for x in v)))
+    if isinstance(v, Set):
+        return Set(_construct(x) for x in v)
+    if isinstance(v, Map):
+        m = Map()
+        for k, x in v.items():
+            dict.__setitem__(m, _construct(k), _construct(x))
+        return m
+    return quote_value(v)
+
+
 def quote_value(v: Any) -> Any:
-    """The source form that evaluates back to ``v``."""
-    if v is None or isinstance(v, (bool, str, Keyword)) or is_number(v):
+    """The source form that evaluates back to ``v`` (also when it holds a symbol or keyword
+    that does not print readably: then it is built with ``symbol``/``keyword``)."""
+    if v is None or isinstance(v, (bool, str)) or is_number(v):
+        return v
+    if isinstance(v, (Symbol, Keyword, Vector, List, Set, Map)) and _has_unprintable_name(v):
+        return _construct(v)
+    if isinstance(v, Keyword):
         return v
     if isinstance(v, SpellFn):
         return v.form if v.form is not None else List((Symbol("fn"), v.params, *v.body))

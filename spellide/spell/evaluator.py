@@ -526,16 +526,19 @@ def _eval_body(forms: Any, start: int, env: Env, ctx: Context, tail: bool) -> tu
 # --------------------------------------------------------------------------------------------
 # application
 
-def _fn_name(f: SpellFn, head: Any = None) -> str:
-    if f.name is not None:
-        return f.name.full
-    if isinstance(head, Symbol):
-        return head.full
-    return "fn"
-
-
 def _arity_error(name: str, n: int) -> SpellError:
     return SpellError(f"Function call failed: {name}: wrong number of args ({n})")
+
+
+def _fn_arity_error(f: SpellFn, n: int) -> SpellError:
+    """A Spell function called with the wrong number of arguments, in the reference's words
+    (``Wrong number of args: expected 2, got 1``): programs match on this message."""
+    arities = [f.params] if type(f.params) is Vector else [p for p, _ in f.params]
+    wants = []
+    for p in arities:
+        fixed, rest, _ = _param_plan(p)
+        wants.append(f"at least {len(fixed)}" if rest is not None else str(len(fixed)))
+    return SpellError(f"Wrong number of args: expected {' or '.join(wants)}, got {n}")
 
 
 def _select_arity(f: SpellFn, nargs: int, head: Any) -> tuple[Any, tuple]:
@@ -552,7 +555,7 @@ def _select_arity(f: SpellFn, nargs: int, head: Any) -> tuple[Any, tuple]:
             variadic = (p, body)
     if variadic is not None:
         return variadic
-    raise _arity_error(_fn_name(f, head), nargs)
+    raise _fn_arity_error(f, nargs)
 
 
 def _param_plan(params: Vector) -> tuple:
@@ -586,7 +589,7 @@ def _bind_params(f: SpellFn, params: Vector, args: list, env: Env, ctx: Context,
     nargs = len(args)
     if simple:
         if nargs != len(fixed):
-            raise _arity_error(_fn_name(f, head), nargs)
+            raise _fn_arity_error(f, nargs)
         if nargs == 1:
             return env.set(fixed[0], args[0])
         if nargs:
@@ -596,7 +599,7 @@ def _bind_params(f: SpellFn, params: Vector, args: list, env: Env, ctx: Context,
                 return m.finish()
         return env
     if nargs < len(fixed) or (rest is None and nargs != len(fixed)):
-        raise _arity_error(_fn_name(f, head), nargs)
+        raise _fn_arity_error(f, nargs)
     ev = _default_evaluator(ctx)
     for p, a in zip(fixed, args):
         env = destructure.bind(p, a, env, ev)
@@ -972,6 +975,22 @@ def _sf_fn(form: List, env: Env, ctx: Context, tail: bool) -> tuple[Any, Env]:
     return f, env
 
 
+def _sf_expand(form: List, env: Env, ctx: Context, tail: bool) -> tuple[Any, Env]:
+    """``(expand expr)``: the value of ``expr`` (a form) closed over the current env
+    (``expand.py``)."""
+    from .expand import MISSING, Expander
+    _check(len(form) == 2, "expand expects one form: (expand 'form)")
+    data, env = evaluate(form[1], env, ctx)
+
+    def macro_of(s: Symbol) -> Any:
+        v = env.get(s, _MISSING)
+        return ctx.builtins.get(s) if v is _MISSING else v
+
+    ex = Expander(lambda s: env.get(s, MISSING), macro_of,
+                  lambda f: macroexpand_1(f, env, ctx))
+    return ex.expand(data), env
+
+
 def _sf_quine(form: List, env: Env, ctx: Context, tail: bool) -> tuple[Any, Env]:
     _check(len(form) >= 2 and type(form[1]) is Symbol and form[1].ns is None,
            "quine expects a name: (quine name form...)")
@@ -1152,6 +1171,7 @@ _SPECIAL: dict[str, Callable[[List, Env, Context, bool], tuple[Any, Env]]] = {
     "fn": _sf_fn,
     "fn*": _sf_fn,
     "quine": _sf_quine,
+    "expand": _sf_expand,
     "loop": _sf_loop,
     "loop*": _sf_loop,
     "recur": _sf_recur,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import edits
+from .assembly import strip_trailing_parens
 from .data import Builtin, Keyword, List, Map, SpellMacro, Symbol, Vector, kw
 from .errors import SpellError
 from .printer import pr_str
@@ -83,6 +84,12 @@ def _edit_reopen(ctx: Any, env: Any, quine: Any) -> Any:
     return edits.edit_reopen(quine, env)
 
 
+def _prune_and_reopen(ctx: Any, env: Any, quine: Any) -> str:
+    """The reference's older name returns the open prefix *text* (its tests pin the string);
+    ``edit-reopen`` returns the form. ``!llm-self`` takes either."""
+    return edits.serialize_quine_prefix(edits.edit_reopen(quine, env))
+
+
 def _apply_edits(ctx: Any, env: Any, form: Any) -> Any:
     return edits.apply_edits(form, env)
 
@@ -110,6 +117,10 @@ def _compact_prefix(ctx: Any, env: Any, quine: Any) -> str:
 
 
 def _reopen_fn(ctx: Any, env: Any, quine: Any, *extras: Any) -> Any:
+    if isinstance(quine, str) and not extras:
+        # (reopen "...(do )))"): printed program text back to an open prefix, as the
+        # reference's reopen on a string (its three closers: do, eval, quine)
+        return strip_trailing_parens(3, quine)
     return edits.append_to_body(quine, list(extras)) if extras else (edits.quine_body(quine) and quine)
 
 
@@ -185,7 +196,7 @@ def turn_builtins() -> dict[Symbol, Any]:
     }
     table: dict[Symbol, Any] = {S(n): SpellMacro(f, n) for n, f in macros.items()}
     ctx_fns = {
-        "edit-reopen": _edit_reopen, "prune-and-reopen": _edit_reopen, "apply-edits": _apply_edits,
+        "edit-reopen": _edit_reopen, "prune-and-reopen": _prune_and_reopen, "apply-edits": _apply_edits,
         "%extend-with": _extend_with, "%compact-prefix": _compact_prefix, "%reopen": _reopen_fn,
         "stored": _stored, "serialize": _serialize, "describe-fn": _describe_fn,
     }

@@ -147,3 +147,15 @@ def test_receipt_binds_the_message_when_evaluated():
     r = run(read_one("(do " + " ".join(pr_str(f) for f in body_forms) + " (:body msg-0))"),
             ctx=make_context())
     assert r.error is None and r.value == 7
+
+
+def test_quote_value_builds_names_that_do_not_print_readably():
+    from spellide.spell.data import Keyword, Symbol, Vector
+    from spellide.spell.edits import quote_value
+    from spellide.spell.evaluator import run_source
+    for v in [Symbol("a b"), Symbol("nil"), Keyword.of("a b"), Vector([Symbol("x y"), 1]),
+              Symbol("plain")]:
+        text = pr_str(quote_value(v))
+        assert run_source(text).value == v, text
+    assert pr_str(quote_value(Symbol("a b"))) == '(symbol "a b")'
+    assert pr_str(quote_value(Vector([Symbol("ok")]))) == "(quote [ok])"

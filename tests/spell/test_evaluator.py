@@ -274,7 +274,9 @@ def test_named_and_multi_arity_fn():
     assert val("((fn fact [n] (if (< n 2) 1 (* n (fact (dec n))))) 5)") == 120
     assert pv("(do (defn f ([] 0) ([x] x) ([x & more] (count more))) [(f) (f 7) (f 1 2 3)])") == \
         "[0 7 2]"
-    assert "wrong number of args (2)" in err("((fn [x] x) 1 2)").message
+    assert err("((fn [x] x) 1 2)").message == "Wrong number of args: expected 1, got 2"
+    assert err("((fn ([x] x) ([x y & z] x)) )").message == \
+        "Wrong number of args: expected 1 or at least 2, got 0"
 
 
 def test_anonymous_fn_literal():

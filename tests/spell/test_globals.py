@@ -182,3 +182,63 @@ def test_through_a_real_run():
     result = Run(RunConfig(init=program)).execute()
     assert result.error is None, result.error
     assert result.value_text == "[{:id 1} 7 [:roles :tasks :n]]"
+
+
+# --- wait-until (the reference's globals_test wait-until cases, with threads as the agents) ---
+
+def test_wait_until_already_satisfied_returns_at_once(ns):
+    _, g = ns
+    g["set"](kw("x"), 42)
+    assert g["wait-until"](lambda state: state.get(kw("x")) == 42) is True
+
+
+def test_wait_until_blocks_until_another_writer_satisfies_it(ns):
+    _, g = ns
+    g["set"](kw("counter"), 0)
+    out = []
+    waiter = threading.Thread(target=lambda: out.append(
+        g["wait-until"](lambda state: state.get(kw("counter")) >= 5)))
+    waiter.start()
+    time.sleep(0.05)
+    assert waiter.is_alive() and out == []  # still blocked
+    for _ in range(5):
+        g["update"](kw("counter"), lambda n: n + 1)
+    waiter.join(2)
+    assert out == [True]
+
+
+def test_wait_until_sees_a_write_racing_its_first_check(ns):
+    _, g = ns
+    g["set"](kw("ready"), False)
+    writer = threading.Timer(0.01, lambda: g["set"](kw("ready"), True))
+    writer.start()
+    assert g["wait-until"](lambda state: state.get(kw("ready")), 2000) is True
+    writer.join()
+
+
+def test_wait_until_many_writers(ns):
+    _, g = ns
+    g["set"](kw("results"), vec())
+    workers = [threading.Thread(target=lambda i=i: g["update"](
+        kw("results"), lambda r: Vector((*r, i)))) for i in range(10)]
+    out = []
+    coordinator = threading.Thread(target=lambda: out.append(
+        g["wait-until"](lambda state: len(state.get(kw("results"))) == 10)))
+    coordinator.start()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(2)
+    coordinator.join(2)
+    assert out == [True] and len(g["get"](kw("results"))) == 10
+
+
+def test_wait_until_times_out_with_false_and_checks_its_arguments(ns):
+    _, g = ns
+    t0 = time.monotonic()
+    assert g["wait-until"](lambda state: state.get(kw("never")), 50) is False
+    assert time.monotonic() - t0 >= 0.05
+    with pytest.raises(SpellError, match="milliseconds"):
+        g["wait-until"](lambda state: True, -1)
+    with pytest.raises(SpellError, match="wrong number of arguments"):
+        g["wait-until"]()

@@ -2,7 +2,8 @@
 
 Functions register themselves with ``@builtin("name", ...)``; ``core_table()`` assembles the
 table the evaluator uses: core functions, core macros, ``spell-eval``, and the namespaces
-``strings``, ``math`` and ``builtins`` (documentation only). Keys are ``Symbol``s;
+``strings``, ``math``, ``patterns`` (Spell-written idioms) and ``builtins`` (documentation
+only). Keys are ``Symbol``s;
 namespaces are ``Map``s of ``Keyword -> value`` with a ``:docs`` entry (``Keyword -> short
 doc``) that ``describe-fn`` reads.
 
@@ -77,6 +78,7 @@ def core_table() -> dict:
     from . import core, collections, higher_order  # noqa: F401 - registration side effects
     from . import math as math_ns
     from . import strings as strings_ns
+    from . import patterns as patterns_ns
     from .. import macros
     from ..evaluator import SPELL_EVAL, SPECIAL_FORMS
 
@@ -87,6 +89,7 @@ def core_table() -> dict:
     table.update(macros.core_macros())
     table[Symbol("strings")] = strings_ns.make_namespace()
     table[Symbol("math")] = math_ns.make_namespace()
+    table[Symbol("patterns")] = patterns_ns.make_namespace()
 
     docs = Map()
     for name in sorted(DOCS):

@@ -280,7 +280,7 @@ def drop(n: Any, coll: Any) -> Any:
 def take_last(n: Any, coll: Any) -> Any:
     n = _count_arg(n, "take-last")
     xs = items(coll)
-    return Vector(xs[len(xs) - n:]) if n and xs else None
+    return Vector(xs[len(xs) - n:]) if n else Vector()  # a vector, even empty (reference)
 
 
 @builtin("drop-last", doc="(drop-last [n] coll): all but the last n (default 1)")

@@ -1,7 +1,8 @@
 """The ``math/`` namespace (Clojure's ``clojure.math`` / Java ``Math`` semantics).
 
-Results follow Java: ``floor``/``ceil``/``trunc``/``sqrt``... return doubles; ``round``
-returns an integer (half up); domain errors give ``NaN`` and overflow gives ``Infinity``
+Results follow Java: ``sqrt``, ``pow``, ``abs``... return doubles; ``floor``/``ceil``/
+``trunc`` (also core ``floor``/``ceil``) and ``round`` return integers, as the reference's
+tests pin (``(math/floor 3.7)`` is 3, ``(math/abs -5)`` is 5.0); ``round`` rounds half up; domain errors give ``NaN`` and overflow gives ``Infinity``
 instead of failing. ``factorial``, ``gcd`` and ``lcm`` are exact on integers.
 """
 
@@ -78,12 +79,6 @@ for _name, _fn, _doc in [
     ("degrees", math.degrees, "Radians to degrees"),
     ("radians", math.radians, "Degrees to radians"),
     ("hypot", math.hypot, "(hypot x y): sqrt(x^2 + y^2)"),
-    ("floor", lambda x: float(math.floor(x)) if math.isfinite(x) else x,
-     "Largest integer value <= x, as a double"),
-    ("ceil", lambda x: float(math.ceil(x)) if math.isfinite(x) else x,
-     "Smallest integer value >= x, as a double"),
-    ("trunc", lambda x: float(math.trunc(x)) if math.isfinite(x) else x,
-     "x without its fraction, as a double"),
     ("sign", lambda x: x if x == 0.0 or x != x else math.copysign(1.0, x),
      "Sign of x: -1.0, 0.0 or 1.0"),
 ]:
@@ -110,9 +105,31 @@ def round_(x: Any, digits: Any = None) -> Any:
     return math.floor(f + 0.5)
 
 
-@builtin("abs", table=_T, doc="Absolute value")
+@builtin("abs", table=_T, doc="Absolute value, as a double (Java's Math/abs on a double)")
 def m_abs(x: Any) -> Any:
-    return abs_(x)
+    return float(abs_(x))
+
+
+def _integral(fn: Callable[[Any], int], what: str) -> Callable[[Any], Any]:
+    """floor/ceil/trunc as the reference pins them: an integer (a long), not a double; an
+    integer or ratio argument stays exact; NaN and the infinities have no integer and pass
+    through."""
+    def g(x: Any) -> Any:
+        v = _num(x, what)
+        if isinstance(v, float) and not math.isfinite(v):
+            return v
+        return fn(v)
+    return g
+
+
+for _name, _fn, _doc in [
+    ("floor", math.floor, "Largest integer <= x"),
+    ("ceil", math.ceil, "Smallest integer >= x"),
+    ("trunc", math.trunc, "x without its fraction (towards zero), an integer"),
+]:
+    builtin(_name, table=_T, doc=_doc)(_integral(_fn, f"math/{_name}"))
+    if _name != "trunc":
+        builtin(_name, doc=_doc)(_integral(_fn, _name))
 
 
 @builtin("factorial", table=_T, doc="n! for a non-negative integer n (exact)")

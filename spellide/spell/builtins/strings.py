@@ -134,13 +134,13 @@ def replace_first(ctx: Any, env: Any, s: Any, match: Any, rep: Any) -> str:
     return _replace(ctx, env, s, match, rep, 1, "replace-first")
 
 
-@builtin("split", table=_T, doc="(split s sep [limit]): vector of parts (sep: string or regex); "
-                                "trailing empty parts dropped")
+@builtin("split", table=_T, doc="(split s sep [limit]): vector of parts; sep is a regex, "
+                                "given as a regex or a string (\"\\\\s+\"), as in the reference "
+                                "and Java; a character splits literally; trailing empty parts "
+                                "dropped")
 def split(s: Any, sep: Any, limit: Any = None) -> Vector:
     s = _s(s, "split")
-    if type(sep) is Char:
-        sep = sep.c
-    pattern = re.compile(re.escape(sep)) if type(sep) is str else regex(sep)
+    pattern = regex(re.escape(sep.c) if type(sep) is Char else sep)
     lim = 0 if limit is None else _int(limit, "split")
     if pattern.pattern == "" or (type(sep) is Regex and sep.pattern == ""):
         parts = list(s)

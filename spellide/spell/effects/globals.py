@@ -2,8 +2,9 @@
 
 Agents of a run (and futures inside them) coordinate through it: ``get``, ``set``, ``update``
 (atomic read-modify-write with a Spell function), ``pop`` (atomic take-first, for work queues),
-``keys`` and ``all``. It starts as ``{:roles {:main {}} :tasks []}``, as the reference's API
-initialises it (``src/spell/globals.clj``). ``wait-until`` arrives with multi-agent support.
+``keys``, ``all`` and ``wait-until`` (block until a predicate of the whole map holds: how a
+coordinator waits for its workers' results). It starts as ``{:roles {:main {}} :tasks []}``,
+as the reference's API initialises it for a run (``src/spell/globals.clj``).
 
 Differences from the reference, on purpose:
 
@@ -26,6 +27,7 @@ print readably (host objects) do not survive that trip.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Callable, Optional
 
 from ..data import List, Map, Vector, kw, smap
@@ -44,6 +46,7 @@ class GlobalsStore:
 
     def __init__(self, initial: Optional[Map] = None):
         self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)  # notified on every write
         self._state: Map = initial if initial is not None else initial_globals()
 
     # --- reading ------------------------------------------------------------------------------
@@ -57,9 +60,14 @@ class GlobalsStore:
         return self._state  # immutable: safe to hand out
 
     # --- writing ------------------------------------------------------------------------------
+    def _write(self, state: Map) -> None:
+        """Replace the state (the lock is held) and wake every ``wait_until``."""
+        self._state = state
+        self._changed.notify_all()
+
     def set(self, key: Any, value: Any) -> Any:
         with self._lock:
-            self._state = self._state.assoc(key, value)
+            self._write(self._state.assoc(key, value))
         return value
 
     def update(self, key: Any, fn: Callable[[Any], Any]) -> Any:
@@ -67,7 +75,7 @@ class GlobalsStore:
         ``fn`` raises, the store is unchanged."""
         with self._lock:
             new = fn(self._state.get(key))
-            self._state = self._state.assoc(key, new)
+            self._write(self._state.assoc(key, new))
             return new
 
     def pop(self, key: Any) -> Any:
@@ -82,12 +90,28 @@ class GlobalsStore:
             if not value:
                 return None
             rest = type(value)(value[1:])
-            self._state = self._state.assoc(key, rest)
+            self._write(self._state.assoc(key, rest))
             return value[0]
 
     def replace_all(self, state: Map) -> None:
         with self._lock:
-            self._state = state
+            self._write(state)
+
+    def wait_until(self, pred: Callable[[Map], Any], timeout: Optional[float] = None) -> bool:
+        """Block until ``pred(state)`` is truthy; True then, False if ``timeout`` seconds
+        pass first. The predicate is checked now and after every write, under the lock, so
+        a write between the check and the wait cannot be missed (the reference's race test).
+        ``pred`` must not wait on another agent itself: it runs with the store locked."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while True:
+                v = pred(self._state)
+                if v is not None and v is not False:
+                    return True
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._changed.wait(left)
 
     # --- the run record -------------------------------------------------------------------------
     def to_json(self) -> dict[str, str]:
@@ -155,4 +179,18 @@ def make_globals_namespace(store: GlobalsStore, apply_fn: ApplyFn) -> dict[str, 
         _arity("globals/all", args, 0)
         return store.all()
 
-    return {"get": get, "set": set_, "update": update, "pop": pop, "keys": keys, "all": all_}
+    def wait_until(*args: Any) -> bool:
+        """(globals/wait-until pred) -> true once (pred globals-map) is truthy, blocking until
+        another agent's write makes it so; (globals/wait-until pred ms) gives up after ms
+        milliseconds and returns false."""
+        _arity("globals/wait-until", args, 1, 2)
+        timeout = None
+        if len(args) == 2:
+            ms = args[1]
+            if isinstance(ms, bool) or not isinstance(ms, (int, float)) or ms < 0:
+                raise SpellError("globals/wait-until: the timeout must be a number of milliseconds >= 0")
+            timeout = ms / 1000.0
+        return store.wait_until(lambda state: apply_fn(args[0], [state]), timeout)
+
+    return {"get": get, "set": set_, "update": update, "pop": pop, "keys": keys, "all": all_,
+            "wait-until": wait_until}
