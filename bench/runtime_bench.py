@@ -2,10 +2,16 @@
 
 1. Machine overhead per step (everything but the model) for a 1,000-step scripted run whose
    program grows to about 50 KB, against the baseline of evaluating each step's program alone
-   (reader + evaluator, no machine), measured in the same run.
+   (reader + evaluator, no machine), measured in the same run. Each turn re-evaluates its
+   whole program (the language's semantics), so a step's time grows with the program however
+   the machine works; the machine's own part is the step's time minus evaluating its program,
+   and that is compared between the first 100 steps (~2 KB) and the last 100 (~54 KB).
+   Also: the same scripted chain through the CLI (a fresh process each), 1,000 steps against
+   250.
 2. A 10,000-step extension chain: wall time and peak memory, against a 1,000-step chain in the
    same run (memory must follow the live program, not the history).
-3. Strict replay of a recorded 1,000-step run against the original run.
+3. Strict replay of a recorded 1,000-step run, and a fork of it from its middle step, against
+   the original run.
 
 Usage: .venv/bin/python bench/runtime_bench.py [--repeats N]
 """
@@ -17,6 +23,7 @@ import json
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,6 +39,13 @@ from spellide.spell.reader import read_one  # noqa: E402
 from spellide.spell.evaluator import evaluate  # noqa: E402
 
 
+def growing_completion(i: int, steps: int) -> str:
+    """The i-th completion of a ``steps``-step run that appends ~50 characters a step."""
+    if i >= steps - 1:
+        return "(count [v1 v2])"
+    return f'(def v{i} "step {i:05d} padding text.") \'(!extend)'
+
+
 class GrowingModel:
     """Each turn appends ~50 characters and extends; the last turn returns a value."""
 
@@ -42,10 +56,8 @@ class GrowingModel:
         self.steps = steps
 
     def complete(self, request: ModelRequest) -> Completion:
-        i = request.extra["call_index"]
-        if i >= self.steps - 1:
-            return Completion("(count [v1 v2])", Usage(), self.name, self.transport)
-        return Completion(f'(def v{i} "step {i:05d} padding text.") \'(!extend)', Usage(), self.name, self.transport)
+        return Completion(growing_completion(request.extra["call_index"], self.steps), Usage(),
+                          self.name, self.transport)
 
     def cache_settings(self):
         return {"model": "bench"}
@@ -70,20 +82,38 @@ def timed_run(steps: int, **kw) -> tuple[float, list[float], Run, object]:
     return wall, [d for _, d in sorted(durations)], run, result
 
 
-def bare_eval_times(programs: list[str]) -> list[float]:
-    """Baseline: read + evaluate each program with no machine around it (effects unbound)."""
+def bare_eval_times(programs: list[str]) -> tuple[list[float], list[float]]:
+    """Baseline: read + evaluate each program with no machine around it (effects unbound);
+    returns the read+evaluate times and the evaluate-only times."""
     from spellide.spell.evaluator import core_builtins, make_context
     import immutables
     from spellide.spell.data import Symbol, Builtin
-    out = []
+    both, alone = [], []
     noop_eval = Builtin("eval", lambda x: x)
     for text in programs:
         t0 = time.perf_counter()
         form = read_one(text)
         ctx = make_context(core_builtins())
+        t1 = time.perf_counter()
         evaluate(form, immutables.Map({Symbol("eval"): noop_eval}), ctx)
-        out.append(time.perf_counter() - t0)
-    return out
+        t2 = time.perf_counter()
+        both.append(t2 - t0)
+        alone.append(t2 - t1)
+    return both, alone
+
+
+def cli_chain(steps: int, workdir: Path) -> float:
+    """Wall time of a ``steps``-step growing chain through the CLI (a fresh process)."""
+    script = workdir / f"growing-{steps}.json"
+    script.write_text(json.dumps([growing_completion(i, steps) for i in range(steps)]))
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "spellide.spell.cli", "run", "--prompt", "Grow.",
+                          "--model", f"scripted:{script}", "--budget", "0", "--no-recover"],
+                         capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - t0
+    if out.returncode != 0 or out.stdout.strip() != "2":
+        raise SystemExit(f"CLI chain of {steps} steps failed: {out.stderr.strip()}")
+    return wall
 
 
 def peak_rss_of(steps: int) -> tuple[float, float]:
@@ -124,58 +154,104 @@ def chain_run(n: int) -> float:
     return time.perf_counter() - t0
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=1000)
-    args = ap.parse_args()
-    n = args.steps
-
-    print(f"== 1. machine overhead per step, {n}-step scripted run (median of {args.repeats} runs)")
+def section_1(n: int, repeats: int) -> None:
+    print(f"== 1. machine overhead per step, {n}-step scripted run (median of {repeats} runs)")
+    med = statistics.median
     walls, per_step_medians, early, late, bare_med = [], [], [], [], []
-    for _ in range(args.repeats):
+    eval_early, eval_late, own_early, own_late = [], [], [], []
+    for _ in range(repeats):
         wall, durs, run, result = timed_run(n)
         programs = [s["program"] for s in result.steps]
-        bare = bare_eval_times(programs)
+        bare, alone = bare_eval_times(programs)
+        own = [d - e for d, e in zip(durs, alone)]  # the machine's part of each step
         walls.append(wall)
         per_step_medians.append(statistics.median(durs))
         early.append(statistics.median(durs[:100]))
         late.append(statistics.median(durs[-100:]))
+        eval_early.append(statistics.median(alone[:100]))
+        eval_late.append(statistics.median(alone[-100:]))
+        own_early.append(statistics.median(own[:100]))
+        own_late.append(statistics.median(own[-100:]))
         bare_med.append(statistics.median(bare))
         size = len(programs[-1])
     print(f"final program size: {size / 1024:.1f} KB")
-    print(f"wall time: {statistics.median(walls):.2f} s")
-    print(f"per step (median): {statistics.median(per_step_medians) * 1000:.2f} ms; "
-          f"first 100 steps (~{len(programs[50]) // 1024} KB): {statistics.median(early) * 1000:.2f} ms; "
-          f"last 100 steps (~{size // 1024} KB): {statistics.median(late) * 1000:.2f} ms")
-    ratio = statistics.median(per_step_medians) / statistics.median(bare_med)
-    print(f"baseline read+eval of the same programs alone (median): {statistics.median(bare_med) * 1000:.2f} ms/step; "
+    print(f"wall time: {med(walls):.2f} s")
+    print(f"per step (median): {med(per_step_medians) * 1000:.2f} ms; "
+          f"first 100 steps (~{len(programs[50]) // 1024} KB): {med(early) * 1000:.2f} ms; "
+          f"last 100 steps (~{size // 1024} KB): {med(late) * 1000:.2f} ms; "
+          f"last / first = {med(late) / med(early):.1f}x")
+    print(f"  of which evaluating the program (alone, same programs): first 100 "
+          f"{med(eval_early) * 1000:.2f} ms, last 100 {med(eval_late) * 1000:.2f} ms")
+    print(f"  machine's own part (step - evaluation): first 100 {med(own_early) * 1000:.2f} ms, "
+          f"last 100 {med(own_late) * 1000:.2f} ms; last / first = "
+          f"{med(own_late) / med(own_early):.1f}x")
+    ratio = med(per_step_medians) / med(bare_med)
+    print(f"baseline read+eval of the same programs alone (median): {med(bare_med) * 1000:.2f} ms/step; "
           f"machine step / bare eval = {ratio:.2f}x")
 
+    print(f"\n== 1b. the growing chain through the CLI, {n} steps against {n // 4} (median of "
+          f"{repeats}, a fresh process each)")
+    with tempfile.TemporaryDirectory() as tmp:
+        small = med(cli_chain(n // 4, Path(tmp)) for _ in range(repeats))
+        big = med(cli_chain(n, Path(tmp)) for _ in range(repeats))
+    print(f"{n // 4} steps: {small:.2f} s; {n} steps: {big:.2f} s; "
+          f"{n} / {n // 4} = {big / small:.1f}x (linear would be 4x)")
+
+
+def section_2(repeats: int) -> None:
     print("\n== 2. extension chains (trampolined): wall time and peak RSS, each in a fresh process")
     rows = []
     for steps in (1000, 10000):
-        samples = [peak_rss_of(steps) for _ in range(args.repeats)]
+        samples = [peak_rss_of(steps) for _ in range(repeats)]
         wall = statistics.median(s[0] for s in samples)
         rss = statistics.median(s[1] for s in samples)
         rows.append((steps, wall, rss))
         print(f"{steps:6d} steps: {wall:.2f} s wall, {wall / steps * 1e6:.0f} us/step, peak RSS {rss:.1f} MB")
     print(f"peak RSS 10,000 / 1,000 steps: {rows[1][2] / rows[0][2]:.2f}x (history is not kept in memory)")
 
-    print(f"\n== 3. strict replay of a recorded {n}-step run vs the original (median of {args.repeats})")
-    orig, replay = [], []
-    for _ in range(args.repeats):
+
+def section_3(n: int, repeats: int) -> None:
+    med = statistics.median
+    k = n // 2
+    print(f"\n== 3. strict replay of a recorded {n}-step run, and a fork of it from step {k}, vs "
+          f"the original (median of {repeats})")
+    from spellide.spell.models.local import NoLiveModel
+    orig, replay, fork = [], [], []
+    for _ in range(repeats):
         wall, _, run, result = timed_run(n)
         orig.append(wall)
         rec = Record.from_json(json.loads(json.dumps(run.record().to_json())))
-        from spellide.spell.models.local import NoLiveModel
         wall2, _, run2, result2 = timed_run(n, model=NoLiveModel(rec.model_settings), record=rec,
                                             config={"cache_mode": "strict"})
         assert result2.value == result.value and result2.effects_executed == 0
         replay.append(wall2)
-    print(f"original: {statistics.median(orig):.2f} s; strict replay: {statistics.median(replay):.2f} s; "
-          f"replay / original = {statistics.median(replay) / statistics.median(orig):.2f}x; "
+        # the fork reuses every effect of steps 0..k and calls the model after them
+        wall3, _, run3, result3 = timed_run(n, record=rec, fork_at=k,
+                                            config={"cache_mode": "replay"})
+        assert result3.value == result.value
+        assert result3.effects_executed == n - 1 - k, result3.effects_executed
+        fork.append(wall3)
+    print(f"original: {med(orig):.2f} s; strict replay: {med(replay):.2f} s; "
+          f"replay / original = {med(replay) / med(orig):.2f}x; "
           f"effects executed during replay: 0 of {result.effects_executed}")
+    print(f"fork from step {k}: {med(fork):.2f} s; fork / original = {med(fork) / med(orig):.2f}x; "
+          f"effects executed: 0 for steps 0-{k}, {n - 1 - k} model calls after the fork point")
+
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--sections", default="1,2,3", help="which sections to run, e.g. 1,3")
+    args = ap.parse_args()
+    sections = set(args.sections.split(","))
+    if "1" in sections:
+        section_1(args.steps, args.repeats)
+    if "2" in sections:
+        section_2(args.repeats)
+    if "3" in sections:
+        section_3(args.steps, args.repeats)
 
 
 if __name__ == "__main__":

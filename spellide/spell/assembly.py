@@ -22,15 +22,15 @@ what makes the program read.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Optional
 
-from .data import List, Span, Symbol
+from .data import List, Map, Set, Span, Symbol, Vector
 from .errors import ReadError, SpellError
 from .models.cleanup import strip_code_fences, strip_prefix_echo
-from .reader import read_all_spans
+from .reader import read_all_spans, read_continuation
 
 __all__ = ["paren_balance", "balance_parens", "strip_prefix_echo", "strip_code_fences",
-           "strip_trailing_parens", "sanitize_comment_markers", "assemble"]
+           "strip_trailing_parens", "sanitize_comment_markers", "assemble", "span_in_text"]
 
 # Text whose parens do not count: strings (also unterminated ones, to the end), comments,
 # character literals, and lines that start with a C-style comment marker.
@@ -79,7 +79,7 @@ def sanitize_comment_markers(text: str) -> str:
 
 
 def assemble(prefix: str, completion: str, *, clean: bool = False,
-             allow_multiple: bool = False) -> tuple[str, Any]:
+             allow_multiple: bool = False, carry: Optional[Any] = None) -> tuple[str, Any]:
     """Turn prefix + completion into the single form to evaluate.
 
     ``clean`` strips code fences and a repeated prefix from the completion first (message
@@ -87,18 +87,38 @@ def assemble(prefix: str, completion: str, *, clean: bool = False,
     stray closer) and the form; with ``allow_multiple`` several forms come back as
     ``(do f1 f2 ...)`` and the text is left as read (not wrapped). Read errors are
     ``ReadError`` with positions in that text, which starts with ``prefix + completion``.
+
+    ``carry`` (an ``edits.PrefixCarry``) is what reading the start of the text gives; when the
+    text does start with ``carry.text`` only the rest is scanned, with the same result.
     """
     if clean:
         completion = strip_prefix_echo(prefix, strip_code_fences(completion))
-    text = balance_parens(prefix + completion)
+    text = prefix + completion
+    if carry is not None and text.startswith(carry.text):
+        start = len(carry.text)
+        # The carried prefix is printed text: every form in it is balanced and it ends
+        # outside any string or comment, so only its open lists and the new text count.
+        # The "x" keeps a comment marker at the start of the new text from counting as
+        # line-start (it is not at a line start in the whole text).
+        missing = len(carry.open_lists) + paren_balance("x" + text[start:])
+        text += ")" * missing if missing > 0 else ""
+
+        def read(tolerate: bool) -> tuple[list, list]:
+            return read_continuation(text, start, carry.open_lists,
+                                     tolerate_trailing_closer=tolerate)
+    else:
+        text = balance_parens(text)
+
+        def read(tolerate: bool) -> tuple[list, list]:
+            return read_all_spans(text, tolerate_trailing_closer=tolerate)
     try:
-        forms, spans = read_all_spans(text)
+        forms, spans = read(False)
     except ReadError as e:
         stripped = text.rstrip()
         if not (e.reason.startswith("Unmatched delimiter")
                 and getattr(e, "offset", None) == len(stripped) - 1):
             raise
-        forms, spans = read_all_spans(text, tolerate_trailing_closer=True)
+        forms, spans = read(True)
         text = stripped[:-1]
     if len(forms) == 1:
         return text, forms[0]
@@ -119,6 +139,48 @@ def assemble(prefix: str, completion: str, *, clean: bool = False,
     form.span = whole
     form.spans = (head, *spans)
     return text, form
+
+
+def span_in_text(span: Optional[Span], form: Any, text: str, *,
+                 allow_multiple: bool = False) -> Optional[Span]:
+    """Where in ``text`` the part of ``form`` that ``span`` belongs to is.
+
+    A form assembled with a carried prefix (``assemble(..., carry=)``) reuses forms read at
+    earlier steps; their own spans point into the text they were read from, while the
+    form's top level knows its place in ``text``. An error that names such a span is moved
+    here: ``text`` is read again (only on this error path) and walked alongside ``form``,
+    which it reads to the same structure. A span that is not part of ``form`` (a new form
+    read from the completion already has its place in ``text``) comes back unchanged."""
+    if span is None:
+        return None
+    try:
+        _, fresh = assemble(text, "", allow_multiple=allow_multiple)
+    except SpellError:
+        return span
+    stack = [(form, fresh)]
+    while stack:
+        old, new = stack.pop()
+        if type(old) is not type(new):
+            continue
+        if getattr(old, "span", None) is span:
+            return getattr(new, "span", None)
+        old_spans = getattr(old, "spans", None) or ()
+        new_spans = getattr(new, "spans", None) or ()
+        if isinstance(old, Map):
+            pairs = list(zip(old.items(), new.items()))
+            for i, ((k1, v1), (k2, v2)) in enumerate(pairs):
+                if i < len(old_spans) and i < len(new_spans):
+                    for a, b in zip(old_spans[i], new_spans[i]):
+                        if a is span:
+                            return b
+                stack.append((k1, k2))
+                stack.append((v1, v2))
+        elif isinstance(old, (List, Vector, Set)):
+            for i, (a, b) in enumerate(zip(old, new)):
+                if i < len(old_spans) and i < len(new_spans) and old_spans[i] is span:
+                    return new_spans[i]
+                stack.append((a, b))
+    return span
 
 
 def _line(text: str) -> int:

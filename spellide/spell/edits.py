@@ -11,11 +11,15 @@ runs.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, Optional
+from itertools import accumulate, repeat
+from operator import add, is_
+from typing import Any, Iterator, Optional
 
-from .data import (Keyword, List, Map, Set, SpellFn, StoredRef, Symbol, Vector, is_number)
-from .errors import SpellError
+from .data import (Keyword, List, Map, Set, SourceLines, Span, SpellFn, StoredRef, Symbol, Vector,
+                   is_number)
+from .errors import ReadError, SpellError
 from .printer import pr_str
+from .reader import read_one
 
 QUOTE = Symbol("quote")
 THINK = Symbol("think")
@@ -118,8 +122,72 @@ def _process_siblings(items: list) -> list:
     return acc
 
 
+def _known(forms: Any, name: str) -> list:
+    """The ``name`` attribute of each form, None where it has none: one C-level pass, so
+    that a long body whose forms are all known costs next to nothing to look at."""
+    return list(map(getattr, forms, repeat(name), repeat(None)))
+
+
+def _gaps(values: list) -> Iterator[int]:
+    """The indexes of the Nones in ``values`` (found by C-level scans)."""
+    i = -1
+    while True:
+        try:
+            i = values.index(None, i + 1)
+        except ValueError:
+            return
+        yield i
+
+
+# What apply_edits does to a form, kept on collections as ``_edits``: nothing whatever the
+# environment (_FREE), nothing to the form itself but it is a prune/rethink that changes its
+# siblings (_MARKER), or something (_EDITED).
+_FREE, _MARKER, _EDITED = 0, 1, 2
+
+
+def _edit_code(form: Any) -> int:
+    """``_FREE`` when ``apply_edits`` gives ``form`` back unchanged whatever the environment:
+    no ``prune``/``rethink`` among the siblings of any list in it and no ``persist`` outside
+    quotes and functions. Forms are immutable, so the answer is kept on the form; a program
+    carried from step to step then costs one C-level pass over its top-level forms, not a
+    walk."""
+    t = type(form)
+    if t is not List and t is not Vector and t is not Map and t is not Set:
+        return _FREE
+    known = getattr(form, "_edits", None)
+    if known is not None:
+        return known
+    code = _FREE
+    if t is List:
+        head = _head(form)
+        if not form or head in _OPAQUE:
+            pass
+        elif head == "persist" and len(form) in (2, 3) and isinstance(form[1], Symbol):
+            code = _EDITED
+        else:
+            tail = form[1:]
+            codes = _known(tail, "_edits")
+            for i in _gaps(codes):
+                codes[i] = _edit_code(tail[i])
+            if _edit_code(form[0]) == _EDITED or _EDITED in codes or _MARKER in codes:
+                code = _EDITED
+        if code == _FREE and ((head == "prune" and _prune_count(form) is not None)
+                              or (head == "rethink" and len(form) >= 2)):
+            code = _MARKER
+    elif t is Map:
+        if any(_edit_code(k) == _EDITED or _edit_code(v) == _EDITED for k, v in form.items()):
+            code = _EDITED
+    elif any(_edit_code(x) == _EDITED for x in form):
+        code = _EDITED
+    if t is not Set:  # Set has slots; sets are rare in programs
+        form._edits = code  # type: ignore[union-attr]
+    return code
+
+
 def apply_edits(form: Any, env: Any) -> Any:
     """One walk that applies every edit marker (spell-language.md section 5.4)."""
+    if _edit_code(form) != _EDITED:
+        return form
     if isinstance(form, List):
         if not form:
             return form
@@ -177,18 +245,125 @@ def append_to_body(quine: List, forms: list) -> List:
     return with_body(quine, [*quine_body(quine)[1:], *forms])
 
 
-def serialize_quine_prefix(quine: Any) -> str:
-    """The open prefix text of a quine: no closers and a trailing space (section 5.5)."""
+class PrefixCarry:
+    """A quine prefix together with what reading it gives: the three lists it leaves open
+    (``quine``, ``eval``, ``do``) with the forms read into each and their offsets. The next
+    program is this text plus a completion; handing these to ``read_continuation`` reads
+    only the completion (``assembly.assemble(..., carry=)``)."""
+
+    __slots__ = ("text", "open_lists")
+
+    def __init__(self, text: str, open_lists: tuple):
+        self.text = text
+        self.open_lists = open_lists
+
+
+# Types whose printed text always reads back as an equal value of the same type.
+_EXACT_ATOMS = (str, int, bool, type(None))
+
+
+def _carried_form(form: Any) -> Optional[tuple[Any, str]]:
+    """The form that reading ``pr_str(form)`` in the prefix gives, and that text; None when
+    the text would not read back stably (then the prefix is not carried at all).
+
+    A collection is read back once, from its printed text wrapped in the three lists a
+    prefix opens (so the reader's depth limit applies as in the whole text); the copy read,
+    whose text prints the same, is marked with that text and carried
+    from then on, so later steps neither print nor read it again. Anything else is printed
+    each time (top-level atoms are rare), and read back unless its type prints exactly."""
+    text = getattr(form, "_printed", None)
+    if text is not None:
+        return form, text
+    text = pr_str(form)
+    if type(form) in _EXACT_ATOMS:
+        return form, text
+    try:
+        wrapped = read_one("(((" + text + ")))")
+    except ReadError:
+        return None
+    if len(wrapped) != 1 or len(wrapped[0]) != 1 or len(wrapped[0][0]) != 1:
+        return None
+    copy = wrapped[0][0][0]
+    if type(copy) in (List, Vector, Map):
+        if pr_str(copy) != text:
+            return None
+        copy._printed = text  # type: ignore[union-attr]
+    elif pr_str(copy) != text:
+        return None
+    return copy, text
+
+
+def carry_quine_prefix(quine: Any, previous: Optional[PrefixCarry] = None
+                       ) -> tuple[str, Optional[PrefixCarry]]:
+    """The open prefix text of a quine (``serialize_quine_prefix``) and, when every form in
+    it reads back stably, the ``PrefixCarry`` that lets the next program skip re-reading it.
+
+    Body forms carried from the step before are already marked with their text, so a step
+    costs a few C-level passes over the body plus the work for its new forms. ``previous``
+    (the carry of the step before) lends its spans to the leading body forms that are the
+    same objects at the same place."""
     body = quine_body(quine)
+    head_parts = ["(quine "]
+    head_items: list = [Symbol("quine")]
+    head_offsets: list = [(1, 6)]
+    pos = 7
+    for part in quine[1:-1]:
+        got = _carried_form(part)
+        if got is None:
+            return _plain_prefix(quine), None
+        head_items.append(got[0])
+        head_parts.append(got[1] + " ")
+        head_offsets.append((pos, pos + len(got[1])))
+        pos += len(got[1]) + 1
+    eval_at = pos
+    head_parts.append("(eval (do ")
+    head = "".join(head_parts)
+    forms = body[1:]
+    texts = _known(forms, "_printed")
+    items = list(forms)
+    for i in _gaps(texts):
+        got = _carried_form(forms[i])
+        if got is None:
+            return _plain_prefix(quine), None
+        items[i], texts[i] = got
+    text = head + " ".join(texts) + " " if texts else head
+    lines = SourceLines(text)
+    lens = list(map(len, texts))
+    starts = list(accumulate(map((1).__add__, lens[:-1]), initial=len(head))) if lens else []
+    ends = list(map(add, starts, lens))
+    reuse = 0
+    if previous is not None and previous.text.startswith(head):
+        old_items, old_spans, _ = previous.open_lists[2]
+        same = list(map(is_, items, old_items[1:]))
+        reuse = same.index(False) if False in same else len(same)
+        spans = old_spans[:reuse + 1]
+    else:
+        spans = [Span.of(lines, eval_at + 7, eval_at + 9)]
+    spans += map(Span.of, repeat(lines), starts[reuse:], ends[reuse:])
+    quine_spans = [Span.of(lines, a, b) for a, b in head_offsets]
+    carry = PrefixCarry(text, ((head_items, quine_spans, 0),
+                               ([Symbol("eval")], [Span.of(lines, eval_at + 1, eval_at + 5)],
+                                eval_at),
+                               ([Symbol("do"), *items], spans, eval_at + 6)))
+    return text, carry
+
+
+def _plain_prefix(quine: Any) -> str:
+    """The prefix text printed form by form, for a quine that cannot be carried."""
     parts = ["(quine ", pr_str(quine[1]), " "]
     for inert in quine[2:-1]:
         parts.append(pr_str(inert))
         parts.append(" ")
     parts.append("(eval (do ")
-    for f in body[1:]:
+    for f in quine_body(quine)[1:]:
         parts.append(pr_str(f))
         parts.append(" ")
     return "".join(parts)
+
+
+def serialize_quine_prefix(quine: Any) -> str:
+    """The open prefix text of a quine: no closers and a trailing space (section 5.5)."""
+    return carry_quine_prefix(quine)[0]
 
 
 def edit_reopen(quine: Any, env: Any) -> List:

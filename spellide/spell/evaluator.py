@@ -806,8 +806,8 @@ def _sf_def(form: List, env: Env, ctx: Context, tail: bool) -> tuple[Any, Env]:
     n = len(form)
     _check(n >= 2, f"{form[0].name} expects a name")
     name = form[1]
-    _check(type(name) is Symbol and name.ns is None,
-           f"{form[0].name} expects an unqualified symbol as its name, got {_pr(name)}")
+    if type(name) is not Symbol or name.ns is not None:  # not _check: the message prints
+        raise SpellError(f"{form[0].name} expects an unqualified symbol as its name, got {_pr(name)}")
     if n == 2:
         v = None
     elif n == 3:

@@ -26,7 +26,7 @@ from . import api, edits
 from . import events as ev
 from .api import (AFTER_COMPLETION, BEFORE_EFFECT, BEFORE_MODEL, ON_ERROR, ON_MODEL_ERROR,
                   Controller, Decision, PausePoint, RunConfig)
-from .assembly import assemble, balance_parens
+from .assembly import assemble, balance_parens, span_in_text
 from .data import Builtin, List, Map, Symbol, Vector, kw
 from .effects.cache import EffectCache, EffectRecord, digest
 from .effects.gate import LIVE_MODE, REPLAY_MODE, STRICT_MODE, EffectGate
@@ -153,6 +153,9 @@ class Run:
         self.steps: dict[int, dict] = {}
         self.root_effects: list[dict] = []
         self.edits_made: list[RecordedEdit] = []
+        # The last prefix printed from a quine, with what reading it gives: the next program
+        # starts with it, so only the completion is read (see edits.carry_quine_prefix).
+        self._carry: Optional[edits.PrefixCarry] = None
         self._builtins = {**core_builtins(), **turn_builtins()}
         self._effects = self._make_effects()
         self._eval = make_eval(self._effects)
@@ -288,7 +291,8 @@ class Run:
                 return prefix
             return edits.wrap_prompt(prefix)
         if edits.is_quine(prefix):
-            return edits.serialize_quine_prefix(prefix)
+            text, self._carry = edits.carry_quine_prefix(prefix, self._carry)
+            return text
         if isinstance(prefix, List):
             return pr_str(edits.expand_expr(prefix, env))
         raise SpellError(f"!llm-self expects a string or a program form, got {pr_str(prefix)}")
@@ -494,8 +498,11 @@ class Run:
         recovery_form = None
         while True:
             if recovery_form is None:
+                carry = self._carry
+                carried = carry is not None and text.startswith(carry.text)
                 try:
-                    text, form = assemble(text, "", allow_multiple=self.config.allow_multiple_top_level)
+                    text, form = assemble(text, "", allow_multiple=self.config.allow_multiple_top_level,
+                                          carry=carry)
                 except SpellError as err:
                     fixed = self._pause(ON_ERROR, sid, text, error=err.message)
                     if fixed is not None:
@@ -512,11 +519,15 @@ class Run:
                 self._emit_program(sid, text, self._provenance(len(prefix), text, len(raw), human, False))
                 self._check_strict(sid, text)
             else:
+                carried = False
                 form = recovery_form
                 self._emit_program(sid, pr_str(form), self._provenance(0, pr_str(form), 0, [], True))
             try:
                 value = self._evaluate(form, sid, depth + 1)
             except SpellError as err:
+                if carried:
+                    err.span = span_in_text(err.span, form, text,
+                                            allow_multiple=self.config.allow_multiple_top_level)
                 if isinstance(err, TypedError):
                     self._finish(sid, error=err)
                     raise

@@ -40,13 +40,14 @@ import gc
 import re
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from .data import (SPAN_SETTERS, Char, Keyword, List, Map, Regex, Set, SourceLines, Span, Symbol,
                    Vector, normalize_ratio)
 from .errors import ReadError
 
-__all__ = ["read_all", "read_all_spans", "read_one", "read_string", "MAX_DEPTH"]
+__all__ = ["read_all", "read_all_spans", "read_continuation", "read_one", "read_string",
+           "MAX_DEPTH"]
 
 #: Deepest nesting accepted (collections and reader macros together). Deeper input is a
 #: ReadError rather than a structure that later code would overflow the stack on.
@@ -243,6 +244,21 @@ def read_string(text: str) -> Any:
     return forms[0]
 
 
+def read_continuation(text: str, start: int, open_lists: Sequence[tuple[list, list, int]], *,
+                      tolerate_trailing_closer: bool = False) -> tuple[list, list]:
+    """``read_all_spans(text)`` when the reader's state at offset ``start`` is already known:
+    ``open_lists`` are the round-paren lists open there, outermost first, each as (the forms
+    read into it so far, their spans, the offset of its ``(``), and no form is open at top
+    level (a span's line and column depend only on the text before it, so spans made on the
+    prefix alone serve). Only ``text[start:]`` is scanned, so a program that is a known prefix
+    plus new text costs what the new text costs; the result, spans and errors (positions in
+    ``text``) are those of reading the whole text. ``start`` must be a token boundary outside
+    any string or comment (the caller vouches for the prefix; this does not re-check it)."""
+    if not isinstance(text, str):
+        raise ReadError(f"Cannot read a {type(text).__name__}", line=1, col=1)
+    return _scan(text, None, tolerate_trailing_closer, start, open_lists)
+
+
 def _read(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, list]:
     """Read forms with the GC paused: reading allocates many small containers and no
     cycles, and generational collections triggered by them cost as much as the reading."""
@@ -257,7 +273,8 @@ def _read(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, li
         gc.enable()
 
 
-def _scan(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, list]:
+def _scan(text: str, max_forms: Optional[int], tolerate: bool, start: int = 0,
+          open_lists: Sequence[tuple[list, list, int]] = ()) -> tuple[list, list]:
     forms: list = []
     form_spans: list = []
     n = len(text)
@@ -265,10 +282,13 @@ def _scan(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, li
     # The innermost open frame is kept in locals (cur, kind, ia, sa); outer ones on `stack`.
     # A frame: [kind, items, spans, start offset, extra]
     cur: list = [_TOP if max_forms is None else _TOPN, forms, form_spans, 0, None]
-    kind = cur[0]
-    ia = forms.append
-    sa = form_spans.append
     stack: list = []
+    for items, spans, opened in open_lists:
+        stack.append(cur)
+        cur = [_LIST, list(items), list(spans), opened, None]
+    kind = cur[0]
+    ia = cur[1].append
+    sa = cur[2].append
     fn_frame: Optional[list] = None
     new = object.__new__
     span_cls = Span
@@ -281,7 +301,7 @@ def _scan(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, li
     def err(message: str, off: int, incomplete: bool = False) -> ReadError:
         return _error(text, message, off, incomplete)
 
-    for m in _TOKEN_RE.finditer(text):
+    for m in _TOKEN_RE.finditer(text, start):
         g = m.lastindex
 
         if g == 2:  # delimiter
