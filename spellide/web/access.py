@@ -1,7 +1,8 @@
 """Who may see and steer a run.
 
-A run is visible to its owner and to staff, and read-only to anyone holding its share token
-(an explicit, revocable link). Only the owner controls it (pause, edit, fork into their own
+A run is visible to its owner and to staff, read-only to anyone holding its share token
+(an explicit, revocable link), and read-only with comments to signed-in users who opened its
+review link (revocable too). Only the owner controls it (pause, edit, fork into their own
 runs, share); staff may view but not steer someone else's run.
 
 Controls sent over a run's websocket carry a per-page token (``control_token``), as HTTP
@@ -23,7 +24,21 @@ def can_view(user: Any, run: Any, token: Optional[str] = None) -> bool:
         return True
     if user is None or not getattr(user, "is_authenticated", False):
         return False
-    return run.owner_id == user.pk or bool(getattr(user, "is_staff", False))
+    return run.owner_id == user.pk or bool(getattr(user, "is_staff", False)) or is_reviewer(user, run)
+
+
+def is_reviewer(user: Any, run: Any) -> bool:
+    """Whether ``user`` opened the run's current review link (read and comment, never steer)."""
+    if not getattr(run, "review_token", None) or not getattr(user, "is_authenticated", False):
+        return False
+    from spellide.web.models import Reviewer
+    return Reviewer.objects.filter(run_id=run.pk, user_id=user.pk, token=run.review_token).exists()
+
+
+def can_comment(user: Any, run: Any) -> bool:
+    """Review comments and verdicts: signed-in users who may see the run (owner, staff, or
+    through its review link); never a share link's anonymous viewer."""
+    return can_view(user, run)
 
 
 def can_control(user: Any, run: Any) -> bool:

@@ -18,7 +18,8 @@ from django.db import transaction
 
 from spellide.spell import api
 from spellide.web import access
-from spellide.web.models import ACTIVE_STATUSES, Edit, Effect, ProgramVersion, Run, RunEvent, RunStatus, Step
+from spellide.web.models import (ACTIVE_STATUSES, Edit, Effect, ProgramVersion, ReviewComment, ReviewThread, Run,
+                                 RunEvent, RunStatus, Step, Verdict)
 
 STEP_FIELDS = ("step_id", "parent", "depth", "status", "completion", "value", "error", "error_span", "model",
                "transport", "usage", "provenance", "continued_by", "segment", "recovered")
@@ -70,7 +71,20 @@ def export_bundle(run: Run, user: Any = None, version: str = "0") -> dict[str, A
     return {"format": api.BUNDLE_FORMAT, "version": api.BUNDLE_VERSION, "spellide": version,
             "exported_at": datetime.now(timezone.utc).isoformat(), "run": meta,
             "lineage": _lineage(run, user), "texts": texts, "steps": steps, "effects": effects,
-            "edits": edits, "events": events}
+            "edits": edits, "events": events, "review": _review(run)}
+
+
+def _review(run: Run) -> dict[str, Any]:
+    """The run's review threads (with their comments) and verdicts; authors by name."""
+    threads = [{"step": t.step_id, "anchor": t.anchor, "target": t.target, "excerpt": t.excerpt,
+                "created_at": _ts(t.created_at), "resolved": t.resolved, "resolved_by": t.resolved_by,
+                "resolved_at": _ts(t.resolved_at),
+                "comments": [{"author": c.author_name, "body": c.body, "created_at": _ts(c.created_at)}
+                             for c in t.comments.all()]}
+               for t in ReviewThread.objects.filter(run=run).prefetch_related("comments")]
+    verdicts = [{"author": v.author_name, "verdict": v.verdict, "note": v.note, "created_at": _ts(v.created_at)}
+                for v in Verdict.objects.filter(run=run).order_by("created_at", "id")]
+    return {"threads": threads, "verdicts": verdicts}
 
 
 def _lineage(run: Run, user: Any) -> list[dict[str, Any]]:
@@ -147,11 +161,35 @@ def import_bundle(data: dict[str, Any], owner: Any) -> Run:
                                                ts=float(e.get("ts") or 0.0), created_at=_dt(e.get("ts")) or _now_dt(),
                                                data=_remap_in(e.get("data") or {}, ref))
                                       for e in data["events"]], batch_size=BATCH)
+        _import_review(run, data.get("review") or {})
     except (KeyError, TypeError, ValueError) as e:
         if isinstance(e, api.BundleError):
             raise
         raise api.BundleError(f"a row of the bundle is malformed: {e!r}") from None
     return run
+
+
+def _import_review(run: Run, review: dict[str, Any]) -> None:
+    """Threads and verdicts come back with their authors' names (the users are another server's)
+    and their times."""
+    for t in review.get("threads") or []:
+        if t["anchor"] not in ReviewThread.ANCHORS:
+            raise api.BundleError(f"review thread anchor {t['anchor']!r} is not one this server knows")
+        thread = ReviewThread.objects.create(run=run, step_id=t.get("step"), anchor=t["anchor"],
+                                             target=str(t.get("target") or "")[:200], excerpt=str(t.get("excerpt") or ""),
+                                             resolved=bool(t.get("resolved")),
+                                             resolved_by=str(t.get("resolved_by") or "")[:150],
+                                             resolved_at=_dt(t.get("resolved_at")))
+        ReviewThread.objects.filter(pk=thread.pk).update(created_at=_dt(t.get("created_at")) or _now_dt())
+        for c in t.get("comments") or []:
+            comment = ReviewComment.objects.create(thread=thread, author_name=str(c["author"])[:150], body=str(c["body"]))
+            ReviewComment.objects.filter(pk=comment.pk).update(created_at=_dt(c.get("created_at")) or _now_dt())
+    for v in review.get("verdicts") or []:
+        if v["verdict"] not in dict(Verdict.CHOICES):
+            raise api.BundleError(f"verdict {v['verdict']!r} is not one this server knows")
+        made = Verdict.objects.create(run=run, author_name=str(v["author"])[:150], verdict=v["verdict"],
+                                      note=str(v.get("note") or ""))
+        Verdict.objects.filter(pk=made.pk).update(created_at=_dt(v.get("created_at")) or _now_dt())
 
 
 def _import_texts(run: Run, texts: list[list[Any]]) -> list[int]:

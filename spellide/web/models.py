@@ -66,6 +66,8 @@ class Run(models.Model):
     error_kind = models.CharField(max_length=64, null=True, blank=True)
     # For a run imported from a bundle: its id, parent and fork lineage where it was exported.
     origin = models.JSONField(null=True, blank=True)
+    # A review link: signed-in users who open it may read and comment (see ``review``).
+    review_token = models.CharField(max_length=64, null=True, blank=True, unique=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -426,3 +428,67 @@ class RunEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.seq} {self.type}"
+
+
+class Reviewer(models.Model):
+    """A signed-in user who opened a run's review link. The grant holds only while the run's
+    review link is the one they opened (revoking or renewing the link ends every grant)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="reviewers")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    token = models.CharField(max_length=64)
+    joined_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        unique_together = [("run", "user")]
+
+
+class ReviewThread(models.Model):
+    """A discussion anchored on a step (``step``), a hunk of its structural diff (``hunk``: the
+    row index of the step's diff against its previous program) or a node of its program tree
+    (``node``: the node's path), or on the run as a whole (``run``). ``excerpt`` is what the
+    anchor showed when the thread was opened, computed by the server, so it reads on its own."""
+
+    ANCHORS = ("run", "step", "hunk", "node")
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="review_threads")
+    step_id = models.IntegerField(null=True, blank=True)
+    anchor = models.CharField(max_length=8, default="step")
+    target = models.CharField(max_length=200, blank=True, default="")
+    excerpt = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved = models.BooleanField(default=False)
+    resolved_by = models.CharField(max_length=150, blank=True, default="")
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["run", "step_id"])]
+
+
+class ReviewComment(models.Model):
+    thread = models.ForeignKey(ReviewThread, on_delete=models.CASCADE, related_name="comments")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    author_name = models.CharField(max_length=150)
+    body = models.TextField()      # Markdown, rendered sanitized (``review.render_markdown``)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+
+class Verdict(models.Model):
+    """A reviewer's verdict on a run; the newest per reviewer counts."""
+
+    APPROVED, CHANGES, NOTE = "approved", "changes_requested", "note"
+    CHOICES = [(APPROVED, "approved"), (CHANGES, "changes requested"), (NOTE, "note")]
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="verdicts")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    author_name = models.CharField(max_length=150)
+    verdict = models.CharField(max_length=20, choices=CHOICES)
+    note = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]

@@ -11,6 +11,7 @@ from spellide.web.views import transfer as x
 from spellide.web.views import charts as c
 from spellide.web.views import compare as cmp
 from spellide.web.views import pages as v
+from spellide.web.views import review as rv
 
 RUN = "runs/<uuid:public_id>/"
 SHARE = "share/<str:token>/"
@@ -31,6 +32,16 @@ urlpatterns = [
     path(RUN + "charts/", c.run_charts, name="run_charts"),
     path(RUN + "compare/<uuid:other_id>/", cmp.compare, name="run_compare"),
     path("compare/", cmp.compare_pick, name="compare_pick"),
+    path(RUN + "review/", rv.run_review, name="run_review"),
+    path(RUN + "review/comment/", rv.comment, name="review_comment"),
+    path(RUN + "review/verdict/", rv.verdict, name="review_verdict"),
+    path(RUN + "review/link/", rv.review_link, name="review_link"),
+    path(RUN + "review/unlink/", rv.review_link, {"revoke": True}, name="review_unlink"),
+    path(RUN + "steps/<int:step_id>/review/", rv.step_panel, name="step_review"),
+    path("review/threads/<int:thread_id>/reply/", rv.thread_reply, name="review_reply"),
+    path("review/threads/<int:thread_id>/resolve/", rv.thread_resolve, {"resolved": True}, name="review_resolve"),
+    path("review/threads/<int:thread_id>/reopen/", rv.thread_resolve, {"resolved": False}, name="review_reopen"),
+    path("review/<str:token>/", rv.join, name="review_join"),
     path(RUN + "export/otel.json", x.otel_json, name="run_export_otel"),
     path(RUN + "export/atif.json", x.atif_json, name="run_export_atif"),
     path(RUN + "export/bundle.spellide.json.gz", x.bundle_file, name="run_export_bundle"),
