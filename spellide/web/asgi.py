@@ -3,9 +3,9 @@
 HTTP goes to Django (static files served by ``ASGIStaticFilesHandler`` unless
 SPELLIDE_SERVE_STATIC=0, for a deployment behind a real web server); websockets are
 origin-checked (scheme, host and port: ``origins.SameOriginValidator``) and authenticated
-with the Django session. The whole
-application is wrapped in ``ServerHooks`` (marks runs a previous server left active as
-interrupted; tells worker threads which event loop to broadcast on).
+with the Django session. The whole application is wrapped in ``ServerHooks`` (marks runs a
+previous server left active as interrupted; tells worker threads which event loop to
+broadcast on).
 """
 
 import os

@@ -1,8 +1,8 @@
 """The run websocket: ``/ws/runs/<public_id>/?last_seq=N``.
 
 On connect (logged-in users who may view the run; the origin's scheme, host and port are
-checked by ``origins.SameOriginValidator`` in ``asgi.py``) the consumer joins the run's group, sends
-every persisted event after ``last_seq`` in order, then the live ones. Each frame is HTML for
+checked by ``origins.SameOriginValidator`` in ``asgi.py``) the consumer joins the run's
+group, sends every persisted event after ``last_seq`` in order, then the live ones. Each frame is HTML for
 htmx 4's websocket extension (``<hx-partial>`` fragments from ``fragments.render_event_html``).
 Events are numbered; the consumer sends each number once and in order: a live event that is
 already sent is dropped, and a gap (a dropped channel message) is filled from the database,
