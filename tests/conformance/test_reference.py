@@ -18,21 +18,21 @@ from __future__ import annotations
 
 import math
 import re
-from types import SimpleNamespace
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable
 
 import pytest
 
 from spellide.spell import assembly, reader
+from spellide.spell.api import RunConfig
 from spellide.spell.data import (Builtin, Keyword, List, Map, Regex, Set, SpellFn,
                                  SpellMacro, Symbol, Vector, _Seq)
+from spellide.spell.edits import ValueStore
 from spellide.spell.effects.globals import GlobalsStore, make_globals_namespace
 from spellide.spell.errors import SpellError
-from spellide.spell.api import RunConfig
-from spellide.spell.edits import ValueStore
 from spellide.spell.evaluator import apply_fn, make_context, make_eval, run
 from spellide.spell.turns import turn_builtins
 
@@ -114,7 +114,7 @@ def _load() -> tuple[list[Case], list[tuple[str, str]]]:
                 kind = "true" if item[0] is True else item[0].name
                 cid = f"{stem}::{name}::{i}"
                 if kind == "skip":
-                    skipped.append((cid, item[1]))
+                    skipped.append((cid, f"{cid} ({item[1]}): not translated, {item[2]}"))
                     continue
                 cases.append(Case(cid, kind, tuple(item[1:]), full))
     return cases, skipped
