@@ -496,11 +496,16 @@ def render_value(value: Any, store: ValueStore, limit: int = DEFAULT_INLINE_LIMI
         printed = pr_str(value)
     except Exception:
         return quote_value(store.put(value))
-    if len(printed) <= limit:
-        return quote_value(value)
-    if isinstance(value, str):
-        return deep_truncate(value, limit)
-    truncated = deep_truncate(value, limit)
-    if len(pr_str(truncated)) > 2 * limit:
+    try:
+        if len(printed) <= limit:
+            return quote_value(value)
+        if isinstance(value, str):
+            return deep_truncate(value, limit)
+        truncated = deep_truncate(value, limit)
+        if len(pr_str(truncated)) > 2 * limit:
+            return quote_value(store.put(value))
+        return quote_value(truncated)
+    except RecursionError:
+        # nested deeper than the walks above can go (each level is a Python frame): keep
+        # the value whole in the store, as the reference does when its printer gives up
         return quote_value(store.put(value))
-    return quote_value(truncated)

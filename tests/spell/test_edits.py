@@ -159,3 +159,15 @@ def test_quote_value_builds_names_that_do_not_print_readably():
         assert run_source(text).value == v, text
     assert pr_str(quote_value(Symbol("a b"))) == '(symbol "a b")'
     assert pr_str(quote_value(Vector([Symbol("ok")]))) == "(quote [ok])"
+
+
+def test_render_value_stores_a_value_too_deep_to_walk():
+    from spellide.spell.data import StoredRef
+    from spellide.spell.edits import render_value
+    v = "leaf"
+    for _ in range(10000):
+        v = Vector([v])
+    store = ValueStore()
+    form = render_value(v, store, 128)
+    assert pr_str(form) == '(stored "ref-1")'
+    assert store.get("ref-1") is v

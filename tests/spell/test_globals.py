@@ -242,3 +242,15 @@ def test_wait_until_times_out_with_false_and_checks_its_arguments(ns):
         g["wait-until"](lambda state: True, -1)
     with pytest.raises(SpellError, match="wrong number of arguments"):
         g["wait-until"]()
+
+
+def test_wait_until_through_a_real_run():
+    """The machine's wiring: the predicate is a Spell function called with the whole map."""
+    from spellide.spell.api import RunConfig
+    from spellide.spell.machine import Run
+    program = ("(eval '(do (globals/set :x 1) (globals/update :x inc)"
+               " [(globals/wait-until (fn [s] (= 2 (:x s))))"
+               "  (globals/wait-until (fn [s] (:never s)) 20)]))")
+    result = Run(RunConfig(init=program)).execute()
+    assert result.error is None, result.error
+    assert result.value_text == "[true false]"
