@@ -222,9 +222,9 @@ def _carried_form(form: Any) -> Optional[tuple[Any, str]]:
 
     A collection is read back once, from its printed text wrapped in the three lists a
     prefix opens (so the reader's depth limit applies as in the whole text); the copy read,
-    whose text prints the same, is marked with that text and carried
-    from then on, so later steps neither print nor read it again. Anything else is printed
-    each time (top-level atoms are rare), and read back unless its type prints exactly."""
+    whose text prints the same, is marked with that text and carried from then on, so later
+    steps neither print nor read it again. Anything else is printed each time (top-level
+    atoms are rare), and read back unless its type prints exactly."""
     text = getattr(form, "_printed", None)
     if text is not None:
         return form, text
@@ -295,6 +295,7 @@ def carry_quine_prefix(quine: Any, previous: Optional[PrefixCarry] = None
     text = kept + " ".join(texts) + " " if texts else kept
     lines = SourceLines(text)
     lens = list(map(len, texts))
+    # each form starts one space after the one before it ends
     starts = list(accumulate(map((1).__add__, lens[:-1]), initial=cut)) if lens else []
     new_ends = list(map(add, starts, lens))
     if not reuse:
