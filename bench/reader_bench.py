@@ -5,7 +5,8 @@ strings, about 1 MB each, in two layouts (compact, one form per line; and indent
 models and people write code). Each reader is timed on the whole text, the median of
 several alternating runs is reported, and the median of the per-run ratios
 sexpdata-time / spellide-time (above 1 means spellide is faster). A last line times a 50 KB
-program, the size the turn machine reads every step.
+program, the size of a late step's program, read whole and as the turn machine reads it now:
+its printed prefix carried from the step before, only the completion scanned.
 
 Run: .venv/bin/python bench/reader_bench.py [--runs N] [--size BYTES]
 """
@@ -24,7 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import sexpdata  # noqa: E402
 
-from spellide.spell.reader import read_all  # noqa: E402
+from spellide.spell.assembly import assemble  # noqa: E402
+from spellide.spell.edits import carry_quine_prefix  # noqa: E402
+from spellide.spell.reader import read_all, read_one  # noqa: E402
 
 _SYMBOLS = ["def", "let", "map", "reduce", "fn", "x", "acc", "str/join", "+", "<=", "valid?",
             "get-in", "assoc", "items", "!llm-self", "think"]
@@ -129,7 +132,14 @@ def main() -> None:
         print(f"  ratio sexpdata/spellide (median of paired runs): {ratio:.2f}x")
     program, _ = make_text(50_000, True, seed=11)
     t = median_time(lambda: read_all(program), max(args.runs, 20))
-    print(f"50 KB program: spellide {t * 1000:.1f} ms per read")
+    quine = read_one("(quine completion (eval (do " + program + ")))")
+    prefix, carry = carry_quine_prefix(quine)
+    step = prefix + '(def x "a new form") \'(!extend)'
+    whole = median_time(lambda: assemble(step, ""), max(args.runs, 20))
+    carried = median_time(lambda: assemble(step, "", carry=carry), max(args.runs, 20))
+    print(f"50 KB program: spellide {t * 1000:.1f} ms per read; a step's program "
+          f"({len(step) // 1024} KB) assembled by reading it whole {whole * 1000:.1f} ms, "
+          f"with its prefix carried {carried * 1000:.2f} ms ({whole / carried:.0f}x less)")
 
 
 if __name__ == "__main__":

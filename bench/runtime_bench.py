@@ -184,7 +184,7 @@ def section_1(n: int, repeats: int) -> None:
           f"{med(eval_early) * 1000:.2f} ms, last 100 {med(eval_late) * 1000:.2f} ms")
     print(f"  machine's own part (step - evaluation): first 100 {med(own_early) * 1000:.2f} ms, "
           f"last 100 {med(own_late) * 1000:.2f} ms; last / first = "
-          f"{med(own_late) / med(own_early):.1f}x")
+          f"{med(x / y for x, y in zip(own_late, own_early)):.1f}x (median of the runs' ratios)")
     ratio = med(per_step_medians) / med(bare_med)
     print(f"baseline read+eval of the same programs alone (median): {med(bare_med) * 1000:.2f} ms/step; "
           f"machine step / bare eval = {ratio:.2f}x")
@@ -231,11 +231,14 @@ def section_3(n: int, repeats: int) -> None:
         assert result3.value == result.value
         assert result3.effects_executed == n - 1 - k, result3.effects_executed
         fork.append(wall3)
+    # ratios of each repeat's runs, which follow each other: on a shared machine the load
+    # drifts between repeats more than within one
     print(f"original: {med(orig):.2f} s; strict replay: {med(replay):.2f} s; "
-          f"replay / original = {med(replay) / med(orig):.2f}x; "
-          f"effects executed during replay: 0 of {result.effects_executed}")
-    print(f"fork from step {k}: {med(fork):.2f} s; fork / original = {med(fork) / med(orig):.2f}x; "
-          f"effects executed: 0 for steps 0-{k}, {n - 1 - k} model calls after the fork point")
+          f"replay / original = {med(r / o for r, o in zip(replay, orig)):.2f}x (median of "
+          f"paired ratios); effects executed during replay: 0 of {result.effects_executed}")
+    print(f"fork from step {k}: {med(fork):.2f} s; fork / original = "
+          f"{med(f / o for f, o in zip(fork, orig)):.2f}x; effects executed: 0 for steps "
+          f"0-{k}, {n - 1 - k} model calls after the fork point")
 
 
 

@@ -11,7 +11,7 @@ runs.
 from __future__ import annotations
 
 from functools import lru_cache
-from itertools import accumulate, repeat
+from itertools import accumulate, islice, repeat
 from operator import add, is_
 from typing import Any, Iterator, Optional
 
@@ -247,15 +247,18 @@ def append_to_body(quine: List, forms: list) -> List:
 
 class PrefixCarry:
     """A quine prefix together with what reading it gives: the three lists it leaves open
-    (``quine``, ``eval``, ``do``) with the forms read into each and their offsets. The next
+    (``quine``, ``eval``, ``do``) with the forms read into each and their spans. The next
     program is this text plus a completion; handing these to ``read_continuation`` reads
-    only the completion (``assembly.assemble(..., carry=)``)."""
+    only the completion (``assembly.assemble(..., carry=)``). ``head`` is the text up to the
+    body forms and ``ends`` where each body form ends, for the next step's carry."""
 
-    __slots__ = ("text", "open_lists")
+    __slots__ = ("text", "open_lists", "head", "ends")
 
-    def __init__(self, text: str, open_lists: tuple):
+    def __init__(self, text: str, open_lists: tuple, head: str, ends: list):
         self.text = text
         self.open_lists = open_lists
+        self.head = head
+        self.ends = ends
 
 
 # Types whose printed text always reads back as an equal value of the same type.
@@ -268,9 +271,9 @@ def _carried_form(form: Any) -> Optional[tuple[Any, str]]:
 
     A collection is read back once, from its printed text wrapped in the three lists a
     prefix opens (so the reader's depth limit applies as in the whole text); the copy read,
-    whose text prints the same, is marked with that text and carried
-    from then on, so later steps neither print nor read it again. Anything else is printed
-    each time (top-level atoms are rare), and read back unless its type prints exactly."""
+    whose text prints the same, is marked with that text and carried from then on, so later
+    steps neither print nor read it again. Anything else is printed each time (top-level
+    atoms are rare), and read back unless its type prints exactly."""
     text = getattr(form, "_printed", None)
     if text is not None:
         return form, text
@@ -298,10 +301,9 @@ def carry_quine_prefix(quine: Any, previous: Optional[PrefixCarry] = None
     """The open prefix text of a quine (``serialize_quine_prefix``) and, when every form in
     it reads back stably, the ``PrefixCarry`` that lets the next program skip re-reading it.
 
-    Body forms carried from the step before are already marked with their text, so a step
-    costs a few C-level passes over the body plus the work for its new forms. ``previous``
-    (the carry of the step before) lends its spans to the leading body forms that are the
-    same objects at the same place."""
+    ``previous`` is the carry of the step before: the leading body forms that are the same
+    objects as there keep their text, place and spans, so a step costs a C-level pass over
+    the body plus the work for what changed after them (usually the forms just added)."""
     body = quine_body(quine)
     head_parts = ["(quine "]
     head_items: list = [Symbol("quine")]
@@ -319,33 +321,41 @@ def carry_quine_prefix(quine: Any, previous: Optional[PrefixCarry] = None
     head_parts.append("(eval (do ")
     head = "".join(head_parts)
     forms = body[1:]
-    texts = _known(forms, "_printed")
-    items = list(forms)
+    reuse = 0
+    if previous is not None and previous.head == head:
+        old_items, old_spans, _ = previous.open_lists[2]
+        same = list(map(is_, forms, islice(old_items, 1, None)))
+        reuse = same.index(False) if False in same else len(same)
+    if reuse:
+        cut = previous.ends[reuse - 1] + 1  # type: ignore[union-attr]
+        kept = previous.text[:cut]  # type: ignore[union-attr]
+        items, spans = old_items[:reuse + 1], old_spans[:reuse + 1]
+        ends = previous.ends[:reuse]  # type: ignore[union-attr]
+    else:
+        cut, kept, items, spans, ends = len(head), head, [Symbol("do")], [], []
+    rest = forms[reuse:]
+    texts = _known(rest, "_printed")
+    new_items = list(rest)
     for i in _gaps(texts):
-        got = _carried_form(forms[i])
+        got = _carried_form(rest[i])
         if got is None:
             return _plain_prefix(quine), None
-        items[i], texts[i] = got
-    text = head + " ".join(texts) + " " if texts else head
+        new_items[i], texts[i] = got
+    text = kept + " ".join(texts) + " " if texts else kept
     lines = SourceLines(text)
     lens = list(map(len, texts))
-    starts = list(accumulate(map((1).__add__, lens[:-1]), initial=len(head))) if lens else []
-    ends = list(map(add, starts, lens))
-    reuse = 0
-    if previous is not None and previous.text.startswith(head):
-        old_items, old_spans, _ = previous.open_lists[2]
-        same = list(map(is_, items, old_items[1:]))
-        reuse = same.index(False) if False in same else len(same)
-        spans = old_spans[:reuse + 1]
-    else:
+    # each form starts one space after the one before it ends
+    starts = list(accumulate(map((1).__add__, lens[:-1]), initial=cut)) if lens else []
+    new_ends = list(map(add, starts, lens))
+    if not reuse:
         spans = [Span.of(lines, eval_at + 7, eval_at + 9)]
-    spans += map(Span.of, repeat(lines), starts[reuse:], ends[reuse:])
+    spans += map(Span.of, repeat(lines), starts, new_ends)
+    items += new_items
     quine_spans = [Span.of(lines, a, b) for a, b in head_offsets]
-    carry = PrefixCarry(text, ((head_items, quine_spans, 0),
-                               ([Symbol("eval")], [Span.of(lines, eval_at + 1, eval_at + 5)],
-                                eval_at),
-                               ([Symbol("do"), *items], spans, eval_at + 6)))
-    return text, carry
+    open_lists = ((head_items, quine_spans, 0),
+                  ([Symbol("eval")], [Span.of(lines, eval_at + 1, eval_at + 5)], eval_at),
+                  (items, spans, eval_at + 6))
+    return text, PrefixCarry(text, open_lists, head, ends + new_ends)
 
 
 def _plain_prefix(quine: Any) -> str:
