@@ -14,7 +14,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from spellide.spell import api
 from spellide.web import access
@@ -193,30 +193,28 @@ def _import_review(run: Run, review: dict[str, Any]) -> None:
 
 
 def _import_texts(run: Run, texts: list[list[Any]]) -> list[int]:
-    """Write the text table as program versions (bases first written without a base, then
-    linked) and return the new primary key of each entry."""
-    rows = []
-    for kind, base, keep, tail, sha in texts:
-        rows.append(ProgramVersion(run=run, kind=str(kind)[:8], tail=tail, keep_chars=keep if base is not None else 0,
-                                   sha256=str(sha)[:64], length=0))
-    created = ProgramVersion.objects.bulk_create(rows, batch_size=BATCH)
-    pks = [v.pk for v in created]
+    """Write the text table as program versions and return the new primary key of each entry.
+    Every text is rebuilt and checked against its digest first; the rows are then inserted in
+    bulk and linked to their bases in one ``executemany`` (the bases' keys exist only once
+    inserted, and Django's ``bulk_update`` is quadratic-ish in its CASE expressions)."""
     table = api.BundleTexts(texts)
-    linked = []
     links = [0] * len(texts)
     chain = [0] * len(texts)
-    for i, (v, (_kind, base, _keep, tail, sha)) in enumerate(zip(created, texts)):
+    rows = []
+    for i, (kind, base, keep, tail, sha) in enumerate(texts):
         text = table.text(i)
         if api.text_digest(text) != sha:
             raise api.BundleError(f"text {i}: its content does not match its sha256 (the bundle is damaged)")
-        v.length = len(text)
         if base is not None:
-            v.base_id = pks[base]
             links[i] = links[base] + 1
             chain[i] = chain[base] + len(tail)
-        v.links, v.chain_chars = links[i], chain[i]
-        linked.append(v)
-    ProgramVersion.objects.bulk_update(linked, ["base", "length", "links", "chain_chars"], batch_size=BATCH)
+        rows.append(ProgramVersion(run=run, kind=str(kind)[:8], tail=tail, keep_chars=keep if base is not None else 0,
+                                   sha256=str(sha)[:64], length=len(text), links=links[i], chain_chars=chain[i]))
+    pks = [v.pk for v in ProgramVersion.objects.bulk_create(rows, batch_size=BATCH)]
+    linked = [(pks[base], pks[i]) for i, (_k, base, _keep, _t, _s) in enumerate(texts) if base is not None]
+    if linked:
+        with connection.cursor() as cur:
+            cur.executemany(f"UPDATE {ProgramVersion._meta.db_table} SET base_id = %s WHERE id = %s", linked)
     return pks
 
 
