@@ -123,3 +123,8 @@ class Controller:
 from .bundle import (FORMAT as BUNDLE_FORMAT, MAX_BUNDLE_BYTES, VERSION as BUNDLE_VERSION, BundleError,  # noqa: E402
                      TextTable as BundleTexts, check as check_bundle, digest as text_digest,
                      dumps as dump_bundle, loads as load_bundle_bytes, load as load_bundle)
+
+# --- traces and events (for importing a reference trace as a run) -----------------------------
+from .events import (COMPLETION, EFFECT, PROGRAM, RUN_FAILED, RUN_FINISHED, RUN_STARTED,  # noqa: E402
+                     STEP_FINISHED, STEP_STARTED, Event)
+from .trace import import_trace_dir  # noqa: E402

@@ -47,6 +47,7 @@ urlpatterns = [
     path(RUN + "export/bundle.spellide.json.gz", x.bundle_file, name="run_export_bundle"),
     path(RUN + "replay/", x.replay, name="run_replay"),
     path("runs/import/", x.import_run, name="run_import"),
+    path("runs/import-trace/", x.import_trace, name="trace_import"),
     path(SHARE, v.share_page, name="run_shared"),
     path(SHARE + "steps/<int:step_id>/", v.share_page, name="share_step"),
     path(SHARE + "steps/<int:step_id>/tab/<str:tab>/", v.share_tab, name="share_step_tab"),

@@ -82,6 +82,22 @@ def import_run(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
+def import_trace(request: HttpRequest) -> HttpResponse:
+    """Upload a zip or tar of a trace directory (``trace`` file field); the run opens on success."""
+    from spellide.web.trace_import import MAX_UPLOAD, TraceRefused, import_archive
+    f = request.FILES.get("trace")
+    if f is None:
+        return _refused(request, "Import refused", "Choose a zip or tar of a trace directory.", 400)
+    if f.size > MAX_UPLOAD:
+        return _refused(request, "Import refused", f"The file is {f.size:,} bytes; archives up to {MAX_UPLOAD:,} bytes are accepted.", 413)
+    try:
+        run = import_archive(f.read(), f.name or "upload", request.user)
+    except TraceRefused as e:
+        return _refused(request, "Import refused", str(e), 400)
+    return HttpResponseRedirect(run.get_absolute_url())
+
+
+@require_POST
 def replay(request: HttpRequest, public_id: Any) -> HttpResponse:
     """Replay a run strictly from its record: a new run, nothing executed live."""
     nav = _resolve(request, public_id)
