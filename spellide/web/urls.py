@@ -38,3 +38,5 @@ urlpatterns = [
 ]
 
 urlpatterns += [path("", include("spellide.web.urls_pages"))]
+
+handler400 = "spellide.web.views.errors.bad_request"

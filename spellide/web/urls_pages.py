@@ -15,6 +15,7 @@ SHARE = "share/<str:token>/"
 urlpatterns = [
     path("", v.run_list, name="run_list"),
     path("highlight/", v.highlight_preview, name="spell_highlight"),
+    path("runs/replayable/", v.replay_choices, name="replay_choices"),
     path(RUN, v.run_page, name="run_detail"),
     path(RUN + "steps/<int:step_id>/", v.run_page, name="run_step_detail"),
     path(RUN + "steps/<int:step_id>/tab/<str:tab>/", v.step_tab, name="step_tab"),
