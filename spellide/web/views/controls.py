@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from spellide.spell import api
 
-from .. import runner
+from .. import quota, runner
 from ..access import can_control, can_fork, can_view
 from ..forms import NewRunForm
 from ..models import Run
@@ -132,23 +132,28 @@ def start(request: HttpRequest) -> HttpResponse:
     form = NewRunForm(request.POST, user=request.user)
     if not form.is_valid():
         return _invalid_form(request, form)
-    new = form.new_run()
-    public_id = uuid.uuid4()
-    if new.seed is not False:
-        new.config.workspace = runner.make_workspace(public_id, new.seed)
-    run = runner.start_run(request.user, new.config, new.title, demo=new.demo, public_id=public_id)
+    try:
+        with quota.run_slot(request.user):
+            new = form.new_run()
+            public_id = uuid.uuid4()
+            if new.seed is not False:
+                new.config.workspace = runner.make_workspace(public_id, new.seed)
+            run = runner.start_run(request.user, new.config, new.title, demo=new.demo, public_id=public_id)
+    except quota.QuotaExceeded as e:
+        form.add_error(None, e.message)
+        return _invalid_form(request, form, quota.STATUS)
     return _redirect_to(request, run)
 
 
-def _invalid_form(request: HttpRequest, form: NewRunForm) -> HttpResponse:
+def _invalid_form(request: HttpRequest, form: NewRunForm, status: int = 422) -> HttpResponse:
     from .pages import run_list_context
     if request.headers.get("Accept", "").startswith("application/json"):
         errors = {k: [e["message"] for e in v] for k, v in form.errors.get_json_data().items()}
         return JsonResponse({"ok": False, "message": "; ".join(m for v in errors.values() for m in v),
-                             "errors": errors}, status=422)
+                             "errors": errors}, status=status)
     if is_htmx(request):
-        return render(request, "spellide/run_list.html#new_run_form", run_list_context(request, form), status=422)
-    return render(request, "spellide/run_list.html", run_list_context(request, form), status=422)
+        return render(request, "spellide/run_list.html#new_run_form", run_list_context(request, form), status=status)
+    return render(request, "spellide/run_list.html", run_list_context(request, form), status=status)
 
 
 # --- steering -------------------------------------------------------------------------------
@@ -162,6 +167,8 @@ def _act(request: HttpRequest, public_id: Any, action: str) -> HttpResponse:
         return _refuse(request, str(e), 413, run)
     if action == "edit" and text is None:
         return _refuse(request, "an edit needs the edited text", 400, run)
+    if action == "pause" and run.status != Run.Status.PAUSED and (refused := quota.paused_refusal()):
+        return _refuse(request, refused, quota.STATUS, run)
     step = _flag(request, "step") or action == "step"
     result = runner.control(run, action, text if action in ("edit", "resume", "step") else None,
                             request.user.get_username(), step=step)
@@ -226,8 +233,11 @@ def fork(request: HttpRequest, public_id: Any) -> HttpResponse:
     if text is not None and not text.strip():
         text = None
     try:
-        run = runner.fork_run(parent, request.user, step_id, text=text, point=point,
-                              title=(request.POST.get("title") or "").strip() or None)
+        with quota.run_slot(request.user):
+            run = runner.fork_run(parent, request.user, step_id, text=text, point=point,
+                                  title=(request.POST.get("title") or "").strip() or None)
+    except quota.QuotaExceeded as e:
+        return _refuse(request, e.message, quota.STATUS, parent)
     except runner.RunRefused as e:
         if e.result is not None:
             return _respond(request, parent, e.result, 422)
@@ -241,7 +251,10 @@ def resume_interrupted_view(request: HttpRequest, public_id: Any) -> HttpRespons
     if not can_control(request.user, run):
         return _refuse(request, "only the run's owner can resume it", 403, run)
     try:
-        runner.resume_interrupted(run)
+        with quota.run_slot(request.user):
+            runner.resume_interrupted(run)
+    except quota.QuotaExceeded as e:
+        return _refuse(request, e.message, quota.STATUS, run)
     except runner.RunRefused as e:
         return _refuse(request, e.message, 409, run)
     return _respond(request, run, ActResult(True, "resuming from the record"))
