@@ -77,6 +77,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Bidirectional-control characters in run text shown as visible markers (spellide/web/bidi.py).
+    "spellide.web.bidi.BidiMarkMiddleware",
 ]
 
 ROOT_URLCONF = "spellide.web.urls"

@@ -3,6 +3,8 @@
 Everything here returns plain strings (which autoescape then escapes) except ``spell``, whose
 output comes from Pygments' HTML formatter (it escapes every character itself). Nothing marks
 run text safe by any other route.
+Bidirectional-control characters are made visible once, in the finished HTML of every page and
+fragment (``spellide.web.bidi``), not filter by filter.
 """
 
 from __future__ import annotations
