@@ -144,3 +144,10 @@ def logbar(value: Any) -> int:
     if v <= 1:
         return 0
     return max(0, min(100, int(math.log10(v) * 20)))
+
+
+@register.inclusion_tag("spellide/step_search.html#step_search_form")
+def step_search_form(nav: Any) -> dict:
+    """The step search of the run page's steps pane (``views.pages.step_search`` answers it)."""
+    from spellide.web.run_search import StepSearchForm
+    return {"nav": nav, "search": StepSearchForm()}

@@ -23,13 +23,13 @@ from django.views.decorators.http import require_GET, require_POST
 
 from spellide.spell import api
 
-from .. import quota, runner
+from .. import quota, run_manage, runner
 from ..access import can_control, can_fork, can_view
 from ..forms import NewRunForm
 from ..models import Run
 from ..runner.controller import ActResult
 
-__all__ = ["can_view", "start", "pause", "resume", "step", "stop", "edit", "approve", "reject", "fork",
+__all__ = ["can_view", "start", "rename", "set_tags", "delete", "pause", "resume", "step", "stop", "edit", "approve", "reject", "fork",
            "resume_interrupted_view", "share", "unshare", "status"]
 
 MAX_TEXT = 5_000_000
@@ -258,6 +258,66 @@ def resume_interrupted_view(request: HttpRequest, public_id: Any) -> HttpRespons
     except runner.RunRefused as e:
         return _refuse(request, e.message, 409, run)
     return _respond(request, run, ActResult(True, "resuming from the record"))
+
+
+# --- rename, tag, delete ----------------------------------------------------------------------
+def _owned_for_edit(request: HttpRequest, public_id: Any) -> tuple[Run, Optional[HttpResponse]]:
+    run = _own_run(request, public_id)
+    if not can_control(request.user, run):
+        return run, _refuse(request, "only the run's owner can change it", 403)
+    return run, None
+
+
+def _back(request: HttpRequest, result: ActResult, status: int = 200) -> HttpResponse:
+    """After a change from the run list: a fragment for htmx, JSON, else back to the list."""
+    from django.utils.http import url_has_allowed_host_and_scheme
+    if is_htmx(request):
+        return result_fragment(result, status)
+    if request.headers.get("Accept", "").startswith("application/json"):
+        return JsonResponse(result.to_json(), status=status)
+    (messages.success if result.ok else messages.error)(request, result.message)
+    nxt = request.POST.get("next") or "/"
+    if not url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}):
+        nxt = "/"
+    return redirect(nxt)
+
+
+@require_POST
+def rename(request: HttpRequest, public_id: Any) -> HttpResponse:
+    run, refused = _owned_for_edit(request, public_id)
+    if refused:
+        return refused
+    form = run_manage.RenameForm(request.POST)
+    if not form.is_valid():
+        return _back(request, ActResult(False, "; ".join(form.errors["title"])), 422)
+    run.title = form.cleaned_data["title"].strip()
+    run.save(update_fields=["title", "updated_at"])
+    return _back(request, ActResult(True, f"renamed to “{run.title or 'untitled run'}”"))
+
+
+@require_POST
+def set_tags(request: HttpRequest, public_id: Any) -> HttpResponse:
+    run, refused = _owned_for_edit(request, public_id)
+    if refused:
+        return refused
+    form = run_manage.TagsForm(request.POST)
+    if not form.is_valid():
+        return _back(request, ActResult(False, "; ".join(form.errors["tags"])), 422)
+    run_manage.set_tags(run, form.cleaned_data["tags"])
+    names = form.cleaned_data["tags"]
+    return _back(request, ActResult(True, ("tagged " + ", ".join(names)) if names else "tags removed"))
+
+
+@require_POST
+def delete(request: HttpRequest, public_id: Any) -> HttpResponse:
+    run, refused = _owned_for_edit(request, public_id)
+    if refused:
+        return refused
+    if run.is_active or runner.get_active(run) is not None:
+        return _back(request, ActResult(False, f"the run is {run.status}: stop it before deleting it"), 409)
+    title = run.title or "untitled run"
+    run_manage.delete_run(run)
+    return _back(request, ActResult(True, f"deleted “{title}” with its records, journal and workspace"))
 
 
 # --- sharing --------------------------------------------------------------------------------

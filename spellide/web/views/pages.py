@@ -24,13 +24,14 @@ from spellide.spell import api
 from spellide.web import program_tree as ptree
 from spellide.web.highlight import highlight
 from spellide.web.models import Effect, Run, Step
-from spellide.web import access, stepinfo
+from spellide.web import access, run_search, stepinfo
 from spellide.web.forms import MAX_DEPTH
 
 WINDOW = 60             # step rows rendered around the selected step
 MAX_WINDOW = 200        # the most rows one window request returns
 EFFECTS_PAGE = 100
 RUNS_PAGE = 50
+STEP_HITS_PAGE = 50
 REPLAY_CHOICES = 12     # recorded runs the replay picker lists at once
 TEXT_INLINE = 20_000    # longer effect args/results are cut on the page (full text via raw view)
 TABS = ("tree", "source", "diff", "effects", "value")
@@ -136,13 +137,18 @@ def run_list_context(request: HttpRequest, form: Any = None) -> dict:
     """The start page: the user's runs and the new-run form (``form`` bound to what was sent
     when it is shown again with its errors)."""
     from spellide.web.forms import NewRunForm
-    runs = (Run.objects.filter(owner=request.user)
+    filter_form = run_search.RunFilterForm(request.GET or None)
+    filters = filter_form.filters() if request.GET else {}
+    runs = (run_search.filter_runs(Run.objects.filter(owner=request.user), filters)
             .only("public_id", "title", "status", "created_at", "updated_at", "config", "totals",
                   "parent_run_id", "fork_step", "demo", "pause")
-            .order_by("-created_at"))
+            .prefetch_related("tags").order_by("-created_at"))
     page = Paginator(runs, RUNS_PAGE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
     return {
-        "page": page, "models": stepinfo.model_choices(request.user), "start_url": _url_or_none("run_start"),
+        "page": page, "filter_form": filter_form, "filtered": bool(filters), "query": query.urlencode(),
+        "models": stepinfo.model_choices(request.user), "start_url": _url_or_none("run_start"),
         "demos": stepinfo.demo_choices(), "workspaces": stepinfo.workspace_choices(),
         "form": form if form is not None else NewRunForm(initial={"budget": "1.00"}, user=request.user),
         "max_depth": MAX_DEPTH, **replayable(request.user, ""),
@@ -265,6 +271,27 @@ def step_window(request: HttpRequest, public_id: Any = None, token: Optional[str
     return render(request, "spellide/parts.html#step_window", {"nav": nav, "window": w})
 
 
+@require_GET
+def step_search(request: HttpRequest, public_id: Any = None, token: Optional[str] = None) -> HttpResponse:
+    """The run's steps that match ``?q=`` (in ``where``: prefix / completion / value / error),
+    ``status`` and ``effect`` (kind), a page at a time (``run_search``)."""
+    nav = _resolve(request, public_id, token)
+    form = run_search.StepSearchForm(request.GET)
+    ctx: dict[str, Any] = {"nav": nav, "run": nav.run, "search": form, "hits": None}
+    if form.asked:
+        f = form.cleaned_data
+        found = run_search.row_values(run_search.search_steps(nav.run, f), f["q"], f["where"])
+        page = Paginator(found, STEP_HITS_PAGE).get_page(request.GET.get("page"))
+        rows = list(page.object_list)
+        query = request.GET.copy()
+        query.pop("page", None)
+        ctx.update(page=page, hits=run_search.hits(rows, f["q"], f["where"]), query=query.urlencode())
+    status = 400 if form.errors else 200
+    if _is_htmx(request):
+        return render(request, "spellide/step_search.html#step_hits", ctx, status=status)
+    return render(request, "spellide/step_search.html", ctx, status=status)
+
+
 # --- effects, forks ------------------------------------------------------------------------------
 @require_GET
 def run_effects(request: HttpRequest, public_id: Any = None, token: Optional[str] = None) -> HttpResponse:
@@ -377,6 +404,7 @@ share_forks = _public(run_forks)
 share_setup = _public(run_setup)
 share_effect_raw = _public(effect_raw)
 share_step_text = _public(step_text)
+share_step_search = _public(step_search)
 
-__all__ = ["run_list", "replay_choices", "run_page", "step_tab", "tree_node", "step_window", "run_effects",
+__all__ = ["run_list", "replay_choices", "step_search", "run_page", "step_tab", "tree_node", "step_window", "run_effects",
            "run_forks", "run_setup", "effect_raw", "step_text", "highlight_preview"]
