@@ -19,13 +19,13 @@ def test_step_search_finds_and_opens_a_step(page, server):
     page.fill(".step-search input[name=q]", "def n7")
     page.wait_for_selector("#step-hits a.hit[data-step='3']")     # anywhere (a later prefix may carry it too)
     page.select_option(".step-search select[name=where]", "completion")
-    page.wait_for_function("[...document.querySelectorAll('#step-hits a.hit')].map(a => a.dataset.step).join() === '3'")
+    page.wait_for_function("() => [...document.querySelectorAll('#step-hits a.hit')].map(a => a.dataset.step).join() === '3'")
     assert "def n7" in page.inner_text("#step-hits mark")
     page.select_option(".step-search select[name=where]", "value")     # not in any value
     page.wait_for_selector("#step-hits li.muted:has-text('No step matches')")
     page.select_option(".step-search select[name=where]", "completion")
     page.click("#step-hits a.hit[data-step='3']")
-    page.wait_for_function("document.querySelector('#ide').dataset.selected === '3'")
+    page.wait_for_function("() => document.querySelector('#ide').dataset.selected === '3'")
     detail_shown(page, 3)
     assert page.evaluate("window.__noReload") == 1     # opened in the page, no reload
     assert page.errors == []
