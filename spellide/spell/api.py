@@ -128,3 +128,31 @@ from .bundle import (FORMAT as BUNDLE_FORMAT, MAX_BUNDLE_BYTES, VERSION as BUNDL
 from .events import (COMPLETION, EFFECT, PROGRAM, RUN_FAILED, RUN_FINISHED, RUN_STARTED,  # noqa: E402
                      STEP_FINISHED, STEP_STARTED, Event)
 from .trace import import_trace_dir  # noqa: E402
+
+@dataclass
+class ReadProblem:
+    """Why a text does not read: the reader's message and where (1-based line and column)."""
+    message: str
+    line: Optional[int] = None
+    col: Optional[int] = None
+
+
+def init_problem(text: str, allow_multiple_top_level: bool = False) -> Optional[ReadProblem]:
+    """Why ``text`` would fail to read as a run's init program (None when it reads). The same
+    reading a run does first, so a form can refuse the program before any run exists: it must
+    read completely (an unclosed form or string is an error here, unlike in a prefix) and be
+    one top-level form unless several are allowed."""
+    from .errors import ReadError, SpellError
+    from .reader import read_all_spans
+    try:
+        forms, spans = read_all_spans(text)
+    except ReadError as e:
+        return ReadProblem(getattr(e, "reason", None) or e.message, e.line, e.col)
+    except SpellError as e:
+        return ReadProblem(e.message)
+    if not forms:
+        return ReadProblem("there is no form to evaluate")
+    if len(forms) > 1 and not allow_multiple_top_level:
+        return ReadProblem(f"expected exactly one top-level form, got {len(forms)} (the second starts here)",
+                           spans[1].line, spans[1].col)
+    return None

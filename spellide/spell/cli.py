@@ -8,15 +8,42 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+MAX_DEPTH = 1000  # deeper self-calls than this are a runaway, not a limit (the IDE's form agrees)
 
 
 class UsageError(Exception):
     pass
+
+
+def _budget(text: str) -> float:
+    """``--budget``: a finite number of dollars, 0 or more. ``float`` alone takes ``nan``,
+    ``inf``, ``1e309`` (= inf) and negatives, and a budget of nan never stops a run."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of dollars") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number of dollars")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative (0 means unlimited)")
+    return value
+
+
+def _depth(text: str) -> int:
+    """``--depth``: a whole number from 0 (unlimited) to ``MAX_DEPTH``."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value <= MAX_DEPTH:
+        raise argparse.ArgumentTypeError(f"{text!r} is not between 0 (unlimited) and {MAX_DEPTH}")
+    return value
 
 
 def _read_file(path: str, what: str) -> str:
@@ -44,8 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--init-file", help="read the complete program from a file")
     run.add_argument("--model", default="hello",
                      help="hello | scripted:FILE | replay:FILE | profile:NAME (default hello)")
-    run.add_argument("--depth", type=int, default=None, help="max model-call depth (0 = unlimited)")
-    run.add_argument("--budget", type=float, default=1.0, help="spend cap in USD (0 = unlimited)")
+    run.add_argument("--depth", type=_depth, default=None, help="max model-call depth (0 = unlimited)")
+    run.add_argument("--budget", type=_budget, default=1.0, help="spend cap in USD (0 = unlimited)")
     run.add_argument("--no-recover", action="store_true", help="fail on errors instead of re-prompting")
     run.add_argument("--workspace", help="directory io/ effects are confined to (no io/ without it)")
     run.add_argument("--allow-shell", action="store_true", help="enable io/sh and io/exec in the workspace")
@@ -83,8 +110,6 @@ def _config_from(args: argparse.Namespace) -> Any:
         if not ws.is_dir():
             raise UsageError(f"workspace is not a directory: {ws}")
         cfg.workspace = str(ws.resolve())
-    if args.depth is not None and args.depth < 0:
-        raise UsageError("--depth must be >= 0")
     if args.model.startswith("replay:"):
         cfg.cache_mode = "strict" if args.strict else "replay"
     elif args.strict:

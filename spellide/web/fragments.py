@@ -25,6 +25,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import escape
 
 from spellide.web import stepinfo
+from spellide.web.bidi import mark_html
 from spellide.web.models import Run, Step
 from spellide.web.templatetags.spellide_tags import intcomma, logbar, ms as fmt_ms
 
@@ -90,7 +91,7 @@ def render_event_html(run: Run, event: dict[str, Any]) -> str:
         # Always at least one element with the sequence number, so the page's last-seen
         # number advances even for events that change nothing on screen.
         parts.append(_wrap(seq, "#ws-seq", "outerHTML", f'<span id="ws-seq" hidden data-seq="{seq}"></span>'))
-    return "".join(parts)
+    return mark_html("".join(parts))
 
 
 def render_failed(event: dict[str, Any]) -> str:

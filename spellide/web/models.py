@@ -492,3 +492,19 @@ class Verdict(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+
+class RunTag(models.Model):
+    """A label its owner gives a run, to find it again (the run list filters by tag)."""
+
+    MAX_LENGTH = 40
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="tags")
+    name = models.CharField(max_length=MAX_LENGTH)
+
+    class Meta:
+        unique_together = [("run", "name")]
+        indexes = [models.Index(fields=["name"])]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

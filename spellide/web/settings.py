@@ -82,6 +82,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Bidirectional-control characters in run text shown as visible markers (spellide/web/bidi.py).
+    "spellide.web.bidi.BidiMarkMiddleware",
 ]
 
 ROOT_URLCONF = "spellide.web.urls"
@@ -255,3 +257,9 @@ if SPELLIDE_RUN_WORKERS == "channels" and not os.environ.get("SPELLIDE_REDIS_URL
 # How long a control sent to a run in another process waits for the run worker's answer.
 SPELLIDE_CONTROL_TIMEOUT = float(os.environ.get("SPELLIDE_CONTROL_TIMEOUT", "5"))
 # --- end scale mode ---
+
+# Caps on runs (spellide/web/quota.py): every active run holds a child process, and a paused
+# one keeps it while it waits for a person (README "Where runs execute" gives the memory a
+# paused run costs). 0 switches a cap off.
+SPELLIDE_MAX_ACTIVE_RUNS_PER_USER = int(os.environ.get("SPELLIDE_MAX_ACTIVE_RUNS_PER_USER", "8"))
+SPELLIDE_MAX_PAUSED_RUNS = int(os.environ.get("SPELLIDE_MAX_PAUSED_RUNS", "32"))

@@ -543,18 +543,17 @@ def run_setup(run: Run) -> dict:
 # --- new run form --------------------------------------------------------------------------------
 def model_choices(user: Any = None) -> list[tuple[str, list[tuple[str, str]]]]:
     """Models a new run can use, grouped, in the start form's vocabulary
-    (``controls.resolve_model``): the built-in ``hello`` model and each bundled demo's scripted
-    model (no key, no network), the user's finished runs replayed from their records, and the
-    configured provider profiles (marked when their API key is not set on the server)."""
+    (``forms.NewRunForm``): the built-in ``hello`` model and each bundled demo's scripted
+    model (no key, no network), one entry for replaying a recorded run (picked from a
+    searchable list, not one entry per run), and the configured provider profiles (marked when
+    their API key is not set on the server)."""
     local = [("hello", "hello (built-in: always answers \"hello world\")")]
     local += [(f"demo:{d.name}", f"scripted: {d.title}") for d in list_demos()]
     groups: list[tuple[str, list[tuple[str, str]]]] = [("No key needed", local)]
-    if user is not None and getattr(user, "is_authenticated", False):
-        replays = [(f"replay:{r.public_id}", f"replay of: {(r.title or str(r.public_id))[:60]}")
-                   for r in (Run.objects.filter(owner=user, status__in=["finished", "failed", "stopped"])
-                             .only("public_id", "title").order_by("-created_at")[:20])]
-        if replays:
-            groups.append(("Recorded runs (replayed from the effect cache)", replays))
+    if user is not None and getattr(user, "is_authenticated", False) and Run.objects.filter(
+            owner=user, status__in=["finished", "failed", "stopped"]).exists():
+        groups.append(("Recorded runs (replayed from the effect cache)",
+                       [("replay", "replay of a recorded run (choose it below)")]))
     try:
         from spellide.spell.models.profiles import load_profiles
         profiles = []

@@ -18,6 +18,8 @@ a redirect to the run page):
   run_resume_interrupted  /runs/<uuid>/resume-interrupted/
   run_share            /runs/<uuid>/share/          run_unshare  /runs/<uuid>/unshare/
   run_status           /runs/<uuid>/status.json     (GET: status, last_seq, pause, totals)
+  run_rename           /runs/<uuid>/rename/         (title)     run_tags  /runs/<uuid>/tags/ (tags)
+  run_delete           /runs/<uuid>/delete/         (a run that is not active; records, journal, workspace)
 """
 
 from django.contrib.auth import views as auth_views
@@ -46,6 +48,11 @@ urlpatterns = [
     path("runs/<uuid:public_id>/share/", controls.share, name="run_share"),
     path("runs/<uuid:public_id>/unshare/", controls.unshare, name="run_unshare"),
     path("runs/<uuid:public_id>/status.json", controls.status, name="run_status"),
+    path("runs/<uuid:public_id>/rename/", controls.rename, name="run_rename"),
+    path("runs/<uuid:public_id>/tags/", controls.set_tags, name="run_tags"),
+    path("runs/<uuid:public_id>/delete/", controls.delete, name="run_delete"),
 ]
 
 urlpatterns += [path("", include("spellide.web.urls_pages"))]
+
+handler400 = "spellide.web.views.errors.bad_request"

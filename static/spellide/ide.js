@@ -200,9 +200,10 @@
     select(row);
   });
 
-  // links to other steps inside the detail (parent, continued by, calls): stay in the page
+  // links to other steps inside the detail (parent, continued by, calls) or found by the step
+  // search: stay in the page
   document.addEventListener('click', (e) => {
-    const a = e.target.closest('#step-detail a.step-link[data-step], #pause-panel a.step-link[data-step]');
+    const a = e.target.closest('#step-detail a.step-link[data-step], #pause-panel a.step-link[data-step], #step-hits a.step-link[data-step]');
     if (!a || e.ctrlKey || e.metaKey || e.shiftKey) return;
     const row = document.getElementById('step-row-' + a.dataset.step);
     if (!row) return;                       // outside the loaded window: a normal page load

@@ -78,6 +78,14 @@ def test_unreadable_program_is_reported_with_position():
     (["run", "--prompt", "x", "--workspace", "/nonexistent-dir"], "workspace is not a directory"),
     (["run"], "required"),
     (["trace", "import", "/nonexistent-trace"], ""),
+    (["run", "--prompt", "x", "--budget", "-5"], "argument --budget: '-5' is negative"),
+    (["run", "--prompt", "x", "--budget", "nan"], "argument --budget: 'nan' is not a finite number"),
+    (["run", "--prompt", "x", "--budget", "inf"], "argument --budget: 'inf' is not a finite number"),
+    (["run", "--prompt", "x", "--budget", "1e309"], "argument --budget: '1e309' is not a finite number"),
+    (["run", "--prompt", "x", "--budget", "lots"], "argument --budget: 'lots' is not a number"),
+    (["run", "--prompt", "x", "--depth", "-1"], "argument --depth: '-1' is not between 0"),
+    (["run", "--prompt", "x", "--depth", "1001"], "argument --depth: '1001' is not between 0"),
+    (["run", "--prompt", "x", "--depth", "2.5"], "argument --depth: '2.5' is not a whole number"),
 ])
 def test_bad_usage_exits_2(args, needle):
     p = spellide(*args)

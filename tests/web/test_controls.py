@@ -104,13 +104,14 @@ def test_start_with_a_program_breakpoints_and_limits(client):
 
 
 @pytest.mark.parametrize("data,message", [
-    ({"program": "(do ]"}, b"does not parse"),
+    ({"program": "(do ]"}, b"does not read: Unmatched delimiter: ] at line 1, column 5"),
     ({"prompt": "x", "model": "scripted:/etc/passwd"}, b"unknown demo model"),
     ({"prompt": "x", "model": "replay:/etc/passwd"}, b"unknown recorded run"),
     ({"prompt": "x", "model": "file:/x"}, b"unknown model"),
     ({"prompt": "x", "program": "1"}, b"not both"),
     ({}, b"needs a prompt"),
     ({"prompt": "x", "depth": "zero"}, b"whole number"),
+    ({"prompt": "x", "model": "profile:no-such-profile"}, b"unknown model"),
     ({"demo": "../settings"}, b"unknown demo"),
     ({"prompt": "x", "workspace": "../../etc"}, b"unknown workspace"),
 ])

@@ -3,6 +3,8 @@
 Everything here returns plain strings (which autoescape then escapes) except ``spell``, whose
 output comes from Pygments' HTML formatter (it escapes every character itself). Nothing marks
 run text safe by any other route.
+Bidirectional-control characters are made visible once, in the finished HTML of every page and
+fragment (``spellide.web.bidi``), not filter by filter.
 """
 
 from __future__ import annotations
@@ -143,3 +145,10 @@ def logbar(value: Any) -> int:
     if v <= 1:
         return 0
     return max(0, min(100, 5 * round(math.log10(v) * 4)))
+
+
+@register.inclusion_tag("spellide/step_search.html#step_search_form")
+def step_search_form(nav: Any) -> dict:
+    """The step search of the run page's steps pane (``views.pages.step_search`` answers it)."""
+    from spellide.web.run_search import StepSearchForm
+    return {"nav": nav, "search": StepSearchForm()}

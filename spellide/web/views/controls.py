@@ -17,20 +17,19 @@ from typing import Any, Optional
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.html import escape, format_html
 from django.views.decorators.http import require_GET, require_POST
 
 from spellide.spell import api
-from spellide.spell.api import Breakpoints, RunConfig
 
-from .. import runner
+from .. import quota, run_manage, runner
 from ..access import can_control, can_fork, can_view
-from ..demos import get_demo
+from ..forms import NewRunForm
 from ..models import Run
 from ..runner.controller import ActResult
 
-__all__ = ["can_view", "start", "pause", "resume", "step", "stop", "edit", "approve", "reject", "fork",
+__all__ = ["can_view", "start", "rename", "set_tags", "delete", "pause", "resume", "step", "stop", "edit", "approve", "reject", "fork",
            "resume_interrupted_view", "share", "unshare", "status"]
 
 MAX_TEXT = 5_000_000
@@ -109,18 +108,6 @@ def _int(value: Any, name: str, lo: Optional[int] = None) -> Optional[int]:
     return v
 
 
-def _float(value: Any, name: str) -> Optional[float]:
-    if value in (None, ""):
-        return None
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number")
-    if v < 0:
-        raise ValueError(f"{name} must not be negative")
-    return v
-
-
 def _flag(request: HttpRequest, name: str) -> bool:
     return request.POST.get(name, "").lower() in ("1", "true", "on", "yes")
 
@@ -136,116 +123,37 @@ def _text(request: HttpRequest) -> Optional[str]:
 
 
 # --- start ----------------------------------------------------------------------------------
-def resolve_model(request: HttpRequest, spec: str) -> tuple[str, Optional[str]]:
-    """The model field of the start form -> (RunConfig.model, cache mode override).
-
-    ``hello``; ``demo:NAME`` (a bundled scripted model); ``replay:RUN_ID`` (a recorded run the
-    user may view, replayed from its record); ``profile:NAME`` (a configured provider).
-    File paths are never taken from the form."""
-    spec = (spec or "").strip()
-    if spec in ("", "hello"):
-        return "hello", None
-    kind, _, arg = spec.partition(":")
-    if kind in ("demo", "scripted"):
-        demo = get_demo(arg)
-        if demo is None:
-            raise ValueError(f"unknown demo model {arg!r}")
-        return demo.model_spec, None
-    if kind == "replay":
-        src = Run.objects.filter(public_id=arg).first() if _is_uuid(arg) else None
-        if src is None or not can_view(request.user, src):
-            raise ValueError("unknown recorded run")
-        from django.conf import settings
-        from pathlib import Path
-        rec = runner.record_of(src)
-        path = Path(settings.RECORDS_DIR) / f"{src.public_id}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        rec.save(path)
-        return f"replay:{path}", "replay"
-    if kind == "profile" and arg:
-        return f"profile:{arg}", None
-    raise ValueError(f"unknown model {spec!r}")
-
-
-def _is_uuid(s: str) -> bool:
-    import uuid
-    try:
-        uuid.UUID(s)
-        return True
-    except (ValueError, TypeError):
-        return False
-
-
-def build_config(request: HttpRequest) -> tuple[RunConfig, str, Optional[str], Any]:
-    """RunConfig from the start form; returns (config, title, demo name, workspace seed)."""
-    p = request.POST
-    demo = get_demo(p.get("demo", "")) if p.get("demo") else None
-    if p.get("demo") and demo is None:
-        raise ValueError("unknown demo")
-    prompt = (p.get("prompt") or "").replace("\r\n", "\n").strip() or None
-    program = (p.get("program") or "").replace("\r\n", "\n").strip() or None
-    if prompt and program:
-        raise ValueError("give a prompt or a program, not both")
-    if demo is not None and not (prompt or program):
-        prompt, program = demo.prompt, demo.program
-    if not (prompt or program):
-        raise ValueError("a run needs a prompt or a program")
-    if program:
-        from ..runner.controller import check_parse
-        refused = check_parse(api.AFTER_COMPLETION, program)
-        if refused is not None:
-            raise ValueError(f"the program does not parse: {refused.error} at line {refused.line}, column {refused.col}")
-    model_field = p.get("model") or (f"demo:{demo.name}" if demo else "hello")
-    model, cache_mode = resolve_model(request, model_field)
-    config = RunConfig(prompt=prompt if not program else None, init=program, model=model)
-    if demo is not None:
-        base = demo.run_config()
-        for k in ("depth", "budget", "recover", "seed", "allow_multiple_top_level", "inline_limit"):
-            setattr(config, k, getattr(base, k))
-        config.breakpoints = base.breakpoints
-    depth = _int(p.get("depth"), "depth", 1)
-    if depth is not None:
-        config.depth = depth
-    budget = _float(p.get("budget"), "budget")
-    if budget is not None:
-        config.budget = budget or None
-    if cache_mode:
-        config.cache_mode = cache_mode
-    if any(k in p for k in ("bp_before_model", "bp_after_completion", "bp_on_error", "effect_kinds",
-                            "breakpoints_set")):
-        kinds: list[str] = []
-        for v in p.getlist("effect_kinds"):
-            kinds += [k.strip() for k in v.replace(",", " ").split() if k.strip()]
-        config.breakpoints = Breakpoints(_flag(request, "bp_before_model"), _flag(request, "bp_after_completion"),
-                                         _flag(request, "bp_on_error"), kinds)
-    ws = (p.get("workspace") or "").strip()
-    seed = None
-    if ws in ("", "none"):
-        use_ws = demo is not None and demo.uses_workspace and ws != "none"
-        seed = demo.workspace_seed if use_ws and demo is not None else None
-    elif ws == "empty":
-        use_ws = True
-    else:
-        seed_demo = get_demo(ws.removeprefix("demo:"))
-        if seed_demo is None or seed_demo.workspace_seed is None:
-            raise ValueError("unknown workspace seed")
-        use_ws, seed = True, seed_demo.workspace_seed
-    title = (p.get("title") or "").strip() or (demo.title if demo else (prompt or "program")[:80])
-    return config, title, (demo.name if demo else None), (seed if use_ws else False)
-
-
 @require_POST
 def start(request: HttpRequest) -> HttpResponse:
+    """Start a run from the new-run form (or a demo's button). Invalid input answers 422 with
+    the form again, each error next to its field and everything typed kept: the whole start
+    page, the form alone for htmx, or the errors as JSON."""
     import uuid
+    form = NewRunForm(request.POST, user=request.user)
+    if not form.is_valid():
+        return _invalid_form(request, form)
     try:
-        config, title, demo, seed = build_config(request)
-    except ValueError as e:
-        return _refuse(request, str(e), 422)
-    public_id = uuid.uuid4()
-    if seed is not False:
-        config.workspace = runner.make_workspace(public_id, seed)
-    run = runner.start_run(request.user, config, title, demo=demo, public_id=public_id)
+        with quota.run_slot(request.user):
+            new = form.new_run()
+            public_id = uuid.uuid4()
+            if new.seed is not False:
+                new.config.workspace = runner.make_workspace(public_id, new.seed)
+            run = runner.start_run(request.user, new.config, new.title, demo=new.demo, public_id=public_id)
+    except quota.QuotaExceeded as e:
+        form.add_error(None, e.message)
+        return _invalid_form(request, form, quota.STATUS)
     return _redirect_to(request, run)
+
+
+def _invalid_form(request: HttpRequest, form: NewRunForm, status: int = 422) -> HttpResponse:
+    from .pages import run_list_context
+    if request.headers.get("Accept", "").startswith("application/json"):
+        errors = {k: [e["message"] for e in v] for k, v in form.errors.get_json_data().items()}
+        return JsonResponse({"ok": False, "message": "; ".join(m for v in errors.values() for m in v),
+                             "errors": errors}, status=status)
+    if is_htmx(request):
+        return render(request, "spellide/run_list.html#new_run_form", run_list_context(request, form), status=status)
+    return render(request, "spellide/run_list.html", run_list_context(request, form), status=status)
 
 
 # --- steering -------------------------------------------------------------------------------
@@ -259,6 +167,8 @@ def _act(request: HttpRequest, public_id: Any, action: str) -> HttpResponse:
         return _refuse(request, str(e), 413, run)
     if action == "edit" and text is None:
         return _refuse(request, "an edit needs the edited text", 400, run)
+    if action == "pause" and run.status != Run.Status.PAUSED and (refused := quota.paused_refusal()):
+        return _refuse(request, refused, quota.STATUS, run)
     step = _flag(request, "step") or action == "step"
     result = runner.control(run, action, text if action in ("edit", "resume", "step") else None,
                             request.user.get_username(), step=step)
@@ -323,8 +233,11 @@ def fork(request: HttpRequest, public_id: Any) -> HttpResponse:
     if text is not None and not text.strip():
         text = None
     try:
-        run = runner.fork_run(parent, request.user, step_id, text=text, point=point,
-                              title=(request.POST.get("title") or "").strip() or None)
+        with quota.run_slot(request.user):
+            run = runner.fork_run(parent, request.user, step_id, text=text, point=point,
+                                  title=(request.POST.get("title") or "").strip() or None)
+    except quota.QuotaExceeded as e:
+        return _refuse(request, e.message, quota.STATUS, parent)
     except runner.RunRefused as e:
         if e.result is not None:
             return _respond(request, parent, e.result, 422)
@@ -338,10 +251,73 @@ def resume_interrupted_view(request: HttpRequest, public_id: Any) -> HttpRespons
     if not can_control(request.user, run):
         return _refuse(request, "only the run's owner can resume it", 403, run)
     try:
-        runner.resume_interrupted(run)
+        with quota.run_slot(request.user):
+            runner.resume_interrupted(run)
+    except quota.QuotaExceeded as e:
+        return _refuse(request, e.message, quota.STATUS, run)
     except runner.RunRefused as e:
         return _refuse(request, e.message, 409, run)
     return _respond(request, run, ActResult(True, "resuming from the record"))
+
+
+# --- rename, tag, delete ----------------------------------------------------------------------
+def _owned_for_edit(request: HttpRequest, public_id: Any) -> tuple[Run, Optional[HttpResponse]]:
+    run = _own_run(request, public_id)
+    if not can_control(request.user, run):
+        return run, _refuse(request, "only the run's owner can change it", 403)
+    return run, None
+
+
+def _back(request: HttpRequest, result: ActResult, status: int = 200) -> HttpResponse:
+    """After a change from the run list: a fragment for htmx, JSON, else back to the list."""
+    from django.utils.http import url_has_allowed_host_and_scheme
+    if is_htmx(request):
+        return result_fragment(result, status)
+    if request.headers.get("Accept", "").startswith("application/json"):
+        return JsonResponse(result.to_json(), status=status)
+    (messages.success if result.ok else messages.error)(request, result.message)
+    nxt = request.POST.get("next") or "/"
+    if not url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}):
+        nxt = "/"
+    return redirect(nxt)
+
+
+@require_POST
+def rename(request: HttpRequest, public_id: Any) -> HttpResponse:
+    run, refused = _owned_for_edit(request, public_id)
+    if refused:
+        return refused
+    form = run_manage.RenameForm(request.POST)
+    if not form.is_valid():
+        return _back(request, ActResult(False, "; ".join(form.errors["title"])), 422)
+    run.title = form.cleaned_data["title"].strip()
+    run.save(update_fields=["title", "updated_at"])
+    return _back(request, ActResult(True, f"renamed to “{run.title or 'untitled run'}”"))
+
+
+@require_POST
+def set_tags(request: HttpRequest, public_id: Any) -> HttpResponse:
+    run, refused = _owned_for_edit(request, public_id)
+    if refused:
+        return refused
+    form = run_manage.TagsForm(request.POST)
+    if not form.is_valid():
+        return _back(request, ActResult(False, "; ".join(form.errors["tags"])), 422)
+    run_manage.set_tags(run, form.cleaned_data["tags"])
+    names = form.cleaned_data["tags"]
+    return _back(request, ActResult(True, ("tagged " + ", ".join(names)) if names else "tags removed"))
+
+
+@require_POST
+def delete(request: HttpRequest, public_id: Any) -> HttpResponse:
+    run, refused = _owned_for_edit(request, public_id)
+    if refused:
+        return refused
+    if run.is_active or runner.get_active(run) is not None:
+        return _back(request, ActResult(False, f"the run is {run.status}: stop it before deleting it"), 409)
+    title = run.title or "untitled run"
+    run_manage.delete_run(run)
+    return _back(request, ActResult(True, f"deleted “{title}” with its records, journal and workspace"))
 
 
 # --- sharing --------------------------------------------------------------------------------

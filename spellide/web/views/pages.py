@@ -20,15 +20,19 @@ from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from spellide.spell import api
 from spellide.web import program_tree as ptree
 from spellide.web.highlight import highlight
 from spellide.web.models import Effect, Run, Step
-from spellide.web import access, stepinfo
+from spellide.web import access, run_search, stepinfo
+from spellide.web.forms import MAX_DEPTH
 
 WINDOW = 60             # step rows rendered around the selected step
 MAX_WINDOW = 200        # the most rows one window request returns
 EFFECTS_PAGE = 100
 RUNS_PAGE = 50
+STEP_HITS_PAGE = 50
+REPLAY_CHOICES = 12     # recorded runs the replay picker lists at once
 TEXT_INLINE = 20_000    # longer effect args/results are cut on the page (full text via raw view)
 TABS = ("tree", "source", "diff", "effects", "value")
 TAB_LABELS = {"tree": "Program tree", "source": "Source", "diff": "Diff", "effects": "Effects",
@@ -126,15 +130,48 @@ def _url_or_none(name: str, **kwargs: Any) -> Optional[str]:
 # --- run list ----------------------------------------------------------------------------------
 @require_GET
 def run_list(request: HttpRequest) -> HttpResponse:
-    runs = (Run.objects.filter(owner=request.user)
+    return render(request, "spellide/run_list.html", run_list_context(request))
+
+
+def run_list_context(request: HttpRequest, form: Any = None) -> dict:
+    """The start page: the user's runs and the new-run form (``form`` bound to what was sent
+    when it is shown again with its errors)."""
+    from spellide.web.forms import NewRunForm
+    filter_form = run_search.RunFilterForm(request.GET or None)
+    filters = filter_form.filters() if request.GET else {}
+    runs = (run_search.filter_runs(Run.objects.filter(owner=request.user), filters)
             .only("public_id", "title", "status", "created_at", "updated_at", "config", "totals",
                   "parent_run_id", "fork_step", "demo", "pause")
-            .order_by("-created_at"))
+            .prefetch_related("tags").order_by("-created_at"))
     page = Paginator(runs, RUNS_PAGE).get_page(request.GET.get("page"))
-    return render(request, "spellide/run_list.html", {
-        "page": page, "models": stepinfo.model_choices(request.user), "start_url": _url_or_none("run_start"),
+    query = request.GET.copy()
+    query.pop("page", None)
+    return {
+        "page": page, "filter_form": filter_form, "filtered": bool(filters), "query": query.urlencode(),
+        "models": stepinfo.model_choices(request.user), "start_url": _url_or_none("run_start"),
         "demos": stepinfo.demo_choices(), "workspaces": stepinfo.workspace_choices(),
-    })
+        "form": form if form is not None else NewRunForm(initial={"budget": "1.00"}, user=request.user),
+        "max_depth": MAX_DEPTH, **replayable(request.user, ""),
+    }
+
+
+def replayable(user: Any, query: str) -> dict:
+    """The user's recorded runs a new run can replay, newest first, by title (the model menu
+    offers one "replay" entry and this searchable list instead of one entry per run)."""
+    from spellide.web.forms import REPLAYABLE
+    qs = Run.objects.filter(owner=user, status__in=REPLAYABLE).only("public_id", "title", "status", "created_at")
+    if query:
+        qs = qs.filter(title__icontains=query)
+    found = list(qs.order_by("-created_at")[:REPLAY_CHOICES + 1])
+    more = qs.count() - REPLAY_CHOICES if len(found) > REPLAY_CHOICES else 0
+    return {"replayable": found[:REPLAY_CHOICES], "replay_more": more, "replay_q": query}
+
+
+@require_GET
+def replay_choices(request: HttpRequest) -> HttpResponse:
+    """The replay picker's list for ``?replay_q=`` (htmx, as the person types)."""
+    query = (request.GET.get("replay_q") or "").strip()[:200]
+    return render(request, "spellide/run_list.html#replay_choices", replayable(request.user, query))
 
 
 # --- run page ----------------------------------------------------------------------------------
@@ -234,6 +271,27 @@ def step_window(request: HttpRequest, public_id: Any = None, token: Optional[str
         return render(request, "spellide/parts.html#window_after", {"nav": nav, "window": w})
     w = stepinfo.window_around(nav.run, num("around"), limit)
     return render(request, "spellide/parts.html#step_window", {"nav": nav, "window": w})
+
+
+@require_GET
+def step_search(request: HttpRequest, public_id: Any = None, token: Optional[str] = None) -> HttpResponse:
+    """The run's steps that match ``?q=`` (in ``where``: prefix / completion / value / error),
+    ``status`` and ``effect`` (kind), a page at a time (``run_search``)."""
+    nav = _resolve(request, public_id, token)
+    form = run_search.StepSearchForm(request.GET)
+    ctx: dict[str, Any] = {"nav": nav, "run": nav.run, "search": form, "hits": None}
+    if form.asked:
+        f = form.cleaned_data
+        found = run_search.row_values(run_search.search_steps(nav.run, f), f["q"], f["where"])
+        page = Paginator(found, STEP_HITS_PAGE).get_page(request.GET.get("page"))
+        rows = list(page.object_list)
+        query = request.GET.copy()
+        query.pop("page", None)
+        ctx.update(page=page, hits=run_search.hits(rows, f["q"], f["where"]), query=query.urlencode())
+    status = 400 if form.errors else 200
+    if _is_htmx(request):
+        return render(request, "spellide/step_search.html#step_hits", ctx, status=status)
+    return render(request, "spellide/step_search.html", ctx, status=status)
 
 
 # --- effects, forks ------------------------------------------------------------------------------
@@ -355,11 +413,16 @@ def step_text(request: HttpRequest, step_id: int, part: str, public_id: Any = No
 def highlight_preview(request: HttpRequest) -> HttpResponse:
     """The editor's text highlighted (Pygments-escaped HTML) plus whether it reads, and where
     it does not. ``mode=prefix`` accepts an open prefix; a program may also end early (the
-    runtime closes missing parens), but malformed text is reported with line and column."""
+    runtime closes missing parens), but malformed text is reported with line and column;
+    ``mode=init`` (a new run's program) must read completely, as one form."""
     text = request.POST.get("text", "")
     if len(text) > 5_000_000:
         return JsonResponse({"ok": False, "message": "the text is too long", "html": ""}, status=413)
-    problem = stepinfo.read_problem(text, open_prefix=(request.POST.get("mode") == "prefix"))
+    if request.POST.get("mode") == "init":   # the new-run form: read as the run will read it
+        found = api.init_problem(text) if text.strip() else None
+        problem = None if found is None else {"message": found.message, "line": found.line, "col": found.col}
+    else:
+        problem = stepinfo.read_problem(text, open_prefix=(request.POST.get("mode") == "prefix"))
     return JsonResponse({"html": str(highlight(text)), "ok": problem is None,
                          "message": (problem or {}).get("message"), "line": (problem or {}).get("line"),
                          "col": (problem or {}).get("col")})
@@ -375,6 +438,7 @@ share_forks = _public(run_forks)
 share_setup = _public(run_setup)
 share_effect_raw = _public(effect_raw)
 share_step_text = _public(step_text)
+share_step_search = _public(step_search)
 
-__all__ = ["run_list", "run_page", "step_tab", "tree_node", "step_window", "run_effects",
+__all__ = ["run_list", "replay_choices", "step_search", "run_page", "step_tab", "tree_node", "step_window", "run_effects",
            "run_forks", "run_setup", "effect_raw", "step_text", "highlight_preview"]
