@@ -68,6 +68,16 @@ def finish(run, timeout: float = 30.0):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_text_cache():
+    """Program texts are cached per process by primary key, and the data of an earlier test
+    (rolled back or flushed) reuses keys: start every test with an empty cache."""
+    from spellide.web.models import clear_text_cache
+    clear_text_cache()
+    yield
+    clear_text_cache()
+
+
+@pytest.fixture(autouse=True)
 def _stop_runs_after_test():
     yield
     from spellide.web import runner

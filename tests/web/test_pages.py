@@ -24,16 +24,6 @@ def raw_payload_free(html: str) -> bool:
     return "<script>alert" not in html and "<img src=x" not in html and "onerror=alert(2)>" not in html
 
 
-@pytest.fixture(autouse=True)
-def _fresh_text_cache():
-    """Program texts are cached per process by primary key, and rolled-back test data reuses
-    keys: start every test with an empty cache."""
-    from spellide.web.models import clear_text_cache
-    clear_text_cache()
-    yield
-    clear_text_cache()
-
-
 @pytest.fixture
 def run(user):
     return make_run(user, 6, title="count <b>down</b>")
