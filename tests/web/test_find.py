@@ -23,16 +23,6 @@ from .pagedata import make_run
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _fresh_text_cache():
-    """Program texts are cached per process by primary key, and rolled-back data of earlier
-    tests reuses keys."""
-    from spellide.web.models import clear_text_cache
-    clear_text_cache()
-    yield
-    clear_text_cache()
-
-
 @pytest.fixture
 def client(user) -> Client:
     c = Client()
