@@ -117,3 +117,8 @@ class Controller:
     def close(self) -> None:
         """The run ended, or its process died: release a ``checkpoint`` that is waiting (it
         answers stop) and any later one."""
+
+
+# Reading programs for people: layout and prefix checks (pure text functions, no run needed).
+from .pretty import Layout, pretty_forms, pretty_str, pretty_text  # noqa: E402
+from .prefix import check_prefix  # noqa: E402
