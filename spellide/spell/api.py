@@ -122,3 +122,4 @@ class Controller:
 # Reading programs for people: layout and prefix checks (pure text functions, no run needed).
 from .pretty import Layout, pretty_forms, pretty_str, pretty_text  # noqa: E402
 from .prefix import check_prefix  # noqa: E402
+from .errors import ReadError, SpellError  # noqa: E402

@@ -62,23 +62,21 @@ _LINE_COMMENT_STARTS = ("//", "/*", "*/")
 
 
 class _Node:
-    """One token or collection to lay out. ``src`` are original offsets (``pretty_text``)."""
+    """One token or collection to lay out. ``src`` are original offsets (``pretty_text``).
+    Defaults live on the class: a program has many thousand tokens and most set only
+    ``text``, ``src`` and ``flat``."""
 
-    __slots__ = ("text", "src", "open", "close", "open_src", "close_src", "kids", "head",
-                 "kind", "flat", "pre", "post")
-
-    def __init__(self) -> None:
-        self.text: Optional[str] = None       # a token printed as it is
-        self.src: Optional[int] = None
-        self.open = self.close = ""
-        self.open_src: Optional[int] = None
-        self.close_src: Optional[int] = None
-        self.kids: list[_Node] = []
-        self.head: Optional[str] = None       # the head symbol's bare name, for lists
-        self.kind = ""                        # list | vector | map | set
-        self.flat: float = 0                  # one-line width, _INF when it cannot be one line
-        self.pre: list[tuple[str, Optional[int]]] = []   # comment lines before this node
-        self.post: list[tuple[str, Optional[int]]] = []  # comment lines before the closer
+    text: Optional[str] = None       # a token printed as it is
+    src: Optional[int] = None
+    open = close = ""
+    open_src: Optional[int] = None
+    close_src: Optional[int] = None
+    kids: Sequence["_Node"] = ()
+    head: Optional[str] = None       # the head symbol's bare name, for lists
+    kind = ""                        # list | vector | map | set
+    flat: float = 0                  # one-line width, _INF when it cannot be one line
+    pre: Sequence[tuple[str, Optional[int]]] = ()    # comment lines before this node
+    post: Sequence[tuple[str, Optional[int]]] = ()   # comment lines before the closer
 
 
 def _leaf(text: str, src: Optional[int] = None) -> _Node:
@@ -135,11 +133,14 @@ def _value_node(x: Any, depth: int = 0) -> _Node:
 _OPENERS = {List: "(", Vector: "[", Map: "{", Set: "#{"}
 _CLOSERS = {"(": ")", "[": "]", "{": "}", "#{": "}"}
 _KINDS = {List: "list", Vector: "vector", Map: "map", Set: "set"}
+_COLLECTIONS = (List, Vector, Map, Set)
 
 
-def _gap_lines(text: str, start: int, end: int) -> list[tuple[str, Optional[int]]]:
+def _gap_lines(text: str, start: int, end: int) -> Sequence[tuple[str, Optional[int]]]:
     """The comments (and ``#_`` discards) in the text between two tokens, one entry per
     non-blank line with its offset; plain whitespace and commas give nothing."""
+    if not text[start:end].strip(" \n\t\r\f\v,"):
+        return ()
     out: list[tuple[str, Optional[int]]] = []
     pos = start
     while pos < end:
@@ -160,6 +161,8 @@ class _SourceBuilder:
     def node(self, form: Any, span: Any, depth: int) -> _Node:
         text = self.text
         opener = _OPENERS.get(type(form))
+        if opener is None and not isinstance(form, _COLLECTIONS):
+            return _leaf(text[span.start:span.end], span.start)
         if opener is None:
             for cls, op in _OPENERS.items():
                 if isinstance(form, cls):
@@ -171,13 +174,14 @@ class _SourceBuilder:
         if (opener is None or depth > MAX_LAYOUT_DEPTH or spans is None
                 or not text.startswith(opener, span.start) or text[span.end - 1] != _CLOSERS[opener]
                 or len(spans) != (2 * len(form) if isinstance(form, Map) else len(form))
-                or any(s is None for s in spans)):
+                or None in spans):
             # a token, a reader macro ('x, #(...), @x, ^meta) or a form read oddly: verbatim
             return _leaf(text[span.start:span.end], span.start)
         n = _Node()
         n.open, n.close = opener, _CLOSERS[opener]
-        n.kind = next(k for c, k in _KINDS.items() if isinstance(form, c))
+        n.kind = _KINDS.get(type(form)) or next(k for c, k in _KINDS.items() if isinstance(form, c))
         n.open_src, n.close_src = span.start, span.end - 1
+        n.kids = []
         items = list(form) if not isinstance(form, Map) else [y for kv in form.items() for y in kv]
         pos = span.start + len(opener)
         for item, s in zip(items, spans):
@@ -434,6 +438,10 @@ class Layout:
         if i + 1 < len(moves):
             return moves[i + 1][1]
         return len(self.text)
+
+    def end_offset(self, pos: int) -> int:
+        """The new offset of an exclusive end ``pos``: just after the character before it."""
+        return self.offset(pos - 1) + 1 if pos > 0 else 0
 
     def segments(self, segments: Sequence[dict]) -> list[dict]:
         """Provenance segments (``start``/``end`` in the original text) moved to this text."""

@@ -20,6 +20,7 @@ from spellide.web import program_tree as ptree
 from spellide.web.demos import list_demos
 from spellide.web.diff import LABELS, diff_programs
 from spellide.web.highlight import MAX_HIGHLIGHT_CHARS, highlight_lines
+from spellide.spell.api import Layout, SpellError, pretty_text
 from spellide.spell.prompts import PROMPT_VERSION, prompt_digest, system_prompt, transports
 from spellide.web.models import Edit, Effect, Run, RunEvent, Step
 
@@ -27,6 +28,8 @@ SUMMARY_CHARS = 300       # completion characters read for a row's one-line summ
 FX_DOTS = 12              # effect dots shown per row
 SOURCE_WINDOW = 40_000    # the source view shows at most this many characters (full text via raw link)
 TEXT_INLINE = 20_000
+SOURCE_WIDTH = 88         # the pretty-printed source view's line width
+PRETTY_MAX_CHARS = 150_000  # longer programs are shown as stored (laying one out costs about 1 s per 200k characters)
 FORK_TREE_LIMIT = 300
 
 POINT_LABELS = {
@@ -241,6 +244,26 @@ def _lines_html(text: str, segments: list[dict], focus: Optional[int] = None) ->
             "plain": len(shown) > MAX_HIGHLIGHT_CHARS}
 
 
+def _source_layout(request: Any, text: str, segs: list[dict], open_prefix: bool
+                   ) -> tuple[dict, str, list[dict], Optional[Layout]]:
+    """The source view's text: pretty-printed (the default; segments moved along) or the
+    compact text the runtime keeps (``?layout=compact``). Text that does not read, or is too
+    long to lay out on a page view, stays compact and says why."""
+    want = request.GET.get("layout", "pretty") if request is not None else "pretty"
+    info = {"pretty": want != "compact", "note": ""}
+    if not info["pretty"]:
+        return info, text, segs, None
+    if len(text) > PRETTY_MAX_CHARS:
+        info.update(pretty=False, note=f"too long to lay out ({len(text):,} characters)")
+        return info, text, segs, None
+    try:
+        laid = pretty_text(text, SOURCE_WIDTH, open_prefix=open_prefix)
+    except (SpellError, RecursionError):
+        info.update(pretty=False, note="shown as stored: it does not read")
+        return info, text, segs, None
+    return info, laid.text, laid.segments(segs), laid
+
+
 def prev_program(run: Run, step: Step) -> tuple[str, str, Optional[int]]:
     """The program this step's program is compared with: its parent step's program, or for a
     root step the run's initial program. Returns (text, label, step id or None)."""
@@ -353,10 +376,22 @@ def detail_context(nav: Any, step: Step, tab: str, request: Any = None) -> dict:
                     {"start": len(prefix), "end": len(text), "source": "model"}]
             d["source_kind"] = "prefix + completion so far"
         focus = int(sel.split("-")[0]) if sel_ok else None
-        if focus is None and d["err_line"]:
-            focus = _line_offset(text, d["err_line"]) + max(0, (_int((step.error_span or {}).get("col")) or 1) - 1)
-        d["source"] = _lines_html(text, segs, focus)
+        err_at = None
+        if d["err_line"]:
+            err_at = _line_offset(text, d["err_line"]) + max(0, (_int((step.error_span or {}).get("col")) or 1) - 1)
         d["legend"] = _legend(segs)
+        d["layout"], text, segs, moved = _source_layout(request, text, segs, open_prefix=not program)
+        if moved is not None:
+            if sel_ok:
+                a, b = (int(x) for x in sel.split("-"))
+                d["sel"] = f"{moved.offset(a)}-{moved.end_offset(b)}"
+                focus = moved.offset(a)
+            if err_at is not None:
+                err_at = moved.offset(err_at)
+                d["err_line"] = text.count("\n", 0, err_at) + 1
+        if focus is None:
+            focus = err_at
+        d["source"] = _lines_html(text, segs, focus)
     elif tab == "diff":
         program = step.program_text()
         prev, label, prev_id = prev_program(run, step)
