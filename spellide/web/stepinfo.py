@@ -456,16 +456,23 @@ def _legend(segments: list[dict]) -> list[dict]:
 
 
 def read_problem(text: str, open_prefix: bool = False) -> Optional[dict]:
-    """Why a text cannot be read, with line and column (None when it reads). An open prefix
-    may end inside forms; a program may too (the runtime closes missing parens)."""
+    """Why a text cannot be read, with line, column and offset (None when it reads). An open
+    prefix may end inside forms but not inside a string, a comment or a character literal
+    (``check_prefix``); a program may end inside forms (the runtime closes missing parens)."""
+    from spellide.spell.api import check_prefix
     from spellide.spell.errors import ReadError, SpellError
     from spellide.spell.reader import read_all
+    if open_prefix:
+        err = check_prefix(text)
+        return None if err is None else {"message": err.reason, "line": err.line, "col": err.col,
+                                         "offset": getattr(err, "offset", None)}
     try:
         read_all(text)
     except ReadError as e:
         if e.incomplete:
             return None
-        return {"message": getattr(e, "reason", e.message), "line": e.line, "col": e.col}
+        return {"message": getattr(e, "reason", e.message), "line": e.line, "col": e.col,
+                "offset": getattr(e, "offset", None)}
     except SpellError as e:
         return {"message": e.message, "line": None, "col": None}
     return None

@@ -305,6 +305,20 @@ def test_highlight_preview_reports_read_problems(client, user):
     assert "<script>" not in esc["html"]
 
 
+def test_highlight_preview_checks_a_prefix_as_a_prefix_and_marks_the_place(client, user):
+    """The issue's case: a prefix ending in an open string "reads" but swallows the completion."""
+    client.force_login(user)
+    text = '(quine completion (eval (do (def x 1)\n(def broken "unterminated <b>x'
+    res = json.loads(client.post("/highlight/", {"text": text, "mode": "prefix"}).content)
+    assert not res["ok"] and (res["line"], res["col"]) == (2, 13) and "inside a string" in res["message"]
+    mark = re.search(r'<mark class="err-mark">(.*?)</mark>', res["html"])
+    assert mark and re.sub(r"<[^>]+>", "", mark.group(1)) == '"'
+    assert "<b>" not in res["html"] and "&lt;b&gt;" in res["html"]
+    assert re.sub(r"<[^>]+>", "", res["html"]).replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"') == text
+    # the same text as a whole program is only incomplete (the runtime closes it)
+    assert json.loads(client.post("/highlight/", {"text": text, "mode": "program"}).content)["ok"]
+
+
 def test_tree_subtree_endpoint(client, user, run):
     client.force_login(user)
     html = client.get(f"/runs/{run.public_id}/steps/3/tree/?path=0.1.0").content.decode()

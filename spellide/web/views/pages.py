@@ -21,7 +21,7 @@ from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from spellide.web import program_tree as ptree
-from spellide.web.highlight import highlight
+from spellide.web.highlight import highlight, highlight_marked
 from spellide.web.models import Effect, Run, Step
 from spellide.web import access, stepinfo
 
@@ -326,7 +326,8 @@ def highlight_preview(request: HttpRequest) -> HttpResponse:
     if len(text) > 5_000_000:
         return JsonResponse({"ok": False, "message": "the text is too long", "html": ""}, status=413)
     problem = stepinfo.read_problem(text, open_prefix=(request.POST.get("mode") == "prefix"))
-    return JsonResponse({"html": str(highlight(text)), "ok": problem is None,
+    html = highlight(text) if problem is None else highlight_marked(text, problem.get("offset"))
+    return JsonResponse({"html": str(html), "ok": problem is None,
                          "message": (problem or {}).get("message"), "line": (problem or {}).get("line"),
                          "col": (problem or {}).get("col")})
 
