@@ -26,7 +26,8 @@ from . import api, edits
 from . import events as ev
 from .api import (AFTER_COMPLETION, BEFORE_EFFECT, BEFORE_MODEL, ON_ERROR, ON_MODEL_ERROR,
                   Controller, Decision, PausePoint, RunConfig)
-from .assembly import assemble, balance_parens
+from .assembly import assemble
+from .prefix import check_prefix
 from .data import Builtin, List, Map, Symbol, Vector, kw
 from .effects.cache import EffectCache, EffectRecord, digest
 from .effects.gate import LIVE_MODE, REPLAY_MODE, STRICT_MODE, EffectGate
@@ -223,12 +224,10 @@ class Run:
 
     def _validate(self, kind: str, text: str) -> Optional[str]:
         try:
-            if kind == BEFORE_MODEL:
-                try:
-                    read_all(balance_parens(text))
-                except ReadError as e:
-                    if not e.incomplete:
-                        raise
+            if kind in (BEFORE_MODEL, ON_MODEL_ERROR):
+                problem = check_prefix(text)   # open forms are fine; an open string is not
+                if problem is not None:
+                    raise problem
             else:
                 assemble(text, "", allow_multiple=self.config.allow_multiple_top_level)
         except SpellError as e:

@@ -57,3 +57,32 @@ def test_an_accepted_prefix_reads_once_closed(text):
         read_all(text + "".join(reversed(st.closers)))
     except Exception as e:  # only text that stops where a form is still expected
         assert getattr(e, "offset", 0) >= len(text.rstrip())
+
+
+def test_the_machine_asks_again_when_a_prefix_edit_ends_inside_a_string():
+    """The runtime's own check (the CLI and run workers rely on it): the person is asked
+    again with the problem, and the next edit goes through."""
+    from spellide.spell import api
+    from spellide.spell.api import Breakpoints, Controller, Decision, RunConfig
+    from spellide.spell.machine import Run
+
+    class Script(Controller):
+        interactive = True
+
+        def __init__(self):
+            self.points = []
+
+        def checkpoint(self, point):
+            self.points.append(point)
+            if len(self.points) == 1:
+                return Decision(api.CONTINUE, point.text + '(def broken "unterminated', "alice")
+            if len(self.points) == 2:
+                return Decision(api.CONTINUE, point.text.rsplit("(def broken", 1)[0] + "(def ok 1) ", "alice")
+            return Decision()
+
+    ctl = Script()
+    result = Run(RunConfig(prompt="P", model="hello", breakpoints=Breakpoints(before_model=True)),
+                 controller=ctl).execute()
+    refused = ctl.points[1]
+    assert refused.reason == "edit refused" and "inside a string" in refused.error
+    assert result.error is None and "(def ok 1)" in result.steps[0]["program"]
