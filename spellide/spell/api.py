@@ -123,3 +123,4 @@ class Controller:
 from .pretty import Layout, pretty_forms, pretty_str, pretty_text  # noqa: E402
 from .prefix import check_prefix  # noqa: E402
 from .errors import ReadError, SpellError  # noqa: E402
+from .models.sent import MissingText, rebuild_request  # noqa: E402

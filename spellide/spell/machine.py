@@ -404,8 +404,10 @@ class Run:
             scope.base = scope.ordinal
             if self.keep_history:
                 self.steps[sid].update(completion=comp.text, usage=comp.usage.to_json(), prefix=prefix)
+            sent = comp.raw.get("request") if isinstance(comp.raw, dict) else None  # None: cache hit or local model
             self.bus.emit(ev.COMPLETION, step=sid, completion=comp.text, usage=comp.usage.to_json(),
-                          model=comp.model or self.model.name, transport=comp.transport)
+                          model=comp.model or self.model.name, transport=comp.transport,
+                          **({"request": sent} if sent is not None else {}))
             raw = prefix + comp.text
             edited = self._pause(AFTER_COMPLETION, sid, raw)
             if edited is not None:

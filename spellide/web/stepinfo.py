@@ -8,6 +8,7 @@ effects, a bounded walk of the fork tree.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from spellide.web import program_tree as ptree
 from spellide.web.demos import list_demos
 from spellide.web.diff import LABELS, diff_programs
 from spellide.web.highlight import MAX_HIGHLIGHT_CHARS, highlight_lines
-from spellide.spell.api import Layout, SpellError, pretty_text
+from spellide.spell.api import Layout, MissingText, SpellError, pretty_text, rebuild_request
 from spellide.spell.prompts import PROMPT_VERSION, prompt_digest, system_prompt, transports
 from spellide.web.models import Edit, Effect, Run, RunEvent, Step
 
@@ -409,11 +410,76 @@ def detail_context(nav: Any, step: Step, tab: str, request: Any = None) -> dict:
     elif tab == "effects":
         d["effects"] = [effect_row(e) for e in Effect.objects.filter(run=run, step_id=step.step_id)
                         .order_by("ordinal", "id")[:500]]
+    elif tab == "sent":
+        d["sent"] = as_sent(run, step)
     elif tab == "value":
         d["value"] = step.value
         d["error"] = step.error
         d["error_span"] = step.error_span
     return d
+
+
+def _sent_prefix(run: Run, step: Step) -> str:
+    """The prefix the model was given: the step's, or what a person edited it to."""
+    edit = (Edit.objects.filter(run=run, step_id=step.step_id, point="before_model")
+            .select_related("after_version").order_by("-seq", "-id").first())
+    return edit.after_version.text() if edit is not None else step.prefix_text()
+
+
+def as_sent(run: Run, step: Step) -> dict:
+    """What the model was sent for this step: the request body rebuilt from its record (the
+    prefix and system prompt put back, checked against their digests), shown part by part
+    and whole; or why nothing was sent (a cache hit, a local model, no call yet)."""
+    data = (RunEvent.objects.filter(run=run, type="completion", data__step=step.step_id)
+            .order_by("-seq").values_list("data", flat=True).first())
+    call = (Effect.objects.filter(run=run, step_id=step.step_id, name__startswith="model/")
+            .order_by("ordinal", "id").values("status", "reason", "name").first())
+    out: dict[str, Any] = {"call": call, "recorded": None, "problem": "", "body": None,
+                           "prefix": None, "parts": []}
+    recorded = (data or {}).get("request") if isinstance(data, dict) else None
+    if not isinstance(recorded, dict):
+        out["prefix"] = _sent_prefix(run, step)
+        return out
+    out["recorded"] = recorded
+    texts = {"prefix": _sent_prefix(run, step)}
+    transport = step.transport or ""
+    texts["system"] = system_prompt(transport) if transport in transports() else None
+    try:
+        body = rebuild_request(recorded, texts)
+    except MissingText as e:
+        out["problem"] = e.message
+        body = recorded.get("body")
+    out["body"] = body
+    out["json"] = json.dumps(body, indent=2, ensure_ascii=False)
+    out["parts"] = _sent_parts(body)
+    return out
+
+
+def _sent_parts(body: Any) -> list[dict]:
+    """The request body as a person reads it: the texts (system prompt, each message, the
+    prompt) as text, the rest (settings, tool schema) as JSON."""
+    if not isinstance(body, dict):
+        return []
+    parts: list[dict] = []
+    for key, value in body.items():
+        if key == "messages" and isinstance(value, list):
+            for i, m in enumerate(value):
+                content = m.get("content") if isinstance(m, dict) else m
+                blocks = content if isinstance(content, list) else [content]
+                texts = [b.get("text") if isinstance(b, dict) else b for b in blocks]
+                extra = {k: v for k, v in (m.items() if isinstance(m, dict) else ()) if k not in ("role", "content")}
+                parts.append({"label": f"message {i + 1}: {m.get('role', '?') if isinstance(m, dict) else '?'}",
+                              "texts": [t if isinstance(t, str) else json.dumps(t, ensure_ascii=False) for t in texts],
+                              "json": json.dumps(extra, ensure_ascii=False) if extra else ""})
+        elif key in ("system", "prompt") and isinstance(value, (str, list)):
+            blocks = value if isinstance(value, list) else [value]
+            parts.append({"label": key, "texts": [b.get("text", "") if isinstance(b, dict) else str(b) for b in blocks],
+                          "json": ""})
+        elif key == "tools":
+            parts.append({"label": "tools", "texts": [], "json": json.dumps(value, indent=2, ensure_ascii=False)})
+    settings = {k: v for k, v in body.items() if k not in ("messages", "system", "prompt", "tools")}
+    parts.insert(0, {"label": "settings", "texts": [], "json": json.dumps(settings, ensure_ascii=False)})
+    return parts
 
 
 def _int(x: Any) -> Optional[int]:

@@ -16,7 +16,7 @@ from .pagedata import add_human_edit, make_run
 pytestmark = pytest.mark.django_db
 
 PAYLOADS = ["<script>alert(1)</script>", "<img src=x onerror=alert(2)>"]
-TABS = ("tree", "source", "diff", "effects", "value")
+TABS = ("tree", "source", "diff", "effects", "value", "sent")
 
 
 def raw_payload_free(html: str) -> bool:

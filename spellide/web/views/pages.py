@@ -30,9 +30,9 @@ MAX_WINDOW = 200        # the most rows one window request returns
 EFFECTS_PAGE = 100
 RUNS_PAGE = 50
 TEXT_INLINE = 20_000    # longer effect args/results are cut on the page (full text via raw view)
-TABS = ("tree", "source", "diff", "effects", "value")
+TABS = ("tree", "source", "diff", "effects", "value", "sent")
 TAB_LABELS = {"tree": "Program tree", "source": "Source", "diff": "Diff", "effects": "Effects",
-              "value": "Value"}
+              "value": "Value", "sent": "As sent"}
 CONTROL_NAMES = ("run_pause", "run_resume", "run_step", "run_stop", "run_edit", "run_fork",
                  "run_resume_interrupted", "run_approve", "run_reject", "run_share", "run_unshare")
 
