@@ -298,9 +298,11 @@ def effect_row(e: Effect) -> dict:
     args = e.args or ""
     result = e.result if e.result is not None else ""
     usage = e.usage or {}
+    why, _, detail = (e.reason or "").partition("\n")
     return {
         "pk": e.pk, "step": e.step_id, "ordinal": e.ordinal, "name": e.name, "status": e.status,
-        "reason": e.reason, "digest": e.args_digest, "args": args[:TEXT_INLINE],
+        "reason": e.reason, "why": why, "why_detail": detail, "miss_rows": None,
+        "digest": e.args_digest, "args": args[:TEXT_INLINE], "args_pretty": _readable(args),
         "args_cut": bool(e.args_version_id) or len(args) > TEXT_INLINE,
         "result": result[:TEXT_INLINE], "result_cut": len(result) > TEXT_INLINE,
         "has_result": e.result is not None, "error": e.error, "ms": e.duration_ms,
@@ -308,6 +310,81 @@ def effect_row(e: Effect) -> dict:
         "tokens": (usage.get("input_tokens") or 0) + (usage.get("output_tokens") or 0) if usage else 0,
         "cost": usage.get("cost") if usage else None,
     }
+
+
+def _readable(args: str) -> str:
+    """Long printed arguments laid out for reading ("" when short, or too long to lay out)."""
+    if len(args) <= 120 or len(args) > TEXT_INLINE:
+        return ""
+    try:
+        return pretty_text(args, 72).text
+    except (SpellError, RecursionError):
+        return ""
+
+
+MISSES_EXPLAINED = 20     # misses per page explained form by form (each reads two programs)
+
+
+def explain_misses(run: Run, rows: list[dict]) -> list[dict]:
+    """For misses whose arguments changed, what differs, structurally: for a model call the
+    forms of the prefix that changed against the recorded call's prefix (the structural
+    diff), for other effects the arguments that changed. The recorded call is the parent
+    run's effect at the same position (a fork); runs without one keep the text reason."""
+    todo = [r for r in rows if r["status"] == "miss" and r["why_detail"]][:MISSES_EXPLAINED]
+    if not todo or not run.parent_run_id:
+        return rows
+    parent = Run.objects.filter(pk=run.parent_run_id).first()
+    if parent is None:
+        return rows
+    for r in todo:
+        old = (Effect.objects.filter(run=parent, step_id=r["step"], ordinal=r["ordinal"])
+               .select_related("args_version").first())
+        if old is None:
+            continue
+        try:
+            if r["name"].startswith("model/"):
+                r["miss_rows"] = _prefix_changes(parent, run, r["step"])
+            else:
+                r["miss_rows"] = _arg_changes(old.args_text(), _full_args(r))
+        except (SpellError, RecursionError):
+            r["miss_rows"] = None
+    return rows
+
+
+def _prefix_changes(old_run: Run, new_run: Run, sid: int) -> Optional[list]:
+    old_step = Step.objects.filter(run=old_run, step_id=sid).first()
+    new_step = Step.objects.filter(run=new_run, step_id=sid).first()
+    if old_step is None or new_step is None:
+        return None
+    old = ptree.balance_open(_sent_prefix(old_run, old_step))[0]
+    new = ptree.balance_open(_sent_prefix(new_run, new_step))[0]
+    diff = diff_programs(old, new)
+    return None if diff.error else [x for x in diff.rows if x.kind != "kept"]
+
+
+def _full_args(row: dict) -> str:
+    e = Effect.objects.filter(pk=row["pk"]).select_related("args_version").first() if row.get("pk") else None
+    return e.args_text() if e is not None else row["args"]
+
+
+def _arg_changes(old_text: str, new_text: str) -> Optional[list]:
+    """The arguments (of an argument vector) that differ, as structural diff rows."""
+    from spellide.web.diff import FormRef, Row
+    old_forms, old_spans = ptree.read_cached(old_text)
+    new_forms, new_spans = ptree.read_cached(new_text)
+    if len(old_forms) != 1 or len(new_forms) != 1:
+        return None
+    (old,), (new,) = old_forms, new_forms
+    o_spans, n_spans = list(getattr(old, "spans", None) or ()), list(getattr(new, "spans", None) or ())
+    out = []
+    for i in range(max(len(old), len(new))):
+        a = FormRef(i, old[i], o_spans[i] if i < len(o_spans) else None, old_text) if i < len(old) else None
+        b = FormRef(i, new[i], n_spans[i] if i < len(n_spans) else None, new_text) if i < len(new) else None
+        if a is not None and b is not None and a.text == b.text:
+            continue
+        out.append(Row("changed" if a and b else ("removed" if a else "appended"), old=a, new=b))
+        out[-1].arg = i + 1  # type: ignore[attr-defined]
+    return out
 
 
 def effect_from_event(step: int, data: dict, args_limit: int = TEXT_INLINE) -> dict:
@@ -318,9 +395,11 @@ def effect_from_event(step: int, data: dict, args_limit: int = TEXT_INLINE) -> d
     result = data.get("result")
     usage = data.get("usage") or {}
     key = data.get("key") or {}
+    why, _, detail = (data.get("reason") or "").partition("\n")
     return {
         "pk": None, "step": step, "ordinal": data.get("ordinal", key.get("ordinal")),
         "name": data.get("name", ""), "status": data.get("status", ""), "reason": data.get("reason", ""),
+        "why": why, "why_detail": detail, "miss_rows": None, "args_pretty": _readable(args[:args_limit]),
         "digest": data.get("args_digest") or key.get("args_digest", ""), "args": args[:args_limit],
         "args_cut": len(args) > args_limit, "result": (result or "")[:TEXT_INLINE],
         "result_cut": bool(result) and len(result) > TEXT_INLINE, "has_result": result is not None,
@@ -408,8 +487,8 @@ def detail_context(nav: Any, step: Step, tab: str, request: Any = None) -> dict:
         else:
             d["diff"] = None
     elif tab == "effects":
-        d["effects"] = [effect_row(e) for e in Effect.objects.filter(run=run, step_id=step.step_id)
-                        .order_by("ordinal", "id")[:500]]
+        d["effects"] = explain_misses(run, [effect_row(e) for e in Effect.objects.filter(run=run, step_id=step.step_id)
+                                            .order_by("ordinal", "id")[:500]])
     elif tab == "sent":
         d["sent"] = as_sent(run, step)
     elif tab == "value":

@@ -249,7 +249,8 @@ def run_effects(request: HttpRequest, public_id: Any = None, token: Optional[str
         qs = qs.filter(name__startswith=name)
     page = Paginator(qs.defer("args", "result"), EFFECTS_PAGE).get_page(request.GET.get("page"))
     rows = list(Effect.objects.filter(pk__in=[e.pk for e in page.object_list]).order_by("step_id", "ordinal", "id"))
-    ctx = {"nav": nav, "run": run, "page": page, "rows": [stepinfo.effect_row(e) for e in rows],
+    ctx = {"nav": nav, "run": run, "page": page,
+           "rows": stepinfo.explain_misses(run, [stepinfo.effect_row(e) for e in rows]),
            "stats": stepinfo.effect_stats(run), "status_filter": status, "name_filter": name,
            "view": "effects"}
     return _run_view(request, nav, ctx)
