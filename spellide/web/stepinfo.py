@@ -86,13 +86,31 @@ def _summary(text: Optional[str]) -> str:
     return " ".join(text[:SUMMARY_CHARS].split())[:120]
 
 
-def _duration_ms(step: Step) -> Optional[float]:
+def _duration_ms(step: Step, paused: float = 0.0) -> Optional[float]:
+    """How long the step took, without the time it spent paused (``paused`` ms)."""
     if step.finished_at and step.started_at:
-        return (step.finished_at - step.started_at).total_seconds() * 1000
+        return max(0.0, (step.finished_at - step.started_at).total_seconds() * 1000 - paused)
     return None
 
 
-def row_from_step(step: Step, fx: list[str]) -> dict:
+def paused_ms(run: Run, ids: Iterable[int]) -> dict[int, float]:
+    """Milliseconds each of these steps spent paused, from the run's pause/resume events
+    (what the live page's times leave out too: the persister subtracts them)."""
+    ids = list(ids)
+    if not ids:
+        return {}
+    out: dict[int, float] = {}
+    since: dict[int, float] = {}
+    for typ, sid, ts in (RunEvent.objects.filter(run=run, type__in=("paused", "resumed"), data__step__in=ids)
+                         .order_by("seq").values_list("type", "data__step", "ts")):
+        if typ == "paused":
+            since.setdefault(sid, ts)
+        elif sid in since:
+            out[sid] = out.get(sid, 0.0) + (ts - since.pop(sid)) * 1000
+    return out
+
+
+def row_from_step(step: Step, fx: list[str], paused: float = 0.0) -> dict:
     head = getattr(step, "completion_head", None)
     if head is None:
         head = step.completion[:SUMMARY_CHARS] if step.completion else ""
@@ -101,7 +119,7 @@ def row_from_step(step: Step, fx: list[str]) -> dict:
         "status": row_status(step.status, step.error, step.continued_by, getattr(step, "recovered", False)),
         "summary": _summary(head), "error": _summary(step.error) if step.error else "",
         "cont": step.continued_by, "fx": fx[:FX_DOTS], "fx_more": max(0, len(fx) - FX_DOTS),
-        "ms": _duration_ms(step), "model": step.model,
+        "ms": _duration_ms(step, paused), "model": step.model,
     }
 
 
@@ -112,7 +130,8 @@ def _rows(run: Run, steps: list[Step]) -> list[dict]:
         for sid, st in (Effect.objects.filter(run=run, step_id__in=ids)
                         .order_by("step_id", "ordinal", "id").values_list("step_id", "status")):
             fx.setdefault(sid, []).append(st)
-    return [row_from_step(s, fx.get(s.step_id, [])) for s in steps]
+    paused = paused_ms(run, ids)
+    return [row_from_step(s, fx.get(s.step_id, []), paused.get(s.step_id, 0.0)) for s in steps]
 
 
 def _step_rows_qs(run: Run):
@@ -423,7 +442,7 @@ def detail_context(nav: Any, step: Step, tab: str, request: Any = None) -> dict:
     d: dict[str, Any] = {"step": step, "sid": step.step_id, "tab": tab,
                          "base": f"{nav.base}/steps/{step.step_id}/"}
     d["status"] = row_status(step.status, step.error, step.continued_by, getattr(step, "recovered", False))
-    d["ms"] = _duration_ms(step)
+    d["ms"] = _duration_ms(step, paused_ms(run, [step.step_id]).get(step.step_id, 0.0))
     d["usage"] = step.usage or {}
     d["children"] = list(Step.objects.filter(run=run, parent=step.step_id)
                          .exclude(step_id=step.continued_by or -10)

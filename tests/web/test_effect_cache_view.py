@@ -27,7 +27,7 @@ def test_a_miss_after_a_fork_edit_shows_the_changed_forms(client):  # noqa: F811
     first = page.split('class="fx-io fxs-miss"', 1)[1].split("</tr>", 1)[0]
     assert "What differs from the recorded call: 1 change" in first
     rows = re.findall(r'<div class="drow dk-([a-z-]+)"><span class="dlabel">([^<]*)</span>(.*?)</div>', first, re.S)
-    assert len(rows) == 1 and "(def human-note 1)" in htmllib.unescape(rows[0][2])
+    assert len(rows) == 1 and rows[0][1] == "added" and "(def human-note 1)" in htmllib.unescape(rows[0][2])
     assert "@@" not in first                     # no raw unified diff of the prefix
     # the step's effects tab says the same
     tab = client.get(f"/runs/{fork.public_id}/steps/3/tab/effects/").content.decode()
