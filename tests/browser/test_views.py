@@ -72,3 +72,101 @@ def test_source_is_pretty_printed_and_the_compact_text_is_a_click_away(page, ser
     selected = page.evaluate("CSS.highlights.get('spell-sel') ? [...CSS.highlights.get('spell-sel')][0].toString() : ''")
     assert selected.startswith("(def ") and "\n" not in selected[:12]
     assert not page.errors
+
+
+def test_share_link_copy_button_and_a_revoked_link_says_so(page, server):
+    run_url = start_demo(page, server, "countdown")
+    wait_state(page, "finished")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
+    page.click("form[action$='/share/'] button")
+    page.wait_for_selector("#share-copy")
+    link = server.url + page.get_attribute("#share-link", "href")
+    page.click("#share-copy")
+    page.wait_for_selector("#share-copy[data-copied='true']")
+    assert page.evaluate("navigator.clipboard.readText()") == link
+    # anyone with the link sees the run, read-only
+    other = page.context.browser.new_context()
+    anon = other.new_page()
+    anon.goto(link)
+    anon.wait_for_selector("#run-state")
+    # revoked: the same link now says so on a page of the app, not a bare 404
+    page.click("form[action$='/unshare/'] button")
+    page.wait_for_selector("form[action$='/share/'] button")
+    resp = anon.goto(link)
+    assert resp.status == 404
+    assert "revoked" in anon.inner_text("#share-gone h1")
+    bg = anon.evaluate("getComputedStyle(document.querySelector('.notice')).backgroundColor")
+    assert bg not in ("rgba(0, 0, 0, 0)", "rgb(255, 255, 255)")     # the app's stylesheet applies
+    # the favicon is a real file
+    icon = anon.evaluate("document.querySelector('link[rel=icon]').href")
+    assert anon.request.get(icon).status == 200
+    # the sign-in page is in the app's style too
+    anon.goto(server.url + "/accounts/login/")
+    assert anon.locator("main.auth #id_username").count() == 1
+    assert anon.evaluate("getComputedStyle(document.body).backgroundColor") == \
+        page.evaluate("getComputedStyle(document.body).backgroundColor")
+    other.close()
+    assert not page.errors
+
+
+def _fits(page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def _inside(page, selector: str) -> bool:
+    return page.eval_on_selector_all(
+        selector, "els => els.length > 0 && els.every(e => { const r = e.getBoundingClientRect();"
+                  " return e.checkVisibility() && r.right <= window.innerWidth + 0.5 && r.left >= 0; })")
+
+
+def test_pages_fit_1024_px_and_long_words_do_not_widen_them(page, server):
+    page.set_viewport_size({"width": 1024, "height": 800})
+    long_title = "x" * 190
+    page.goto(server.url + "/")
+    page.fill("input[name=title]", long_title)
+    page.fill("textarea[name=prompt]", "Count down from 10, one number per turn.")
+    page.select_option("select[name=model]", "demo:countdown")
+    page.check("input[name=bp_before_model]")
+    page.click("#new-run-form button.primary")
+    page.wait_for_url(re.compile(r".*/runs/[0-9a-f-]{36}/$"))
+    page.wait_for_selector("#pause-box[data-point='before_model']")
+    page.wait_for_function("document.querySelector('#ide').dataset.state === 'paused'")
+    assert _fits(page)
+    assert _inside(page, "#run-controls .ctl-paused button")          # Resume, Step, Stop not clipped
+    assert _inside(page, ".views a")
+    page.click("#pause-box form[action$='/stop/'] button")
+    wait_state(page, "stopped", "failed")
+    page.goto(server.url + "/")
+    assert _fits(page) and _inside(page, "#new-run-form button.primary")
+    assert _inside(page, ".new-run")
+    # the effect cache of a fork with an edit: arguments readable, the miss explained
+    page.set_viewport_size({"width": 1440, "height": 800})
+    parent = start_demo(page, server, "countdown")
+    wait_state(page, "finished")
+    page.goto(parent + "steps/3/")
+    page.click(".fork-box > summary")
+    page.check(".fork-edit-toggle")
+    page.wait_for_function("document.querySelector('.fork-edit textarea').value.length > 0")
+    ta = page.locator(".fork-edit textarea")
+    ta.fill(ta.input_value() + "(def human-note 1) ")
+    page.click(".fork-form button.primary")
+    page.wait_for_url(lambda u: u.rstrip("/") != parent.rstrip("/") and "/runs/" in u)
+    wait_state(page, "finished")
+    page.set_viewport_size({"width": 1024, "height": 800})
+    page.goto(page.url.split("/steps/")[0].rstrip("/") + "/effects/?status=miss")
+    assert _fits(page)
+    width = page.evaluate("document.querySelector('.fx-io .fold-cell').getBoundingClientRect().width")
+    assert width > 250, width                                       # was ~110 px
+    assert "What differs from the recorded call: 1 change" in page.inner_text(".fx-why summary")
+    assert "(def human-note 1)" in page.inner_text(".fx-why .drow")
+    assert not page.errors
+
+
+def test_the_step_header_fits_one_line_at_1440_px(page, server):
+    page.set_viewport_size({"width": 1440, "height": 900})
+    run_url = start_demo(page, server, "io-task")
+    wait_state(page, "finished")
+    page.goto(run_url + "steps/3/")
+    detail_shown(page, 3)
+    tops = page.eval_on_selector_all(".d-head > *:not([hidden])", "els => els.map(e => Math.round(e.getBoundingClientRect().top))")
+    assert max(tops) - min(tops) < 12, tops

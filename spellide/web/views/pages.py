@@ -79,9 +79,23 @@ def _public(view: Callable) -> Callable:
 
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        return view(request, *args, **kwargs)
+        try:
+            return view(request, *args, **kwargs)
+        except Http404:
+            if kwargs.get("token") is None or Run.objects.filter(share_token=kwargs["token"]).exists():
+                raise
+            return _share_gone(request)
 
     return login_not_required(wrapper)
+
+
+def _share_gone(request: HttpRequest) -> HttpResponse:
+    """A share link whose token no run holds: revoked by the run's owner (tokens are random,
+    so a mistyped one is far less likely), said on a page of the app rather than a bare 404."""
+    if _is_htmx(request):
+        return HttpResponse('<p class="warn share-gone">This share link was revoked: '
+                            'the run is no longer shared.</p>', status=404)
+    return render(request, "spellide/share_gone.html", status=404)
 
 
 def _is_htmx(request: HttpRequest) -> bool:
