@@ -170,3 +170,35 @@ def test_the_step_header_fits_one_line_at_1440_px(page, server):
     detail_shown(page, 3)
     tops = page.eval_on_selector_all(".d-head > *:not([hidden])", "els => els.map(e => Math.round(e.getBoundingClientRect().top))")
     assert max(tops) - min(tops) < 12, tops
+
+
+def test_a_long_changed_form_expands_in_the_diff_and_the_line_diff_has_no_stray_marks(page, server):
+    start_run(page, server, prompt="Count down from 10, one number per turn.", model="demo:countdown",
+              before_model=True)
+    page.wait_for_selector("#pause-box[data-point='before_model'][data-step='0']")
+    editor = page.locator("#edit-text")
+    notes = " ".join(f':note{i} "a long enough note number {i}"' for i in range(8))
+    editor.fill(editor.input_value() + f"(def notes {{{notes}}}) ")
+    page.wait_for_selector(".editor-status.ok")
+    page.click("#edit-form button[value=continue]")
+    page.wait_for_selector("#pause-box[data-point='before_model'][data-step='1']")
+    page.click("#pause-box form[action$='/stop/'] button")
+    wait_state(page, "stopped", "failed")
+    page.click("#step-row-0")
+    detail_shown(page, 0)
+    page.keyboard.press("3")
+    detail_shown(page, 0, ".tab-pane[data-tab='diff']")
+    human = page.locator(".drow.dk-human details.dform")
+    assert human.count() == 1
+    human.locator("summary").click()
+    full = human.locator(".dform-full").inner_text()
+    assert full.startswith("(def notes\n") and ':note7 "a long enough note number 7"}' in full
+    page.click(".line-diff > summary")
+    marks = page.eval_on_selector_all(".ldiff td.lt, .ldiff td.ln",
+                                      "els => els.filter(e => e.scrollWidth > e.clientWidth).length")
+    assert marks == 0                                  # no cell cut to an ellipsis "."
+    added = page.eval_on_selector_all(".ldiff tr.lt-add td.lc", "els => els.map(e => e.textContent)")
+    assert any(":note3" in t for t in added) and len(added) > 3     # the new form, laid out
+    page.keyboard.press("6")
+    detail_shown(page, 0, ".tab-pane[data-tab='sent']")
+    assert not page.errors
