@@ -41,6 +41,8 @@ def test_a_prefix_edit_ending_in_a_string_is_refused_marked_and_replaced(page, s
     page.wait_for_selector(".editor-status.ok")
     page.click("#edit-form button[value=continue]")
     page.wait_for_selector("#pause-box[data-point='before_model'][data-step='1']")
+    page.click("#pause-box form[action$='/stop/'] button")     # leave nothing running for the next test
+    wait_state(page, "stopped", "failed")
     assert not page.errors
 
 
