@@ -29,7 +29,7 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
-from .data import List, Map, Set, Symbol, Vector
+from .data import List, Map, Set, Vector
 from .printer import _expand, pr_str
 
 __all__ = ["pretty_str", "pretty_forms", "pretty_text", "Layout", "DEFAULT_WIDTH"]

@@ -9,7 +9,6 @@ import json
 import re
 
 import pytest
-from django.test import Client
 
 from spellide.spell.prompts import system_prompt
 
