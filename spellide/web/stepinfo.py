@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
@@ -277,11 +279,34 @@ def _source_layout(request: Any, text: str, segs: list[dict], open_prefix: bool
         info.update(pretty=False, note=f"too long to lay out ({len(text):,} characters)")
         return info, text, segs, None
     try:
-        laid = pretty_text(text, SOURCE_WIDTH, open_prefix=open_prefix)
+        laid = _laid_out(text, open_prefix)
     except (SpellError, RecursionError):
         info.update(pretty=False, note="shown as stored: it does not read")
         return info, text, segs, None
     return info, laid.text, laid.segments(segs), laid
+
+
+_LAID: "OrderedDict[tuple[str, bool], Layout]" = OrderedDict()
+_LAID_MAX = 4
+_LAID_LOCK = threading.Lock()
+
+
+def _laid_out(text: str, open_prefix: bool) -> Layout:
+    """``pretty_text`` with a small per-process cache: a followed run's source view, and
+    moving between a step's tabs and back, lay the same long program out again and again."""
+    key = (text, open_prefix)
+    with _LAID_LOCK:
+        hit = _LAID.get(key)
+        if hit is not None:
+            _LAID.move_to_end(key)
+            return hit
+    laid = pretty_text(text, SOURCE_WIDTH, open_prefix=open_prefix)
+    if len(text) >= 5_000:   # short programs are cheap to lay out again
+        with _LAID_LOCK:
+            _LAID[key] = laid
+            while len(_LAID) > _LAID_MAX:
+                _LAID.popitem(last=False)
+    return laid
 
 
 def prev_program(run: Run, step: Step) -> tuple[str, str, Optional[int]]:
