@@ -156,3 +156,9 @@ def init_problem(text: str, allow_multiple_top_level: bool = False) -> Optional[
         return ReadProblem(f"expected exactly one top-level form, got {len(forms)} (the second starts here)",
                            spans[1].line, spans[1].col)
     return None
+
+# Reading programs for people: layout and prefix checks (pure text functions, no run needed).
+from .pretty import Layout, pretty_forms, pretty_str, pretty_text  # noqa: E402
+from .prefix import check_prefix  # noqa: E402
+from .errors import ReadError, SpellError  # noqa: E402
+from .models.sent import MissingText, rebuild_request  # noqa: E402

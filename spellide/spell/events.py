@@ -17,7 +17,7 @@ from typing import Any, Callable, Protocol
 RUN_STARTED = "run_started"          # {config}
 STEP_STARTED = "step_started"        # {step, parent, depth, prefix, model}
 COMPLETION_DELTA = "completion_delta"  # {step, text}  (streaming providers only)
-COMPLETION = "completion"            # {step, completion, usage}
+COMPLETION = "completion"            # {step, completion, usage, model, transport, request?} (request: models/sent.py)
 PROGRAM = "program"                  # {step, program, provenance}  (after assembly/edits)
 EFFECT = "effect"                    # {step, effect: EffectRecord.to_json()}
 STEP_FINISHED = "step_finished"      # {step, value, error, continued_by}

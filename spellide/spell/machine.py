@@ -27,6 +27,7 @@ from . import events as ev
 from .api import (AFTER_COMPLETION, BEFORE_EFFECT, BEFORE_MODEL, ON_ERROR, ON_MODEL_ERROR,
                   Controller, Decision, PausePoint, RunConfig)
 from .assembly import assemble, balance_parens, span_in_text
+from .prefix import check_prefix
 from .data import Builtin, List, Map, Symbol, Vector, kw
 from .effects.cache import EffectCache, EffectRecord, digest
 from .effects.gate import LIVE_MODE, REPLAY_MODE, STRICT_MODE, EffectGate
@@ -226,12 +227,10 @@ class Run:
 
     def _validate(self, kind: str, text: str) -> Optional[str]:
         try:
-            if kind == BEFORE_MODEL:
-                try:
-                    read_all(balance_parens(text))
-                except ReadError as e:
-                    if not e.incomplete:
-                        raise
+            if kind in (BEFORE_MODEL, ON_MODEL_ERROR):
+                problem = check_prefix(text)   # open forms are fine; an open string is not
+                if problem is not None:
+                    raise problem
             else:
                 assemble(text, "", allow_multiple=self.config.allow_multiple_top_level)
         except SpellError as e:
@@ -409,8 +408,10 @@ class Run:
             scope.base = scope.ordinal
             if self.keep_history:
                 self.steps[sid].update(completion=comp.text, usage=comp.usage.to_json(), prefix=prefix)
+            sent = comp.raw.get("request") if isinstance(comp.raw, dict) else None  # None: cache hit or local model
             self.bus.emit(ev.COMPLETION, step=sid, completion=comp.text, usage=comp.usage.to_json(),
-                          model=comp.model or self.model.name, transport=comp.transport)
+                          model=comp.model or self.model.name, transport=comp.transport,
+                          **({"request": sent} if sent is not None else {}))
             raw = prefix + comp.text
             edited = self._pause(AFTER_COMPLETION, sid, raw)
             if edited is not None:

@@ -61,6 +61,8 @@ LABELS = {
 }
 
 MAX_LINE_CHARS = 400
+MAX_PRETTY_CHARS = 20_000   # a changed form up to this long can be expanded, laid out, on the page
+PRETTY_WIDTH = 80
 BIG_MIDDLE = 2000   # differing middles longer than this use difflib's autojunk heuristic
 
 
@@ -68,7 +70,7 @@ class FormRef:
     """A top-level form in one of the two programs. Its printed text and preview are computed
     only when a page shows them: most forms of a long program are unchanged and never shown."""
 
-    __slots__ = ("index", "form", "span", "source", "_text", "_preview")
+    __slots__ = ("index", "form", "span", "source", "_text", "_preview", "_pretty")
 
     def __init__(self, index: int, form: Any, span: Any, source: str):
         self.index = index
@@ -77,6 +79,7 @@ class FormRef:
         self.source = source
         self._text: Optional[str] = None
         self._preview: Optional[str] = None
+        self._pretty: Optional[str] = None
 
     @property
     def text(self) -> str:
@@ -90,6 +93,18 @@ class FormRef:
         if self._preview is None:
             self._preview = _preview(self.source, self.span, "") if self.span is not None else self.text[:100]
         return self._preview
+
+    @property
+    def cut(self) -> bool:
+        """Whether the preview leaves part of the form out (the page offers the whole of it)."""
+        return self.preview.endswith("…")
+
+    @property
+    def pretty(self) -> str:
+        """The whole form laid out for reading ("" when too long to put on the page)."""
+        if self._pretty is None:
+            self._pretty = _pretty_form(self.form, self.span, self.source)
+        return self._pretty
 
     @property
     def start(self) -> Optional[int]:
@@ -147,6 +162,19 @@ class ProgramDiff:
 def _pr(form: Any) -> str:
     from spellide.spell.printer import pr_str  # late: keep import of this module cheap
     return pr_str(form)
+
+
+def _pretty_form(form: Any, span: Any, source: str) -> str:
+    from spellide.spell.api import pretty_str, pretty_text
+    try:
+        if span is not None:
+            if span.end - span.start > MAX_PRETTY_CHARS:
+                return ""
+            return pretty_text(source[span.start:span.end], PRETTY_WIDTH).text
+        text = pretty_str(form, PRETTY_WIDTH)
+        return text if len(text) <= MAX_PRETTY_CHARS else ""
+    except (SpellError, RecursionError):
+        return ""
 
 
 def _head(form: Any) -> Optional[str]:
@@ -484,9 +512,13 @@ def common_head(old_forms: Sequence[Any], old_spans: Sequence[Any], old_text: st
 
 
 def form_lines(form: Any, text: str = "", head: int = 0) -> list[str]:
-    """One printed line per top-level body form (the quine head on its own line). The first
-    ``head`` body forms (known equal in both programs) use their source text, whitespace
-    collapsed, instead of being printed again."""
+    """The program as lines to diff: the quine head on a line of its own, then each
+    top-level body form pretty-printed (so a change inside a long form is a changed line,
+    not a changed program). The first ``head`` body forms (known equal in both programs)
+    are one line each of their source text, whitespace collapsed, instead of being laid out:
+    they are at most context, and there may be thousands."""
+    from spellide.spell.api import pretty_str
+
     args, _, body, spans = split_program(form)
     lines = []
     if args or _is_quine_eval_do(form):
@@ -494,8 +526,12 @@ def form_lines(form: Any, text: str = "", head: int = 0) -> list[str]:
     for i, f in enumerate(body):
         if i < head and spans[i] is not None:
             lines.append(_clip(" ".join(text[spans[i].start:spans[i].end].split())))
-        else:
-            lines.append(_clip(_pr(f)))
+            continue
+        try:
+            laid = pretty_str(f, PRETTY_WIDTH)
+        except RecursionError:
+            laid = _pr(f)
+        lines.extend(_clip(line) for line in laid.split("\n"))
     return lines
 
 

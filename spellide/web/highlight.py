@@ -99,6 +99,18 @@ def highlight(text: str) -> SafeString:
     return mark_safe(_format((t, v) for _, t, v in _tokens(text)))
 
 
+def highlight_marked(text: str, offset: Optional[int]) -> SafeString:
+    """The whole text highlighted, with the character at ``offset`` (where the reader
+    stopped) wrapped in ``<mark class="err-mark">`` so the editor can show the place."""
+    if offset is None or not 0 <= offset < len(text):
+        return highlight(text)
+    pieces = list(_split(_tokens(text), [offset, offset + 1]))
+    before = [(t, v) for i, t, v in pieces if i < offset]
+    at = [(t, v) for i, t, v in pieces if i == offset]
+    after = [(t, v) for i, t, v in pieces if i > offset]
+    return mark_safe(_format(before) + '<mark class="err-mark">' + _format(at) + "</mark>" + _format(after))
+
+
 def _split(tokens: list[tuple[int, _TokenType, str]], cuts: Sequence[int]) -> Iterator[tuple[int, _TokenType, str]]:
     """Split tokens so that no token crosses any offset in ``cuts`` (sorted)."""
     ci = 0
@@ -229,4 +241,4 @@ def css() -> str:
     return _FORMATTER.get_style_defs(".code")
 
 
-__all__ = ["SpellLexer", "highlight", "highlight_segments", "highlight_lines", "css"]
+__all__ = ["SpellLexer", "highlight", "highlight_marked", "highlight_segments", "highlight_lines", "css"]

@@ -22,8 +22,11 @@ from typing import Any, Optional
 
 from spellide.spell.data import Char, Keyword, List, Map, Regex, Set, Span, Symbol, Vector
 from spellide.spell.errors import SpellError
+from spellide.spell.api import pretty_text
 
 PREVIEW_CHARS = 100
+FULL_CHARS = 4_000        # a cut leaf up to this long can be expanded to its whole (pretty) text
+FULL_WIDTH = 72
 STRING_FOLD = 80          # strings longer than this are folded
 STRING_PREVIEW = 60
 DEFAULT_MAX_NODES = 400   # nodes in a first render; the rest load on demand
@@ -69,6 +72,9 @@ class TreeNode:
     more_from: int = 0                # for kind "more": the hidden children's index range
     more_to: int = 0
     depth: int = 0
+    full: str = ""                    # a cut leaf's whole form, pretty-printed (expandable)
+    open_preview: str = ""            # what an open node's row says (its head): children follow
+
 
     @property
     def label(self) -> str:
@@ -181,6 +187,7 @@ class _Builder:
                 n.folded = True
                 n.length = len(form)
                 n.preview = '"' + _WS.sub(" ", form[:STRING_PREVIEW]) + '…"'
+                n.full = self.full_text(span)
             return n
         if _is_atom(form):
             return n
@@ -190,7 +197,26 @@ class _Builder:
                 and span is not None and span.end - span.start <= PREVIEW_CHARS:
             return n
         self.add_children(n, form, elems, spans, 0, len(elems))
+        n.open_preview = self.head_text(span, spans, elems) if n.preview.endswith("…") else ""
         return n
+
+    def full_text(self, span: Optional[Span]) -> str:
+        """A cut form's text laid out for reading, when it is not too long to send."""
+        if span is None or span.end - span.start > FULL_CHARS:
+            return ""
+        piece = self.text[span.start:span.end]
+        try:
+            return pretty_text(piece, FULL_WIDTH).text
+        except (SpellError, RecursionError):
+            return piece
+
+    def head_text(self, span: Optional[Span], spans: list, elems: list) -> str:
+        """An open form's row: its text up to its first child that is a collection (the
+        children are listed below it), e.g. ``(def todo …``."""
+        if span is None:
+            return ""
+        stop = next((s.start for e, s in zip(elems, spans) if s is not None and not _is_atom(e)), span.end)
+        return _preview(self.text, Span(0, 0, 0, 0, span.start, stop), "").rstrip(" …") + " …"
 
     def placeholder(self, parent: TreeNode, start: int, end: int) -> TreeNode:
         self.truncated = True

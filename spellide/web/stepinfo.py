@@ -8,8 +8,11 @@ effects, a bounded walk of the fork tree.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
@@ -20,6 +23,7 @@ from spellide.web import program_tree as ptree
 from spellide.web.demos import list_demos
 from spellide.web.diff import LABELS, diff_programs
 from spellide.web.highlight import MAX_HIGHLIGHT_CHARS, highlight_lines
+from spellide.spell.api import Layout, MissingText, SpellError, pretty_text, rebuild_request
 from spellide.spell.prompts import PROMPT_VERSION, prompt_digest, system_prompt, transports
 from spellide.web.models import Edit, Effect, Run, RunEvent, Step
 
@@ -27,6 +31,8 @@ SUMMARY_CHARS = 300       # completion characters read for a row's one-line summ
 FX_DOTS = 12              # effect dots shown per row
 SOURCE_WINDOW = 40_000    # the source view shows at most this many characters (full text via raw link)
 TEXT_INLINE = 20_000
+SOURCE_WIDTH = 88         # the pretty-printed source view's line width
+PRETTY_MAX_CHARS = 150_000  # longer programs are shown as stored (laying one out costs about 1 s per 200k characters)
 FORK_TREE_LIMIT = 300
 
 POINT_LABELS = {
@@ -82,13 +88,31 @@ def _summary(text: Optional[str]) -> str:
     return " ".join(text[:SUMMARY_CHARS].split())[:120]
 
 
-def _duration_ms(step: Step) -> Optional[float]:
+def _duration_ms(step: Step, paused: float = 0.0) -> Optional[float]:
+    """How long the step took, without the time it spent paused (``paused`` ms)."""
     if step.finished_at and step.started_at:
-        return (step.finished_at - step.started_at).total_seconds() * 1000
+        return max(0.0, (step.finished_at - step.started_at).total_seconds() * 1000 - paused)
     return None
 
 
-def row_from_step(step: Step, fx: list[str]) -> dict:
+def paused_ms(run: Run, ids: Iterable[int]) -> dict[int, float]:
+    """Milliseconds each of these steps spent paused, from the run's pause/resume events
+    (what the live page's times leave out too: the persister subtracts them)."""
+    ids = list(ids)
+    if not ids:
+        return {}
+    out: dict[int, float] = {}
+    since: dict[int, float] = {}
+    for typ, sid, ts in (RunEvent.objects.filter(run=run, type__in=("paused", "resumed"), data__step__in=ids)
+                         .order_by("seq").values_list("type", "data__step", "ts")):
+        if typ == "paused":
+            since.setdefault(sid, ts)
+        elif sid in since:
+            out[sid] = out.get(sid, 0.0) + (ts - since.pop(sid)) * 1000
+    return out
+
+
+def row_from_step(step: Step, fx: list[str], paused: float = 0.0) -> dict:
     head = getattr(step, "completion_head", None)
     if head is None:
         head = step.completion[:SUMMARY_CHARS] if step.completion else ""
@@ -97,7 +121,7 @@ def row_from_step(step: Step, fx: list[str]) -> dict:
         "status": row_status(step.status, step.error, step.continued_by, getattr(step, "recovered", False)),
         "summary": _summary(head), "error": _summary(step.error) if step.error else "",
         "cont": step.continued_by, "fx": fx[:FX_DOTS], "fx_more": max(0, len(fx) - FX_DOTS),
-        "ms": _duration_ms(step), "model": step.model,
+        "ms": _duration_ms(step, paused), "model": step.model,
     }
 
 
@@ -108,7 +132,8 @@ def _rows(run: Run, steps: list[Step]) -> list[dict]:
         for sid, st in (Effect.objects.filter(run=run, step_id__in=ids)
                         .order_by("step_id", "ordinal", "id").values_list("step_id", "status")):
             fx.setdefault(sid, []).append(st)
-    return [row_from_step(s, fx.get(s.step_id, [])) for s in steps]
+    paused = paused_ms(run, ids)
+    return [row_from_step(s, fx.get(s.step_id, []), paused.get(s.step_id, 0.0)) for s in steps]
 
 
 def _step_rows_qs(run: Run):
@@ -241,6 +266,49 @@ def _lines_html(text: str, segments: list[dict], focus: Optional[int] = None) ->
             "plain": len(shown) > MAX_HIGHLIGHT_CHARS}
 
 
+def _source_layout(request: Any, text: str, segs: list[dict], open_prefix: bool
+                   ) -> tuple[dict, str, list[dict], Optional[Layout]]:
+    """The source view's text: pretty-printed (the default; segments moved along) or the
+    compact text the runtime keeps (``?layout=compact``). Text that does not read, or is too
+    long to lay out on a page view, stays compact and says why."""
+    want = request.GET.get("layout", "pretty") if request is not None else "pretty"
+    info = {"pretty": want != "compact", "note": ""}
+    if not info["pretty"]:
+        return info, text, segs, None
+    if len(text) > PRETTY_MAX_CHARS:
+        info.update(pretty=False, note=f"too long to lay out ({len(text):,} characters)")
+        return info, text, segs, None
+    try:
+        laid = _laid_out(text, open_prefix)
+    except (SpellError, RecursionError):
+        info.update(pretty=False, note="shown as stored: it does not read")
+        return info, text, segs, None
+    return info, laid.text, laid.segments(segs), laid
+
+
+_LAID: "OrderedDict[tuple[str, bool], Layout]" = OrderedDict()
+_LAID_MAX = 4
+_LAID_LOCK = threading.Lock()
+
+
+def _laid_out(text: str, open_prefix: bool) -> Layout:
+    """``pretty_text`` with a small per-process cache: a followed run's source view, and
+    moving between a step's tabs and back, lay the same long program out again and again."""
+    key = (text, open_prefix)
+    with _LAID_LOCK:
+        hit = _LAID.get(key)
+        if hit is not None:
+            _LAID.move_to_end(key)
+            return hit
+    laid = pretty_text(text, SOURCE_WIDTH, open_prefix=open_prefix)
+    if len(text) >= 5_000:   # short programs are cheap to lay out again
+        with _LAID_LOCK:
+            _LAID[key] = laid
+            while len(_LAID) > _LAID_MAX:
+                _LAID.popitem(last=False)
+    return laid
+
+
 def prev_program(run: Run, step: Step) -> tuple[str, str, Optional[int]]:
     """The program this step's program is compared with: its parent step's program, or for a
     root step the run's initial program. Returns (text, label, step id or None)."""
@@ -274,9 +342,11 @@ def effect_row(e: Effect) -> dict:
     args = e.args or ""
     result = e.result if e.result is not None else ""
     usage = e.usage or {}
+    why, _, detail = (e.reason or "").partition("\n")
     return {
         "pk": e.pk, "step": e.step_id, "ordinal": e.ordinal, "name": e.name, "status": e.status,
-        "reason": e.reason, "digest": e.args_digest, "args": args[:TEXT_INLINE],
+        "reason": e.reason, "why": why, "why_detail": detail, "miss_rows": None,
+        "digest": e.args_digest, "args": args[:TEXT_INLINE], "args_pretty": _readable(args),
         "args_cut": bool(e.args_version_id) or len(args) > TEXT_INLINE,
         "result": result[:TEXT_INLINE], "result_cut": len(result) > TEXT_INLINE,
         "has_result": e.result is not None, "error": e.error, "ms": e.duration_ms,
@@ -284,6 +354,81 @@ def effect_row(e: Effect) -> dict:
         "tokens": (usage.get("input_tokens") or 0) + (usage.get("output_tokens") or 0) if usage else 0,
         "cost": usage.get("cost") if usage else None,
     }
+
+
+def _readable(args: str) -> str:
+    """Long printed arguments laid out for reading ("" when short, or too long to lay out)."""
+    if len(args) <= 120 or len(args) > TEXT_INLINE:
+        return ""
+    try:
+        return pretty_text(args, 72).text
+    except (SpellError, RecursionError):
+        return ""
+
+
+MISSES_EXPLAINED = 20     # misses per page explained form by form (each reads two programs)
+
+
+def explain_misses(run: Run, rows: list[dict]) -> list[dict]:
+    """For misses whose arguments changed, what differs, structurally: for a model call the
+    forms of the prefix that changed against the recorded call's prefix (the structural
+    diff), for other effects the arguments that changed. The recorded call is the parent
+    run's effect at the same position (a fork); runs without one keep the text reason."""
+    todo = [r for r in rows if r["status"] == "miss" and r["why_detail"]][:MISSES_EXPLAINED]
+    if not todo or not run.parent_run_id:
+        return rows
+    parent = Run.objects.filter(pk=run.parent_run_id).first()
+    if parent is None:
+        return rows
+    for r in todo:
+        old = (Effect.objects.filter(run=parent, step_id=r["step"], ordinal=r["ordinal"])
+               .select_related("args_version").first())
+        if old is None:
+            continue
+        try:
+            if r["name"].startswith("model/"):
+                r["miss_rows"] = _prefix_changes(parent, run, r["step"])
+            else:
+                r["miss_rows"] = _arg_changes(old.args_text(), _full_args(r))
+        except (SpellError, RecursionError):
+            r["miss_rows"] = None
+    return rows
+
+
+def _prefix_changes(old_run: Run, new_run: Run, sid: int) -> Optional[list]:
+    old_step = Step.objects.filter(run=old_run, step_id=sid).first()
+    new_step = Step.objects.filter(run=new_run, step_id=sid).first()
+    if old_step is None or new_step is None:
+        return None
+    old = ptree.balance_open(_sent_prefix(old_run, old_step))[0]
+    new = ptree.balance_open(_sent_prefix(new_run, new_step))[0]
+    diff = diff_programs(old, new)
+    return None if diff.error else [x for x in diff.rows if x.kind != "kept"]
+
+
+def _full_args(row: dict) -> str:
+    e = Effect.objects.filter(pk=row["pk"]).select_related("args_version").first() if row.get("pk") else None
+    return e.args_text() if e is not None else row["args"]
+
+
+def _arg_changes(old_text: str, new_text: str) -> Optional[list]:
+    """The arguments (of an argument vector) that differ, as structural diff rows."""
+    from spellide.web.diff import FormRef, Row
+    old_forms, old_spans = ptree.read_cached(old_text)
+    new_forms, new_spans = ptree.read_cached(new_text)
+    if len(old_forms) != 1 or len(new_forms) != 1:
+        return None
+    (old,), (new,) = old_forms, new_forms
+    o_spans, n_spans = list(getattr(old, "spans", None) or ()), list(getattr(new, "spans", None) or ())
+    out = []
+    for i in range(max(len(old), len(new))):
+        a = FormRef(i, old[i], o_spans[i] if i < len(o_spans) else None, old_text) if i < len(old) else None
+        b = FormRef(i, new[i], n_spans[i] if i < len(n_spans) else None, new_text) if i < len(new) else None
+        if a is not None and b is not None and a.text == b.text:
+            continue
+        out.append(Row("changed" if a and b else ("removed" if a else "appended"), old=a, new=b))
+        out[-1].arg = i + 1  # type: ignore[attr-defined]
+    return out
 
 
 def effect_from_event(step: int, data: dict, args_limit: int = TEXT_INLINE) -> dict:
@@ -294,9 +439,11 @@ def effect_from_event(step: int, data: dict, args_limit: int = TEXT_INLINE) -> d
     result = data.get("result")
     usage = data.get("usage") or {}
     key = data.get("key") or {}
+    why, _, detail = (data.get("reason") or "").partition("\n")
     return {
         "pk": None, "step": step, "ordinal": data.get("ordinal", key.get("ordinal")),
         "name": data.get("name", ""), "status": data.get("status", ""), "reason": data.get("reason", ""),
+        "why": why, "why_detail": detail, "miss_rows": None, "args_pretty": _readable(args[:args_limit]),
         "digest": data.get("args_digest") or key.get("args_digest", ""), "args": args[:args_limit],
         "args_cut": len(args) > args_limit, "result": (result or "")[:TEXT_INLINE],
         "result_cut": bool(result) and len(result) > TEXT_INLINE, "has_result": result is not None,
@@ -320,7 +467,7 @@ def detail_context(nav: Any, step: Step, tab: str, request: Any = None) -> dict:
     d: dict[str, Any] = {"step": step, "sid": step.step_id, "tab": tab,
                          "base": f"{nav.base}/steps/{step.step_id}/"}
     d["status"] = row_status(step.status, step.error, step.continued_by, getattr(step, "recovered", False))
-    d["ms"] = _duration_ms(step)
+    d["ms"] = _duration_ms(step, paused_ms(run, [step.step_id]).get(step.step_id, 0.0))
     d["usage"] = step.usage or {}
     d["children"] = list(Step.objects.filter(run=run, parent=step.step_id)
                          .exclude(step_id=step.continued_by or -10)
@@ -353,10 +500,22 @@ def detail_context(nav: Any, step: Step, tab: str, request: Any = None) -> dict:
                     {"start": len(prefix), "end": len(text), "source": "model"}]
             d["source_kind"] = "prefix + completion so far"
         focus = int(sel.split("-")[0]) if sel_ok else None
-        if focus is None and d["err_line"]:
-            focus = _line_offset(text, d["err_line"]) + max(0, (_int((step.error_span or {}).get("col")) or 1) - 1)
-        d["source"] = _lines_html(text, segs, focus)
+        err_at = None
+        if d["err_line"]:
+            err_at = _line_offset(text, d["err_line"]) + max(0, (_int((step.error_span or {}).get("col")) or 1) - 1)
         d["legend"] = _legend(segs)
+        d["layout"], text, segs, moved = _source_layout(request, text, segs, open_prefix=not program)
+        if moved is not None:
+            if sel_ok:
+                a, b = (int(x) for x in sel.split("-"))
+                d["sel"] = f"{moved.offset(a)}-{moved.end_offset(b)}"
+                focus = moved.offset(a)
+            if err_at is not None:
+                err_at = moved.offset(err_at)
+                d["err_line"] = text.count("\n", 0, err_at) + 1
+        if focus is None:
+            focus = err_at
+        d["source"] = _lines_html(text, segs, focus)
     elif tab == "diff":
         program = step.program_text()
         prev, label, prev_id = prev_program(run, step)
@@ -372,13 +531,78 @@ def detail_context(nav: Any, step: Step, tab: str, request: Any = None) -> dict:
         else:
             d["diff"] = None
     elif tab == "effects":
-        d["effects"] = [effect_row(e) for e in Effect.objects.filter(run=run, step_id=step.step_id)
-                        .order_by("ordinal", "id")[:500]]
+        d["effects"] = explain_misses(run, [effect_row(e) for e in Effect.objects.filter(run=run, step_id=step.step_id)
+                                            .order_by("ordinal", "id")[:500]])
+    elif tab == "sent":
+        d["sent"] = as_sent(run, step)
     elif tab == "value":
         d["value"] = step.value
         d["error"] = step.error
         d["error_span"] = step.error_span
     return d
+
+
+def _sent_prefix(run: Run, step: Step) -> str:
+    """The prefix the model was given: the step's, or what a person edited it to."""
+    edit = (Edit.objects.filter(run=run, step_id=step.step_id, point="before_model")
+            .select_related("after_version").order_by("-seq", "-id").first())
+    return edit.after_version.text() if edit is not None else step.prefix_text()
+
+
+def as_sent(run: Run, step: Step) -> dict:
+    """What the model was sent for this step: the request body rebuilt from its record (the
+    prefix and system prompt put back, checked against their digests), shown part by part
+    and whole; or why nothing was sent (a cache hit, a local model, no call yet)."""
+    data = (RunEvent.objects.filter(run=run, type="completion", data__step=step.step_id)
+            .order_by("-seq").values_list("data", flat=True).first())
+    call = (Effect.objects.filter(run=run, step_id=step.step_id, name__startswith="model/")
+            .order_by("ordinal", "id").values("status", "reason", "name").first())
+    out: dict[str, Any] = {"call": call, "recorded": None, "problem": "", "body": None,
+                           "prefix": None, "parts": []}
+    recorded = (data or {}).get("request") if isinstance(data, dict) else None
+    if not isinstance(recorded, dict):
+        out["prefix"] = _sent_prefix(run, step)
+        return out
+    out["recorded"] = recorded
+    texts = {"prefix": _sent_prefix(run, step)}
+    transport = step.transport or ""
+    texts["system"] = system_prompt(transport) if transport in transports() else None
+    try:
+        body = rebuild_request(recorded, texts)
+    except MissingText as e:
+        out["problem"] = e.message
+        body = recorded.get("body")
+    out["body"] = body
+    out["json"] = json.dumps(body, indent=2, ensure_ascii=False)
+    out["parts"] = _sent_parts(body)
+    return out
+
+
+def _sent_parts(body: Any) -> list[dict]:
+    """The request body as a person reads it: the texts (system prompt, each message, the
+    prompt) as text, the rest (settings, tool schema) as JSON."""
+    if not isinstance(body, dict):
+        return []
+    parts: list[dict] = []
+    for key, value in body.items():
+        if key == "messages" and isinstance(value, list):
+            for i, m in enumerate(value):
+                content = m.get("content") if isinstance(m, dict) else m
+                blocks = content if isinstance(content, list) else [content]
+                texts = [b.get("text") if isinstance(b, dict) else b for b in blocks]
+                extra = {k: v for k, v in (m.items() if isinstance(m, dict) else ()) if k not in ("role", "content")}
+                parts.append({"label": f"message {i + 1}: {m.get('role', '?') if isinstance(m, dict) else '?'}",
+                              "texts": [t if isinstance(t, str) else json.dumps(t, ensure_ascii=False) for t in texts],
+                              "json": json.dumps(extra, ensure_ascii=False) if extra else ""})
+        elif key in ("system", "prompt") and isinstance(value, (str, list)):
+            blocks = value if isinstance(value, list) else [value]
+            parts.append({"label": key, "texts": [b.get("text", "") if isinstance(b, dict) else str(b) for b in blocks],
+                          "json": ""})
+        elif key == "tools":
+            parts.append({"label": "tools", "texts": [], "json": json.dumps(value, indent=2, ensure_ascii=False)})
+    settings = {k: v for k, v in body.items() if k not in ("messages", "system", "prompt", "tools")}
+    parts.insert(0, {"label": "settings", "texts": [], "json": json.dumps(settings, ensure_ascii=False)})
+    return parts
 
 
 def _int(x: Any) -> Optional[int]:
@@ -421,16 +645,23 @@ def _legend(segments: list[dict]) -> list[dict]:
 
 
 def read_problem(text: str, open_prefix: bool = False) -> Optional[dict]:
-    """Why a text cannot be read, with line and column (None when it reads). An open prefix
-    may end inside forms; a program may too (the runtime closes missing parens)."""
+    """Why a text cannot be read, with line, column and offset (None when it reads). An open
+    prefix may end inside forms but not inside a string, a comment or a character literal
+    (``check_prefix``); a program may end inside forms (the runtime closes missing parens)."""
+    from spellide.spell.api import check_prefix
     from spellide.spell.errors import ReadError, SpellError
     from spellide.spell.reader import read_all
+    if open_prefix:
+        err = check_prefix(text)
+        return None if err is None else {"message": err.reason, "line": err.line, "col": err.col,
+                                         "offset": getattr(err, "offset", None)}
     try:
         read_all(text)
     except ReadError as e:
         if e.incomplete:
             return None
-        return {"message": getattr(e, "reason", e.message), "line": e.line, "col": e.col}
+        return {"message": getattr(e, "reason", e.message), "line": e.line, "col": e.col,
+                "offset": getattr(e, "offset", None)}
     except SpellError as e:
         return {"message": e.message, "line": None, "col": None}
     return None

@@ -348,7 +348,7 @@
       }
     } else if (k === 'h' && $('#hold-feed')) {
       setHold(!hold);
-    } else if (/^[1-5]$/.test(k)) {
+    } else if (/^[1-6]$/.test(k)) {
       const tab = $$('#step-detail .tabs .tab')[+k - 1];
       if (tab) { e.preventDefault(); tab.click(); }
     }

@@ -167,3 +167,18 @@ def test_many_forms_diff_quickly():
     r = D.diff_programs(old, new, prefix_model(new, "(def z 1)"))
     assert time.perf_counter() - t < 5
     assert r.summary["appended"] == 2
+
+
+def test_line_diff_lays_long_forms_out_so_a_change_inside_one_is_one_line():
+    items = " ".join(f':k{i} "value number {i}"' for i in range(12))
+    old = f'(quine completion (eval (do (def a 1) (def config {{{items} :mode "fast"}}))))'
+    new = old.replace(':mode "fast"', ':mode "slow"')
+    r = D.diff_programs(old, new)
+    added = [l.text for l in r.lines if l.tag == "+"]
+    removed = [l.text for l in r.lines if l.tag == "-"]
+    assert [l.strip() for l in added] == [':mode "slow"})'] and [l.strip() for l in removed] == [':mode "fast"})']
+    context = [l.text for l in r.lines if l.tag == " "]
+    assert any(l.strip().startswith(":k11") for l in context)
+    # the structural row of the changed form offers the whole form, laid out
+    (row,) = [x for x in r.rows if x.new is not None and x.kind != "kept"]
+    assert row.new.cut and row.new.pretty.startswith("(def config\n") and ':mode "slow"' in row.new.pretty

@@ -16,7 +16,7 @@ from .pagedata import add_human_edit, make_run
 pytestmark = pytest.mark.django_db
 
 PAYLOADS = ["<script>alert(1)</script>", "<img src=x onerror=alert(2)>"]
-TABS = ("tree", "source", "diff", "effects", "value")
+TABS = ("tree", "source", "diff", "effects", "value", "sent")
 
 
 def raw_payload_free(html: str) -> bool:
@@ -115,8 +115,31 @@ def test_value_tab_shows_error_with_position(client, user):
     client.force_login(user)
     html = client.get(f"/runs/{run.public_id}/steps/2/tab/value/").content.decode()
     assert "Unbound symbol" in html and "line 1, column" in html
+    compact = client.get(f"/runs/{run.public_id}/steps/2/tab/source/?layout=compact").content.decode()
+    assert 'class="sl err-line" id="L1"' in compact
+    # laid out, the error's line is the one where the failing step's completion starts
     src = client.get(f"/runs/{run.public_id}/steps/2/tab/source/").content.decode()
-    assert 'class="sl err-line" id="L1"' in src
+    line = re.search(r'class="sl err-line" id="L(\d+)">(.*?)</span>\n?<span class="sl', src, re.S)
+    assert line and int(line.group(1)) > 1 and "prov-model" in line.group(2)
+
+
+def test_source_tab_is_pretty_printed_with_the_compact_text_a_click_away(client, user, run):
+    client.force_login(user)
+    html = client.get(f"/runs/{run.public_id}/steps/3/tab/source/").content.decode()
+    lines = re.findall(r'<span class="sl[^"]*" id="L(\d+)">(.*?)</span>(?=<span class="sl|</pre>)', html, re.S)
+    assert len(lines) > 5 and 'data-layout="pretty"' in html
+    text = [re.sub(r"<[^>]+>", "", body) for _, body in lines]
+    assert text[0].rstrip() == "(quine completion" and text[1].startswith("  (eval")
+    assert all(len(t.rstrip("\n")) <= 88 for t in text)
+    # provenance moved with the text: the model's part is still the completion
+    (n3,) = [body for (_, body), t in zip(lines, text) if "(def n3 3)" in t]
+    assert "prov-model" in n3 and "prov-prefix" not in re.sub(r'<span class="prov prov-prefix"[^>]*>\s*</span>', "", n3)
+    assert 'id="layout-compact"' in html
+    compact = client.get(f"/runs/{run.public_id}/steps/3/tab/source/?layout=compact").content.decode()
+    assert 'data-layout="compact"' in compact and 'id="L2"' not in compact and 'id="layout-pretty"' in compact
+    # a selection from the tree (compact offsets) lands on the same text laid out
+    sel = client.get(f"/runs/{run.public_id}/steps/3/tab/source/?sel=0-6").content.decode()
+    assert 'data-sel="0-6"' in sel
 
 
 def test_payloads_render_as_inert_text_everywhere(client, user):
@@ -272,6 +295,20 @@ def test_highlight_preview_reports_read_problems(client, user):
     assert "<script>" not in esc["html"]
 
 
+def test_highlight_preview_checks_a_prefix_as_a_prefix_and_marks_the_place(client, user):
+    """The issue's case: a prefix ending in an open string "reads" but swallows the completion."""
+    client.force_login(user)
+    text = '(quine completion (eval (do (def x 1)\n(def broken "unterminated <b>x'
+    res = json.loads(client.post("/highlight/", {"text": text, "mode": "prefix"}).content)
+    assert not res["ok"] and (res["line"], res["col"]) == (2, 13) and "inside a string" in res["message"]
+    mark = re.search(r'<mark class="err-mark">(.*?)</mark>', res["html"])
+    assert mark and re.sub(r"<[^>]+>", "", mark.group(1)) == '"'
+    assert "<b>" not in res["html"] and "&lt;b&gt;" in res["html"]
+    assert re.sub(r"<[^>]+>", "", res["html"]).replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"') == text
+    # the same text as a whole program is only incomplete (the runtime closes it)
+    assert json.loads(client.post("/highlight/", {"text": text, "mode": "program"}).content)["ok"]
+
+
 def test_tree_subtree_endpoint(client, user, run):
     client.force_login(user)
     html = client.get(f"/runs/{run.public_id}/steps/3/tree/?path=0.1.0").content.decode()
@@ -286,8 +323,10 @@ def test_source_view_of_a_long_program_is_a_window(client, user):
     assert "showing characters" in tail and len(tail) < 600_000
     offset = int(re.search(r'data-offset="(\d+)"', tail).group(1))
     assert offset > 100_000                                        # the newest text by default
-    near = client.get(f"/runs/{run.public_id}/steps/2/tab/source/?sel=100-120").content.decode()
+    near = client.get(f"/runs/{run.public_id}/steps/2/tab/source/?sel=100-120&layout=compact").content.decode()
     assert 'data-offset="0"' in near and 'data-sel="100-120"' in near
+    laid = client.get(f"/runs/{run.public_id}/steps/2/tab/source/?sel=100-120").content.decode()
+    assert 'data-offset="0"' in laid and "t-k-Boundary\">quine<" in laid
     assert "t-k-Boundary\">quine<" in near                        # the start of the program
 
 

@@ -176,3 +176,23 @@ def test_highlighted_lines_always_reproduce_the_text(text, cuts):
     assert H.unescape(re.sub(r"<[^>]+>", "", joined)) == text
     assert all(line.count("\n") <= 1 for line in lines)
     assert "<x>" not in joined and "<b" not in re.sub(r"<(/?)(span)[^>]*>", "", joined)
+
+
+def test_cut_rows_expand_to_the_whole_form_laid_out_and_open_rows_show_their_head():
+    """A row's preview is cut at ``PREVIEW_CHARS``: a leaf carries its whole form
+    pretty-printed (to expand), an open node a head (``(def todo …``) as its children follow."""
+    from spellide.spell.reader import read_one
+
+    long_note = "write the parser, add tests, update the README and say what changed " * 2
+    text = f'(do (def todo (quote {{:ok "{long_note}"}})) (str "{long_note}"))'
+    do = T.build_tree(text).roots[0]
+    assert do.open_preview == "(do …"
+    todo = do.children[0]
+    assert todo.kind == "def" and todo.open_preview == "(def todo …"
+    folded = do.children[1].children[0]
+    assert folded.folded and read_one(folded.full) == long_note
+    quoted_map = todo.children[1].children[0]
+    assert quoted_map.kind == "map" and quoted_map.children[1].full == f'"{long_note}"'
+    # short rows are not cut and carry nothing extra
+    short = T.build_tree("(do (def x 1) (f 2))").roots[0]
+    assert all(not n.full and not n.open_preview for n in short.children)

@@ -196,7 +196,10 @@ class AnthropicModel(BaseProvider):
         client = self._client_for_call()
         params = self._params(kind, prefix, system, note)
         if stream.enabled:
-            return self._stream(client, kind, params, stream)
+            att = self._stream(client, kind, params, stream)
+            att.request = self._wire("/v1/messages", params, stream=True)
+            return att
+        sent = self._wire("/v1/messages", params)
         resp = client.messages.with_raw_response.create(**params)
         body = resp.http_response.text
         data = json.loads(body)
@@ -216,7 +219,7 @@ class AnthropicModel(BaseProvider):
         return Attempt(content="".join(texts), tool_calls=calls if kind == TOOL_CALL else None,
                        truncated=stop == "max_tokens", finish=stop, uncached_input=unc,
                        cached_input=cached, output=out, model=data.get("model") or "",
-                       info={"id": data.get("id")})
+                       info={"id": data.get("id")}, request=sent)
 
     def _stream(self, client: anthropic.Anthropic, kind: str, params: dict[str, Any],
                 stream: Streamer) -> Attempt:

@@ -103,6 +103,8 @@ class OllamaModel(BaseProvider):
             prompt = f"{system.rstrip()}\n\n{prefix}" if (p.system_in_prompt and system) else prefix
             call = lambda s: client.generate(model=p.model, prompt=prompt, raw=True, stream=s,  # noqa: E731
                                              options=self._options())
+            sent = self._wire("/api/generate", {"model": p.model, "prompt": prompt, "raw": True,
+                                                "stream": stream.enabled, "options": self._options()})
             field = "response"
         else:
             messages: list[dict[str, Any]] = []
@@ -112,6 +114,9 @@ class OllamaModel(BaseProvider):
             think = p.reasoning.get("think")
             call = lambda s: client.chat(model=p.model, messages=messages, stream=s,  # noqa: E731
                                          options=self._options(), think=think)
+            chat = {"model": p.model, "messages": messages, "tools": [],   # the SDK always sends a tools list
+                    "stream": stream.enabled, "options": self._options()}
+            sent = self._wire("/api/chat", chat if think is None else dict(chat, think=think))
             field = "message"
 
         def text_of(part: Any) -> str:
@@ -148,4 +153,5 @@ class OllamaModel(BaseProvider):
         return Attempt(content=content, truncated=reason == "length", finish=reason,
                        uncached_input=int(_get(last, "prompt_eval_count", 0) or 0),
                        output=int(_get(last, "eval_count", 0) or 0),
-                       model=_get(last, "model", "") or "", info={"streamed": stream.enabled})
+                       model=_get(last, "model", "") or "", info={"streamed": stream.enabled},
+                       request=sent)

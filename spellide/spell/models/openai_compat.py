@@ -117,7 +117,11 @@ class OpenAICompatModel(BaseProvider):
         if p.extra_body:
             params["extra_body"] = dict(p.extra_body)
         if stream.enabled:
-            return self._chat_stream(client, params, stream)
+            att = self._chat_stream(client, params, stream)
+            att.request = self._wire("/chat/completions", params, stream=True,
+                                     stream_options={"include_usage": True})
+            return att
+        sent = self._wire("/chat/completions", params)
         resp = client.chat.completions.with_raw_response.create(**params)
         body = resp.http_response.text
         data = json.loads(body)
@@ -138,7 +142,7 @@ class OpenAICompatModel(BaseProvider):
         return Attempt(content=content, tool_calls=calls if kind == TOOL_CALL else None,
                        truncated=finish == "length", finish=finish, uncached_input=unc,
                        cached_input=cached, output=out, model=data.get("model") or "",
-                       info={"id": data.get("id")})
+                       info={"id": data.get("id")}, request=sent)
 
     @staticmethod
     def _first_choice(data: Any, body: str) -> dict[str, Any]:
@@ -212,6 +216,7 @@ class OpenAICompatModel(BaseProvider):
         if p.extra_body:
             params["extra_body"] = dict(p.extra_body)
         if stream.enabled:
+            sent = self._wire("/completions", params, stream=True, stream_options={"include_usage": True})
             parts: list[str] = []
             finish: Optional[str] = None
             usage = (0, 0, 0)
@@ -240,7 +245,8 @@ class OpenAICompatModel(BaseProvider):
             unc, cached, out = usage
             return Attempt(content="".join(parts), truncated=finish == "length", finish=finish,
                            uncached_input=unc, cached_input=cached, output=out, model=model,
-                           info={"streamed": True})
+                           info={"streamed": True}, request=sent)
+        sent = self._wire("/completions", params)
         resp = client.completions.with_raw_response.create(**params)
         body = resp.http_response.text
         data = json.loads(body)
@@ -252,4 +258,4 @@ class OpenAICompatModel(BaseProvider):
         unc, cached, out = _usage(data.get("usage"))
         return Attempt(content=text, truncated=finish == "length", finish=finish,
                        uncached_input=unc, cached_input=cached, output=out,
-                       model=data.get("model") or "", info={"id": data.get("id")})
+                       model=data.get("model") or "", info={"id": data.get("id")}, request=sent)

@@ -31,6 +31,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
+from .sent import record_request
 from .base import MESSAGE, PREFILL, TEXT, TOOL_CALL, Completion, ModelError, ModelRequest, Usage
 from .cleanup import AnthropicPrefillJoiner, StreamCleaner, ToolArgsDecoder, clean_response
 from .profiles import Profile
@@ -202,6 +203,7 @@ class Attempt:
     output: int = 0
     model: str = ""
     info: dict[str, Any] = field(default_factory=dict)
+    request: Optional[dict[str, Any]] = None   # what was sent: {"endpoint", "body"} (never headers)
 
 
 class Streamer:
@@ -310,6 +312,14 @@ class BaseProvider:
     def _classify(self, exc: BaseException) -> Optional[CallFailure]:
         return transport_failure(exc)
 
+    def _wire(self, path: str, params: dict[str, Any], **stream_fields: Any) -> dict[str, Any]:
+        """The JSON body a request with these SDK ``params`` sends (``extra_body`` merged in,
+        as the SDKs do), and where to: recorded with the call (``sent.record_request``)."""
+        body = {k: v for k, v in params.items() if k != "extra_body"}
+        body.update(params.get("extra_body") or {})
+        body.update(stream_fields)
+        return {"endpoint": (self.profile.url or "").rstrip("/") + path, "body": body}
+
     def _prefill_text(self, prefix: str, content: str) -> str:
         return content
 
@@ -380,6 +390,10 @@ class BaseProvider:
         raw = {"provider": self.provider, "profile": self.name, "model": att.model or self.profile.model,
                "transport": kind, "attempts": attempts_info, "truncated": problem == "truncated",
                "stream_restarts": stream.restarts}
+        if att.request is not None:   # the request that produced this answer
+            raw["request"] = record_request(att.request["endpoint"], att.request["body"],
+                                            prefix=request.prefix, system=system,
+                                            redact=lambda t: self.redact(t) or "")
         return Completion(text, usage, att.model or self.profile.model, kind, raw)
 
     # --- internals -------------------------------------------------------------------------

@@ -45,10 +45,20 @@ class ActResult:
                 "col": self.col, "text": self.text}
 
 
+PREFIX_POINTS = (api.BEFORE_MODEL, api.ON_MODEL_ERROR)   # the edited text is a prefix the model continues
+
+
 def check_parse(kind: str, text: str) -> Optional[ActResult]:
     """Refuse an edit that cannot be read, with line:col. Text that merely ends early (open
     forms) is accepted: a prefix is open by nature, and the machine closes a program's open
-    forms when it assembles it (it validates again and re-asks if assembly fails)."""
+    forms when it assembles it (it validates again and re-asks if assembly fails). A prefix
+    is checked as a prefix: ending inside a string, a comment or a character literal would
+    swallow the model's completion, so that is refused too."""
+    if kind in PREFIX_POINTS:
+        err = api.check_prefix(text)
+        if err is None:
+            return None
+        return ActResult(False, "edit refused", error=err.reason, line=err.line, col=err.col, text=text)
     from spellide.spell.errors import ReadError
     from spellide.spell.reader import read_all
     try:

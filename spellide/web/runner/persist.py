@@ -153,6 +153,7 @@ class RunPersister:
         self.users: dict[str, Any] = {}
         self.run_fields: dict[str, Any] = {}
         self.started_ts: dict[int, float] = {}   # steps started and not finished: their start
+        self.paused_ts: dict[int, float] = {}    # steps paused now: since when (a step's time excludes pauses)
         self.error: Optional[BaseException] = None
         # whether more of the run's events already wait to be taken (set by whoever relays them)
         self.behind: Callable[[], bool] = lambda: False
@@ -333,7 +334,8 @@ class RunPersister:
         return {"totals": dict(self.totals), "known_steps": set(self.known_steps),
                 "last_program": self.last_program, "last_args": self.last_args,
                 "paused_version": self.paused_version, "run_fields": dict(self.run_fields),
-                "versions": dict(self.versions), "started_ts": dict(self.started_ts)}
+                "versions": dict(self.versions), "started_ts": dict(self.started_ts),
+                "paused_ts": dict(self.paused_ts)}
 
     def _restore_state(self, s: dict[str, Any]) -> None:
         self.totals = s["totals"]
@@ -344,6 +346,7 @@ class RunPersister:
         self.run_fields = s["run_fields"]
         self.versions = s["versions"]
         self.started_ts = s["started_ts"]
+        self.paused_ts = s["paused_ts"]
 
     def _version(self, text: str, base: Optional[ProgramVersion],
                  kind: str = ProgramVersion.KIND_PROGRAM) -> ProgramVersion:
@@ -458,8 +461,13 @@ class RunPersister:
             else:
                 self.paused_version = None
             rf.update(status=Run.Status.PAUSED, pause=pause)
+            if d.get("step") is not None:
+                self.paused_ts.setdefault(d["step"], e.ts)
             self._step_update(d.get("step"), status=Step.Status.PAUSED)
         elif t == ev.RESUMED:
+            since = self.paused_ts.pop(d.get("step"), None)
+            if since is not None and d.get("step") in self.started_ts:
+                self.started_ts[d["step"]] += e.ts - since   # the pause is not the step's time
             if d.get("action") != "stop":
                 rf.update(status=Run.Status.RUNNING, pause=None)
                 self._step_update(d.get("step"), status=Step.Status.RUNNING)

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from spellide.spell import api
 from spellide.web import program_tree as ptree
-from spellide.web.highlight import highlight
+from spellide.web.highlight import highlight, highlight_marked
 from spellide.web.models import Effect, Run, Step
 from spellide.web import access, run_search, stepinfo
 from spellide.web.forms import MAX_DEPTH
@@ -34,9 +34,9 @@ RUNS_PAGE = 50
 STEP_HITS_PAGE = 50
 REPLAY_CHOICES = 12     # recorded runs the replay picker lists at once
 TEXT_INLINE = 20_000    # longer effect args/results are cut on the page (full text via raw view)
-TABS = ("tree", "source", "diff", "effects", "value")
+TABS = ("tree", "source", "diff", "effects", "value", "sent")
 TAB_LABELS = {"tree": "Program tree", "source": "Source", "diff": "Diff", "effects": "Effects",
-              "value": "Value"}
+              "value": "Value", "sent": "As sent"}
 CONTROL_NAMES = ("run_pause", "run_resume", "run_step", "run_stop", "run_edit", "run_fork",
                  "run_resume_interrupted", "run_approve", "run_reject", "run_share", "run_unshare")
 
@@ -83,9 +83,23 @@ def _public(view: Callable) -> Callable:
 
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        return view(request, *args, **kwargs)
+        try:
+            return view(request, *args, **kwargs)
+        except Http404:
+            if kwargs.get("token") is None or Run.objects.filter(share_token=kwargs["token"]).exists():
+                raise
+            return _share_gone(request)
 
     return login_not_required(wrapper)
+
+
+def _share_gone(request: HttpRequest) -> HttpResponse:
+    """A share link whose token no run holds: revoked by the run's owner (tokens are random,
+    so a mistyped one is far less likely), said on a page of the app rather than a bare 404."""
+    if _is_htmx(request):
+        return HttpResponse('<p class="warn share-gone">This share link was revoked: '
+                            'the run is no longer shared.</p>', status=404)
+    return render(request, "spellide/share_gone.html", status=404)
 
 
 def _is_htmx(request: HttpRequest) -> bool:
@@ -309,7 +323,8 @@ def run_effects(request: HttpRequest, public_id: Any = None, token: Optional[str
         qs = qs.filter(name__startswith=name)
     page = Paginator(qs.defer("args", "result"), EFFECTS_PAGE).get_page(request.GET.get("page"))
     rows = list(Effect.objects.filter(pk__in=[e.pk for e in page.object_list]).order_by("step_id", "ordinal", "id"))
-    ctx = {"nav": nav, "run": run, "page": page, "rows": [stepinfo.effect_row(e) for e in rows],
+    ctx = {"nav": nav, "run": run, "page": page,
+           "rows": stepinfo.explain_misses(run, [stepinfo.effect_row(e) for e in rows]),
            "stats": stepinfo.effect_stats(run), "status_filter": status, "name_filter": name,
            "view": "effects"}
     return _run_view(request, nav, ctx)
@@ -423,7 +438,8 @@ def highlight_preview(request: HttpRequest) -> HttpResponse:
         problem = None if found is None else {"message": found.message, "line": found.line, "col": found.col}
     else:
         problem = stepinfo.read_problem(text, open_prefix=(request.POST.get("mode") == "prefix"))
-    return JsonResponse({"html": str(highlight(text)), "ok": problem is None,
+    html = highlight(text) if problem is None else highlight_marked(text, problem.get("offset"))
+    return JsonResponse({"html": str(html), "ok": problem is None,
                          "message": (problem or {}).get("message"), "line": (problem or {}).get("line"),
                          "col": (problem or {}).get("col")})
 
