@@ -7,7 +7,7 @@ prefix, so the two trees must keep identical suffixes.
 
 from django.urls import path
 
-from spellide.web.views import pages as v
+from spellide.web.views import live, pages as v
 
 RUN = "runs/<uuid:public_id>/"
 SHARE = "share/<str:token>/"
@@ -21,6 +21,7 @@ urlpatterns = [
     path(RUN + "steps/<int:step_id>/tree/", v.tree_node, name="step_tree_node"),
     path(RUN + "steps/<int:step_id>/text/<str:part>/", v.step_text, name="step_text"),
     path(RUN + "window/", v.step_window, name="step_window"),
+    path(RUN + "live/", live.live_state, name="run_live_state"),
     path(RUN + "effects/", v.run_effects, name="run_effects"),
     path(RUN + "effects/<int:effect_id>/<str:part>/", v.effect_raw, name="effect_raw"),
     path(RUN + "forks/", v.run_forks, name="run_forks"),
@@ -31,6 +32,7 @@ urlpatterns = [
     path(SHARE + "steps/<int:step_id>/tree/", v.share_tree_node, name="share_tree_node"),
     path(SHARE + "steps/<int:step_id>/text/<str:part>/", v.share_step_text, name="share_step_text"),
     path(SHARE + "window/", v.share_window, name="share_window"),
+    path(SHARE + "live/", live.share_live_state, name="share_live_state"),
     path(SHARE + "effects/", v.share_effects, name="share_effects"),
     path(SHARE + "effects/<int:effect_id>/<str:part>/", v.share_effect_raw, name="share_effect_raw"),
     path(SHARE + "forks/", v.share_forks, name="share_forks"),

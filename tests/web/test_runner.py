@@ -405,10 +405,11 @@ def test_streamed_pieces_carry_their_offset_and_the_step_keeps_the_text_so_far(u
     assert 'data-reset="1"' in html(5)
 
 
-def test_step_events_carry_the_step_count_and_duration_their_fragments_show(user, django_assert_max_num_queries):
-    """The row fragments need no query per step (a COUNT per step start grew with the run)."""
+def test_a_batch_renders_the_state_it_leaves_in_a_bounded_number_of_queries(user, django_assert_max_num_queries):
+    """A batch's fragments carry whole rows read from the database after its commit (two
+    queries however many events and steps), with the step count and each step's duration."""
     from spellide.spell.events import Event
-    from spellide.web.fragments import render_event_html
+    from spellide.web.fragments import render_batch
     from spellide.web.runner.persist import RunPersister
 
     run = Run.objects.create(owner=user, title="counts")
@@ -417,30 +418,33 @@ def test_step_events_carry_the_step_count_and_duration_their_fragments_show(user
     writer(Event(2, "step_finished", {"step": 0, "value": "1", "continued_by": 1}, ts=100.25))
     writer(Event(3, "step_started", {"step": 1, "parent": 0, "depth": 2, "prefix": "(do 1 ", "model": "m"}, ts=100.3))
     writer.close()
-    events = {e.seq: {"seq": e.seq, "type": e.type, "data": e.data} for e in RunEvent.objects.filter(run=run)}
-    assert events[2]["data"]["duration_ms"] == 250.0 and events[3]["data"]["steps_total"] == 2
-    with django_assert_max_num_queries(0):
-        finished = render_event_html(run, events[2])
-    assert 'id="step-0-ms"' in finished and "250" in finished
-    started = render_event_html(run, events[3])
-    assert '<hx-partial hx-target="#step-count" hx-swap="innerHTML" data-seq="3">2</hx-partial>' in started
-    assert '<hx-partial hx-target="#run-steps" hx-swap="innerHTML" data-seq="3">2 steps</hx-partial>' in started
+    events = [{"seq": e.seq, "type": e.type, "data": e.data} for e in RunEvent.objects.filter(run=run).order_by("seq")]
+    with django_assert_max_num_queries(2):
+        items = render_batch(writer.run, events)
+    assert [seq for seq, _ in items] == [1, 2, 3]
+    state = items[-1][1]
+    assert 'id="step-row-0"' in state and 'data-status="continued"' in state and "250 ms" in state
+    assert 'id="step-row-1"' in state and 'data-status="running"' in state and 'data-parent="0"' in state
+    assert '<hx-partial hx-target="#step-count" hx-swap="innerHTML" data-seq="3">2</hx-partial>' in state
+    assert '<span title="steps" id="run-steps">2 steps</span>' in state
+    assert "step-row" not in items[0][1] + items[1][1]     # the state comes once, after the last event
 
 
 def test_an_event_that_fails_to_render_still_advances_the_page_and_says_so(user, monkeypatch, caplog):
-    """A rendering bug must not cost the page its place in the stream (it would ask for the
-    event again forever, or skip it silently): it gets the number and a notice to reload."""
+    """A rendering bug must not cost the page its place in the stream (it would take the
+    events for a gap forever, or skip them silently): it gets their numbers and a notice."""
     from spellide.web.runner import persist
 
-    def broken(run, event):
+    def broken(run, events, closed=()):
         raise ValueError("template bug")
 
     run = Run.objects.create(owner=user, title="broken render")
-    monkeypatch.setattr(persist, "render_event_html", broken)
-    html = persist.render(run, {"seq": 7, "type": "step_started", "data": {"step": 0}})
-    assert '<span id="ws-seq" hidden data-seq="7"></span>' in html
-    assert "reload the page" in html and "template bug" not in html
-    assert "rendering event 7" in caplog.text
+    monkeypatch.setattr(persist, "render_batch", broken)
+    items = persist.render(run, [{"seq": 7, "type": "step_started", "data": {"step": 0}}])
+    assert [seq for seq, _ in items] == [7]
+    assert '<hx-partial hx-target="#ws-seq" hx-swap="none" data-seq="7"></hx-partial>' in items[0][1]
+    assert "reload the page" in items[0][1] and "template bug" not in items[0][1]
+    assert "rendering events 7-7" in caplog.text
 
 
 def test_the_live_frames_carry_what_persisting_derived(user, monkeypatch):
@@ -461,7 +465,7 @@ def test_the_live_frames_carry_what_persisting_derived(user, monkeypatch):
     writer(Event(4, "step_finished", {"step": 0, "value": "3"}, ts=50.5))
     writer.close()
     frames = {seq: html for m in sent for seq, html in m["events"]}
-    assert '<hx-partial hx-target="#run-steps" hx-swap="innerHTML" data-seq="1">1 steps</hx-partial>' in frames[1]
+    assert '<span title="steps" id="run-steps">1 steps</span>' in frames[1] and 'id="step-row-0"' in frames[1]
     assert 'data-step="0" data-at="0">(+ 1</span>' in frames[2]
     assert 'data-step="0" data-at="4"> 2)</span>' in frames[3]
     assert "500 ms" in frames[4]

@@ -42,7 +42,7 @@ from django.db import connection, transaction
 
 from spellide.spell import events as ev
 
-from ..fragments import render_event_html, render_failed
+from ..fragments import render_batch, render_failed
 from ..models import Edit, Effect, ProgramVersion, Run, RunEvent, Step, empty_totals
 from ..stepinfo import utf16_len
 from .broadcast import broadcaster
@@ -65,14 +65,16 @@ def _dt(ts: float) -> datetime:
 
 
 # --- rendering ------------------------------------------------------------------------------
-def render(run: Run, event: dict[str, Any]) -> str:
-    """The event's HTML for the page. A rendering bug must not stop the stream or the run: the
-    page is sent a notice instead (which still advances its last-seen number)."""
+def render(run: Run, events: list[dict[str, Any]], closed_steps: list[int] = ()) -> list[list[Any]]:
+    """``[[seq, html], ...]`` for a batch of committed events (``fragments.render_batch``). A
+    rendering bug must not stop the stream or the run: the page is sent a notice per event
+    instead (which keeps its seq markers, so the page asks for its state again)."""
     try:
-        return render_event_html(run, event)
+        return [[seq, html] for seq, html in render_batch(run, events, closed_steps)]
     except Exception:
-        log.exception("rendering event %s of run %s failed", event.get("seq"), run.public_id)
-        return render_failed(event)
+        log.exception("rendering events %s-%s of run %s failed", events[0].get("seq"),
+                      events[-1].get("seq"), run.public_id)
+        return [[int(e.get("seq") or 0), render_failed(e)] for e in events]
 
 
 # --- loading --------------------------------------------------------------------------------
@@ -144,6 +146,8 @@ class RunPersister:
         self._new_steps: dict[int, dict[str, Any]] = {}
         self._step_updates: dict[int, dict[str, Any]] = {}
         self._effects: list[Effect] = []
+        self._close_open: Optional[tuple[str, float]] = None   # the run ended: its open steps' error, time
+        self._closed: list[int] = []
         self.step_texts: dict[int, dict[str, Any]] = {}   # current step's prefix/completion/program
         self.last_program: Optional[ProgramVersion] = (
             ProgramVersion.objects.filter(run=run, kind=ProgramVersion.KIND_PROGRAM).order_by("-id").first())
@@ -292,6 +296,7 @@ class RunPersister:
                     rows: list[RunEvent] = []
                     full = []
                     self._new_steps, self._step_updates, self._effects = {}, {}, []
+                    self._close_open, self._closed = None, []
                     for e in events:
                         data = self._apply(e)
                         rows.append(RunEvent(run=self.run, seq=e.seq, type=e.type, data=data,
@@ -315,7 +320,7 @@ class RunPersister:
         self.run_fields = {}
         if self.broadcast and broadcaster.may_have_listeners(self.run.group_name):
             # one group message per batch: [[seq, html], ...] in order
-            items = [[e["seq"], render(self.run, e)] for e in full]
+            items = render(self.run, full, self._closed)
             broadcaster.send(self.run.group_name, {"type": "run.events", "events": items})
 
     def _flush_rows(self) -> None:
@@ -328,6 +333,15 @@ class RunPersister:
                 Step.objects.filter(run=self.run, step_id=sid).update(**fields)
         if self._effects:
             Effect.objects.bulk_create(self._effects)
+        if self._close_open is not None:
+            # The run ended while steps were still open (stopped at a pause, a budget, an error
+            # raised through a chain of steps): they end with it, in the same transaction as
+            # the run's final event, so every page shows them ended the moment the run is.
+            error, ts = self._close_open
+            open_steps = Step.objects.filter(run=self.run, status__in=[Step.Status.RUNNING, Step.Status.PAUSED])
+            self._closed = list(open_steps.values_list("step_id", flat=True))
+            open_steps.filter(error__isnull=True).update(error=error)
+            open_steps.update(status=Step.Status.FAILED, finished_at=_dt(ts))
 
     def _snapshot_state(self) -> dict[str, Any]:
         return {"totals": dict(self.totals), "known_steps": set(self.known_steps),
@@ -477,9 +491,11 @@ class RunPersister:
             rf.update(status=Run.Status.FINISHED, pause=None, value=d.get("value"), error=None)
         elif t == ev.RUN_FAILED:
             kind = d.get("kind")
-            status = {"stopped": Run.Status.STOPPED,
+            status = {"stopped": Run.Status.STOPPED, "budget-exceeded": Run.Status.STOPPED,
                       "interrupted": Run.Status.INTERRUPTED}.get(kind, Run.Status.FAILED)
             rf.update(status=status, pause=None, error=d.get("error"), error_kind=kind)
+            self._close_open = (str(d.get("error") or "the run ended"), e.ts)
+            self.started_ts.clear()
         return d
 
     def _before_version(self, d: dict[str, Any]) -> ProgramVersion:
