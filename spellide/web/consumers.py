@@ -47,8 +47,9 @@ def _get_run(public_id: str) -> Optional[Run]:
 @database_sync_to_async
 def _load_rendered(run: Run, after_seq: int, until_seq: Optional[int], limit: int) -> list[tuple[int, str]]:
     from .runner.persist import iter_events, render
-    run.refresh_from_db()   # the state a replayed batch carries is the state as it is now
     for chunk in iter_events(run, after_seq, until_seq, batch=limit):
+        # the state a replayed batch carries is read after its events: at least as new as they
+        run.refresh_from_db()
         return [(seq, html) for seq, html in render(run, chunk)]
     return []
 
