@@ -166,6 +166,7 @@ def test_50_reader_recovery_limit():
                        recover=True)
     assert result.error is not None and "Recovery limit exceeded" in result.error
     assert len(result.steps) == 3
+    assert result.status == "stopped"            # stopped by its budget, not failed
 
 
 def test_51_namespace_fixup():

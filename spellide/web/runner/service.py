@@ -255,7 +255,7 @@ def _launch(run: Run, config: RunConfig, *, record: Any, fork_at: Optional[int],
         _registry[active.public_id] = active
 
     def target() -> None:
-        execution = ProcessRun(config, listeners=[persister], controller=controller, record=record,
+        execution = ProcessRun(config, listeners=[controller.note, persister], controller=controller, record=record,
                                fork_at=fork_at, start_seq=start_seq, journal_path=journal_path(run.public_id),
                                segment=segment, stack_mb=settings.SPELLIDE_RUN_STACK_MB,
                                recursion=settings.SPELLIDE_RECURSION_LIMIT)
