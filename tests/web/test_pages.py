@@ -393,3 +393,43 @@ def test_setup_view_flags_a_changed_prompt_and_local_models_have_none(client, us
     assert 'id="system-prompt"' not in html and "is sent no system prompt" in html
     client.force_login(other_user)
     assert client.get(f"/runs/{run.public_id}/setup/").status_code == 404
+
+
+def test_live_state_is_the_window_status_and_totals_with_the_seq_they_are_as_new_as(client, user, other_user, run):
+    """What a page that missed events loads (views/live.py): rows from its first row (to the
+    end when it shows the tail), count, status, totals, pause panel, after a data-sync element."""
+    client.force_login(user)
+    base = f"/runs/{run.public_id}"
+    html = client.get(f"{base}/live/?first=2&tail=1").content.decode()
+    assert html.startswith(f'<hx-partial hx-target="#ws-seq" hx-swap="none" data-sync="{run.last_seq}">')
+    assert re.findall(r'id="step-row-(\d+)"', html) == ["2", "3", "4", "5"]
+    assert 'id="rows-earlier" data-count="2"' in html and "rows-later" not in html
+    for target in ("#step-rows", "#step-count", "#run-status", "#run-totals", "#pause-panel"):
+        assert f'hx-target="{target}" hx-swap="innerHTML"' in html
+    assert 'hx-target="#step-count" hx-swap="innerHTML">6</hx-partial>' in html
+    held = client.get(f"{base}/live/?first=1&count=2").content.decode()   # an older window: its size
+    assert re.findall(r'id="step-row-(\d+)"', held) == ["1", "2"] and 'id="rows-later" data-count="3"' in held
+    fresh = client.get(f"{base}/").content.decode()
+    row = re.search(r'<a class="row" id="step-row-3".*?</a>', fresh).group(0)
+    assert row in html                                   # the same markup as a fresh page
+    client.force_login(other_user)
+    assert client.get(f"{base}/live/").status_code == 404
+
+
+def test_a_row_says_what_its_step_is_doing(client, user):
+    """'waiting for the model…' only while the step waits for it; a paused step says so, a
+    streaming one shows its text so far, and an ended step with no text says that."""
+    run = make_run(user, 4)
+    Step.objects.filter(run=run, step_id=0).update(status="paused", completion="")
+    Step.objects.filter(run=run, step_id=1).update(status="running", completion="(def partial")
+    Step.objects.filter(run=run, step_id=2).update(status="running", completion="")
+    Step.objects.filter(run=run, step_id=3).update(status="completed", completion="", continued_by=None)
+    client.force_login(user)
+    html = client.get(f"/runs/{run.public_id}/").content.decode()
+    sums = dict(re.findall(r'id="step-(\d)-sum">(.*?)</span><span class="r-fx"', html))
+    assert "paused" in sums["0"] and "waiting" not in sums["0"]
+    assert sums["1"] == "(def partial"
+    assert "waiting for the model…" in sums["2"]
+    assert "(empty completion)" in sums["3"]
+    assert re.search(r'id="step-row-0"[^>]*data-status="paused"', html)
+    assert 'data-run-state="finished"' in html
