@@ -10,7 +10,8 @@ waiting (``behind``): a server that fell behind a fast run catches up with fewer
 transactions (``bench/step_latency.py``: p95 under 100 ms in 5 runs of 5, against 4 of 8
 without). One transaction per batch holds the ``RunEvent`` rows plus the derived ``Step`` /
 ``ProgramVersion`` / ``Effect`` / ``Edit`` rows and the ``Run``'s status, pause, totals and
-``last_seq``; after the commit each event is rendered as HTML and the batch is broadcast to
+``last_seq``; after the commit the batch is rendered (``fragments.render_batch``: a marker per
+event, then the whole state the batch leaves, read back from the database) and broadcast to
 the channel-layer group ``run-<public_id>`` as one message. An event is therefore always in
 the database before any client sees it, which is what lets a consumer fill a gap (a
 reconnect, a dropped message) from the database. Writing in the run's thread avoids a thread
