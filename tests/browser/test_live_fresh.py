@@ -239,7 +239,8 @@ def assert_live_equals_fresh(context, live) -> dict:
         html = live.evaluate("(id) => document.getElementById('step-row-' + id).outerHTML", first_bad)
         raise AssertionError(_row_diff(seen["rows"], expected) + f"\nlive row: {html}")
     assert [r for r in again["rows"] if r["id"] in by_id] == again["rows"]
-    assert set(r["id"] for r in again["rows"]) <= set(ids), "the live page lacks rows a fresh load has"
+    fresh_ids = [r["id"] for r in again["rows"]]
+    assert set(fresh_ids) <= set(ids), f"the live page lacks rows a fresh load has: live {ids}, fresh {fresh_ids}"
     assert [r for r in seen["rows"] if r["id"] in {x["id"] for x in again["rows"]}] == again["rows"]
     for key in ("state", "status", "totals", "count", "selected", "detailStep", "detail", "pause"):
         assert seen[key] == again[key], f"{key}: live {seen[key]!r} != fresh {again[key]!r}"
