@@ -153,7 +153,11 @@
     const later = $('#rows-later'), earlier = $('#rows-earlier');
     if (!rows.length) { list.insertBefore(row, later); }
     else if (id > +rows[rows.length - 1].dataset.step) {
-      if (later) return;               // past an older window: counted by rows-later
+      // past an older window: counted by rows-later, unless it is the next row (step ids are
+      // consecutive): a window read while steps were being stored may count a step as
+      // "later" whose row then arrives as an event; the window grows, and once nothing is
+      // after it rows-later goes (afterApply)
+      if (later && id !== +rows[rows.length - 1].dataset.step + 1) return;
       rows[rows.length - 1].after(row);
     } else if (id < +rows[0].dataset.step) {
       if (earlier) return;             // before the window: outside it
@@ -373,6 +377,7 @@
       const n = Math.max(0, (count ? +count.textContent : 0) - (earlier ? +earlier.dataset.count : 0) - $$('#step-rows > .row').length);
       later.dataset.count = String(n);
       const t = later.querySelector('.n'); if (t) t.textContent = n.toLocaleString();
+      if (!n) later.remove();          // nothing after the window: it is the tail
     }
     const sel = ide() && ide().dataset.selected;
     if (sel) { const s = document.getElementById('step-row-' + sel); if (s) s.classList.add('sel'); }

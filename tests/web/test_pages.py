@@ -433,3 +433,20 @@ def test_a_row_says_what_its_step_is_doing(client, user):
     assert "(empty completion)" in sums["3"]
     assert re.search(r'id="step-row-0"[^>]*data-status="paused"', html)
     assert 'data-run-state="finished"' in html
+
+
+def test_live_state_of_the_tail_has_no_later_rows_when_steps_arrive_meanwhile(client, user, run, monkeypatch):
+    """A step stored between reading the tail's rows and counting what follows them is not an
+    older window's remainder: the page showing the tail must go on adding rows."""
+    import datetime as dt
+
+    real = stepinfo._finish_window
+
+    def with_a_new_step(r, steps, selected):
+        Step.objects.create(run=r, step_id=6, parent=5, depth=7, started_at=dt.datetime.now(dt.timezone.utc))
+        return real(r, steps, selected)
+
+    monkeypatch.setattr(stepinfo, "_finish_window", with_a_new_step)
+    client.force_login(user)
+    html = client.get(f"/runs/{run.public_id}/live/?first=3&tail=1").content.decode()
+    assert re.findall(r'id="step-row-(\d+)"', html) == ["3", "4", "5"] and "rows-later" not in html

@@ -43,7 +43,14 @@ def _window(nav: Nav, first: Optional[int], count: int, tail: bool) -> stepinfo.
         steps = list(qs.order_by("step_id")[:max(1, min(count, MAX_WINDOW))])
     if not steps:
         return stepinfo.window_around(run, None, WINDOW)
-    return stepinfo._finish_window(run, steps, None)
+    window = stepinfo._finish_window(run, steps, None)
+    if tail:
+        # steps stored after the rows were read are counted as "later" by the next query, but
+        # they are not an older window's remainder: their events come after this state, and a
+        # page showing a "later" button would not add their rows
+        window.total -= window.later
+        window.later = 0
+    return window
 
 
 def _partial(target: str, html: str) -> str:
