@@ -402,18 +402,18 @@ def test_a_server_killed_mid_run_then_the_run_resumed(tmp_path_factory, browser)
         srv.stop()
 
 
-@pytest.mark.parametrize("view", ["effects", "forks", "setup"])
-def test_the_step_list_opens_steps_in_every_view(context, app, view):
+def test_the_step_list_opens_steps_in_every_view(context, app):
     """In the effect cache, fork tree and setup views a click on a row, or j/k, opens that step."""
     with watching(context) as page:
         url = start(context, app, page, demo="countdown")
         settled(page, context)
-        page.goto(run_base(url) + f"/{view}/")
-        page.click("#step-row-3")
-        page.wait_for_url(re.compile(r".*/steps/3/$"))
-        page.wait_for_selector("#detail[data-step='3']")
-        page.goto(run_base(url) + f"/{view}/")
-        page.keyboard.press("k")                  # from the step the view's list marks (the last)
-        page.wait_for_url(re.compile(r".*/steps/9/$"))
-        page.wait_for_selector("#detail[data-step='9']")
+        for view in ("effects", "forks", "setup"):
+            page.goto(run_base(url) + f"/{view}/")
+            page.click("#step-row-3")
+            page.wait_for_url(re.compile(r".*/steps/3/$"))
+            page.wait_for_selector("#detail[data-step='3']")
+            page.goto(run_base(url) + f"/{view}/")
+            page.keyboard.press("k")              # from the step the view's list marks (the last)
+            page.wait_for_url(re.compile(r".*/steps/9/$"))
+            page.wait_for_selector("#detail[data-step='9']")
         assert not page.errors, page.errors
