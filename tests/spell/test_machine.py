@@ -166,7 +166,6 @@ def test_50_reader_recovery_limit():
                        recover=True)
     assert result.error is not None and "Recovery limit exceeded" in result.error
     assert len(result.steps) == 3
-    assert result.status == "stopped"            # stopped by its budget, not failed
 
 
 def test_51_namespace_fixup():
@@ -229,6 +228,7 @@ def test_57_budget():
     assert result.error_kind == "budget-exceeded"
     assert "Budget exceeded" in result.error
     assert len(result.steps) == 3
+    assert result.status == "stopped"            # stopped by its budget, not failed
 
 
 def test_effect_guard_at_top_level():
