@@ -205,10 +205,13 @@ class Run:
         kinds = self.config.breakpoints.effect_kinds
         ns = name.split("/", 1)[0]
         matched = name in kinds or ns in kinds or ("model" in kinds and name.startswith("model/"))
-        if not (matched or replay_miss or self.stepping or self.controller.wants_pause(BEFORE_EFFECT)):
+        # a step's own model call was just offered as its before-model pause point: stepping
+        # from there goes on to the call (one model call, one stop)
+        stepping = self.stepping and name != "model/spell"
+        if not (matched or replay_miss or stepping or self.controller.wants_pause(BEFORE_EFFECT)):
             return
         reason = ("replay miss of an unsafe effect" if replay_miss else
-                  "breakpoint" if matched else "stepping" if self.stepping else "pause requested")
+                  "breakpoint" if matched else "stepping" if stepping else "pause requested")
         point = PausePoint(BEFORE_EFFECT, step, None, {"name": name, "args": args_text}, None, reason)
         decision = self._checkpoint(point)
         if decision.action == api.REJECT:
@@ -661,7 +664,8 @@ class Run:
                 result.error_span = {"line": err.line, "col": err.col}
             elif err.span is not None:
                 result.error_span = {"line": err.span.line, "col": err.span.col}
-            result.status = {"stopped": "stopped", "divergence": "diverged"}.get(err.kind, "failed")
+            result.status = {"stopped": "stopped", "budget-exceeded": "stopped",
+                             "divergence": "diverged"}.get(err.kind, "failed")
             self.bus.emit(ev.RUN_FAILED, error=err.message, kind=err.kind, span=result.error_span)
         except RecursionError:
             result.error = "Stack depth exceeded while running the program"

@@ -3,10 +3,14 @@
 On connect (logged-in users who may view the run; the origin's scheme, host and port are
 checked by ``origins.SameOriginValidator`` in ``asgi.py``) the consumer joins the run's
 group, sends every persisted event after ``last_seq`` in order, then the live ones. Each frame is HTML for
-htmx 4's websocket extension (``<hx-partial>`` fragments from ``fragments.render_event_html``).
+htmx 4's websocket extension (``<hx-partial>`` fragments from ``fragments.render_batch``).
 Events are numbered; the consumer sends each number once and in order: a live event that is
 already sent is dropped, and a gap (a dropped channel message) is filled from the database,
-where every event is stored before it is broadcast.
+where every event is stored before it is broadcast. Events replayed from the database are
+rendered with the state as it is now (each batch carries whole state, not changes), so a
+replay can only bring a page closer to the server's state. A client that missed more than
+``REPLAY_LIMIT`` events is not sent them all: it gets one ``data-resync`` element and loads
+its state over HTTP instead (the page does the same on every reconnect and on any gap).
 
 Client frames (htmx 4 ``hx-ws:send`` posts JSON: ``{"text"?, "headers": {...}, ...form
 fields}``) steer the run: ``{"action": "pause"|"resume"|"step"|"stop"|"approve"|"reject"|"edit",
@@ -33,6 +37,7 @@ from .models import Run
 log = logging.getLogger("spellide.ws")
 
 CATCH_UP_BATCH = 200
+REPLAY_LIMIT = 2_000   # more missed events than this: the page reloads its state instead
 CONTROL_ACTIONS = ("pause", "resume", "step", "stop", "approve", "reject", "edit")
 
 
@@ -44,12 +49,21 @@ def _get_run(public_id: str) -> Optional[Run]:
 @database_sync_to_async
 def _load_rendered(run: Run, after_seq: int, until_seq: Optional[int], limit: int) -> list[tuple[int, str]]:
     from .runner.persist import iter_events, render
-    out: list[tuple[int, str]] = []
     for chunk in iter_events(run, after_seq, until_seq, batch=limit):
-        for e in chunk:
-            out.append((e["seq"], render(run, e)))
-        break
-    return out
+        # the state a replayed batch carries is read after its events: at least as new as they
+        run.refresh_from_db()
+        return [(seq, html) for seq, html in render(run, chunk)]
+    return []
+
+
+@database_sync_to_async
+def _last_persisted(run: Run) -> int:
+    return Run.objects.filter(pk=run.pk).values_list("last_seq", flat=True).first() or 0
+
+
+def resync_html(seq: int) -> str:
+    """Tells the page to load its state over HTTP (it has missed too much to replay)."""
+    return f'<hx-partial hx-target="#ws-seq" hx-swap="none" data-resync="{int(seq)}"></hx-partial>'
 
 
 def control_result_html(ok: bool, message: str, error: Optional[str] = None,
@@ -84,6 +98,11 @@ class RunConsumer(AsyncWebsocketConsumer):
         self.last_sent = _last_seq(self.scope)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        latest = await _last_persisted(run)
+        if latest - self.last_sent > REPLAY_LIMIT:
+            self.last_sent = latest
+            await self.send(text_data=resync_html(latest))
+            return
         await self._catch_up(None)
 
     async def disconnect(self, code: int) -> None:

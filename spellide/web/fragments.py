@@ -1,24 +1,30 @@
-"""Run events as htmx 4 websocket fragments.
+"""Run events as htmx 4 websocket fragments that converge to the server's state.
 
-The run persister calls ``render_event_html(run, event)`` once per event, after the event is
-committed, and broadcasts the HTML to every browser watching the run (and the consumer calls
-it again for events a reconnecting browser missed). So a fragment must be the same for every
-viewer: it addresses page regions by id with ``<hx-partial hx-target=... hx-swap=...>`` and a
-region that is not on a given page (another step's detail, a tab that is not open) is simply
-skipped by htmx. Fragments carry no CSRF token (a broadcast cannot hold per-user secrets); the
-page's script adds the token to htmx requests from a meta tag.
+The run persister renders each committed batch of events with ``render_batch(run, events)`` and
+broadcasts the HTML to every browser watching the run (the consumer renders a batch again for
+events a reconnecting browser missed). A fragment must be the same for every viewer: it
+addresses page regions by id with ``<hx-partial hx-target=... hx-swap=...>``; a region that is
+not on a given page is skipped by the page's script. Fragments carry no CSRF token (a broadcast
+cannot hold per-user secrets); the page's script adds the token to htmx requests.
 
-Every fragment carries ``data-seq`` so the page can remember the last event it saw and ask
-for exactly what it missed when the socket reconnects.
+Live equals fresh by construction: a batch does not describe *changes* for the page to patch
+in. After its last event it carries the current state of everything the batch touched, read
+from the database after the commit and rendered by the same partials as a fresh page
+(``spellide/parts.html#...``): the whole row of every step an event named, the run's status,
+totals and step count, and the pause panel when the pause state changed. So applying the
+latest fragment for a step is right whatever the page missed, and a fragment applied twice
+changes nothing. The only pieces that are not whole state are streamed model text (each piece
+is placed at its offset, so a duplicate is a no-op) and the seq markers.
 
-The HTML comes from the same template partials as the server-rendered page
-(``spellide/parts.html#...``), so a live page and a reloaded page look the same.
+Every event carries ``data-seq``: the page remembers the last event it applied, drops what it
+already has, and re-fetches its visible state (``views/live.py``) when it sees a gap, a
+reconnect or anything out of order.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
@@ -26,11 +32,7 @@ from django.utils.html import escape
 
 from spellide.web import stepinfo
 from spellide.web.bidi import mark_html
-from spellide.web.models import Run, Step
-from spellide.web.templatetags.spellide_tags import intcomma, logbar, ms as fmt_ms
-
-LIVE_TEXT_LIMIT = 20_000   # the live completion strip shows at most this much
-LIVE_ARGS_LIMIT = 2_000    # effect arguments pushed live (a model call's are the whole prefix)
+from spellide.web.models import Run
 
 
 @dataclass
@@ -66,13 +68,6 @@ def _controls(run: Any) -> dict[str, Optional[str]]:
     return out
 
 
-def _status_html(run: Any, state: str, pause: Optional[dict] = None, detail: str = "") -> str:
-    info = stepinfo.status_info(run, pause=pause, status=state)
-    if detail:
-        info["detail"] = detail
-    return _part("status", {"status": info})
-
-
 def _int(x: Any) -> Optional[int]:
     try:
         return int(x)
@@ -80,25 +75,86 @@ def _int(x: Any) -> Optional[int]:
         return None
 
 
+# events after which the pause panel is rendered again (it holds an editor: not on every batch)
+_PAUSE_EVENTS = frozenset({"paused", "resumed", "run_started", "run_finished", "run_failed", "diverged"})
+
+
+def _marker(seq: int) -> str:
+    """Every event's own element: the page learns from it which events a frame holds."""
+    return f'<hx-partial hx-target="#ws-seq" hx-swap="none" data-seq="{seq}"></hx-partial>'
+
+
+def _event_step(data: dict) -> Optional[int]:
+    sid = _int(data.get("step"))
+    if sid is None:
+        sid = _int((data.get("effect") or {}).get("step")) if isinstance(data.get("effect"), dict) else None
+    return sid if sid is not None and sid >= 0 else None
+
+
+def render_batch(run: Run, events: list[dict[str, Any]],
+                 closed_steps: Iterable[int] = ()) -> list[tuple[int, str]]:
+    """``[(seq, html), ...]`` for committed events ``{seq, type, data, ts}`` in order; the last
+    item also carries the state they leave (rows of the steps they touched, plus
+    ``closed_steps``, status, totals, pause panel), rendered from the database and ``run``."""
+    out: list[tuple[int, str]] = []
+    touched: dict[int, None] = {}
+    pause_changed = False
+    for event in events:
+        seq = int(event.get("seq") or 0)
+        typ = str(event.get("type") or "")
+        data = event.get("data") or {}
+        html = _marker(seq)
+        if typ == "completion_delta":
+            html += _completion_delta(seq, data)
+        sid = _event_step(data)
+        if sid is not None:
+            touched[sid] = None
+        pause_changed = pause_changed or typ in _PAUSE_EVENTS
+        out.append((seq, html))
+    if not out:
+        return out
+    for sid in closed_steps:
+        touched[sid] = None
+    seq, html = out[-1]
+    # the state is marked for bidi controls like every page; streamed pieces stay raw text,
+    # since the page places them by the offsets of the raw text
+    out[-1] = (seq, html + mark_html(state_html(run, seq, list(touched), pause=pause_changed)))
+    return out
+
+
 def render_event_html(run: Run, event: dict[str, Any]) -> str:
-    """HTML for one event ``{seq, type, data, ts}``: a sequence of ``<hx-partial>`` elements."""
-    seq = int(event.get("seq") or 0)
-    typ = str(event.get("type") or "")
-    data = event.get("data") or {}
-    handler = _HANDLERS.get(typ)
-    parts = handler(run, seq, data) if handler else []
-    if not parts:
-        # Always at least one element with the sequence number, so the page's last-seen
-        # number advances even for events that change nothing on screen.
-        parts.append(_wrap(seq, "#ws-seq", "outerHTML", f'<span id="ws-seq" hidden data-seq="{seq}"></span>'))
-    return mark_html("".join(parts))
+    """One event rendered as a batch of its own (see ``render_batch``)."""
+    return "".join(html for _, html in render_batch(run, [event]))
+
+
+def state_html(run: Run, seq: int, step_ids: list[int], *, pause: bool) -> str:
+    """The run's current state for the regions a batch may have changed, tagged with ``seq``."""
+    parts = []
+    if step_ids:
+        steps = list(stepinfo._step_rows_qs(run).filter(step_id__in=step_ids).order_by("step_id"))
+        nav = _nav(run)
+        for r in stepinfo._rows(run, steps):
+            parts.append(f'<hx-partial hx-target="#step-row-{r["id"]}" hx-swap="outerHTML" '
+                         f'data-seq="{seq}" data-row="{r["id"]}">'
+                         + _part("step_row", {"r": r, "nav": nav}) + "</hx-partial>")
+    total = _int((run.totals or {}).get("steps")) or 0
+    status = stepinfo.status_info(run)
+    parts += [
+        _wrap(seq, "#step-count", "innerHTML", str(total)),
+        _wrap(seq, "#run-status", "innerHTML", _part("status", {"status": status})),
+        _wrap(seq, "#run-totals", "innerHTML", _part("totals", {"run": run})),
+    ]
+    if pause:
+        panel = _part("pause_panel", {"status": status, "nav": _nav(run), "controls": _controls(run)})
+        parts.append(_wrap(seq, "#pause-panel", "innerHTML", panel))
+    return "".join(parts)
 
 
 def render_failed(event: dict[str, Any]) -> str:
     """What a page gets for an event whose rendering failed (the persister logs the error): its
-    last-seen number still advances, and the reader is told that a reload shows the change."""
+    seq marker, so the page does not take it for a gap, and a notice that a reload shows it."""
     seq = int(event.get("seq") or 0)
-    return (_wrap(seq, "#ws-seq", "outerHTML", f'<span id="ws-seq" hidden data-seq="{seq}"></span>')
+    return (_marker(seq)
             + _wrap(seq, "#run-control-result", "innerHTML",
                     f'<span class="control-result refused">Update {seq} could not be shown here; '
                     f'reload the page to see it.</span>'))
@@ -108,178 +164,13 @@ def _nav(run: Any) -> _Nav:
     return _Nav(run=run, base=f"/runs/{run.public_id}")
 
 
-# --- handlers ------------------------------------------------------------------------------------
-def _run_started(run: Any, seq: int, data: dict) -> list[str]:
-    return [_wrap(seq, "#run-status", "innerHTML", _status_html(run, "running"))]
-
-
-def _step_started(run: Any, seq: int, data: dict) -> list[str]:
+def _completion_delta(seq: int, data: dict) -> str:
+    """A piece of streamed model text, placed by the page's script at its offset in the step's
+    live text (see ide.js), so a piece already shown is not added twice and a gap is refetched."""
     sid = _int(data.get("step"))
-    if sid is None:
-        return []
-    row = {"id": sid, "parent": data.get("parent"), "depth": data.get("depth"), "status": "running",
-           "summary": "", "error": "", "cont": None, "fx": [], "fx_more": 0, "ms": None}
-    html = _part("step_row", {"r": row, "nav": _nav(run)})
-    total = data.get("steps_total")
-    if total is None:   # an event persisted before it carried the count
-        total = Step.objects.filter(run_id=run.pk).count()
-    return [
-        _wrap(seq, "#step-rows", "beforeend", html),
-        _wrap(seq, "#no-steps", "delete", ""),
-        _wrap(seq, "#step-count", "innerHTML", str(_int(total) or 0)),
-        _wrap(seq, "#run-steps", "innerHTML", f"{intcomma(_int(total) or 0)} steps"),   # the header's total
-        _wrap(seq, "#run-status", "innerHTML", _status_html(run, "running", detail=f"step {sid}")),
-    ]
-
-
-def _completion_delta(run: Any, seq: int, data: dict) -> list[str]:
-    sid = _int(data.get("step"))
-    if sid is None:
-        return []
-    text = escape(str(data.get("text") or ""))
     at = _int(data.get("at"))
-    if at is None:   # an event persisted before pieces carried their offset
-        return [_wrap(seq, f"#live-{sid}-completion", "beforeend", text)]
-    # the page's script places the piece at its offset in the step's live text (see ide.js),
-    # so a piece already in a freshly loaded detail is not added twice, and a gap is refetched
+    if sid is None or at is None:
+        return ""
+    text = escape(str(data.get("text") or ""))
     reset = ' data-reset="1"' if data.get("reset") else ""
-    return [_wrap(seq, "#stream-sink", "beforeend",
-                  f'<span data-step="{sid}" data-at="{at}"{reset}>{text}</span>')]
-
-
-def _completion(run: Any, seq: int, data: dict) -> list[str]:
-    sid = _int(data.get("step"))
-    if sid is None:
-        return []
-    text = str(data.get("completion") or "")
-    summary = stepinfo._summary(text)
-    return [
-        _wrap(seq, f"#live-{sid}-completion", "innerHTML", escape(text[:LIVE_TEXT_LIMIT])),
-        _wrap(seq, f"#step-{sid}-sum", "innerHTML",
-              escape(summary) if summary else '<span class="muted">(empty completion)</span>'),
-        # the model that answered (a provider names its exact model only now) and its transport
-        _wrap(seq, f"#detail-{sid}-model", "innerHTML",
-              _part("step_model", {"model": data.get("model"), "transport": data.get("transport")})),
-    ]
-
-
-def _stale(seq: int, sid: int) -> str:
-    """Tells a page showing this step that its open tab is out of date (the page reloads it)."""
-    return _wrap(seq, f"#detail-{sid}-stale", "outerHTML",
-                 f'<span hidden id="detail-{sid}-stale" data-stale="{seq}"></span>')
-
-
-def _program(run: Any, seq: int, data: dict) -> list[str]:
-    sid = _int(data.get("step"))
-    return [_stale(seq, sid)] if sid is not None else []
-
-
-def _effect(run: Any, seq: int, data: dict) -> list[str]:
-    sid = _int(data.get("step"))
-    eff = data.get("effect") or {}
-    if sid is None or sid < 0:
-        return []
-    status = str(eff.get("status") or "live")
-    if status not in ("live", "hit", "miss", "blocked"):
-        status = "live"
-    row = stepinfo.effect_from_event(sid, eff, args_limit=LIVE_ARGS_LIMIT)
-    return [
-        _wrap(seq, f"#step-{sid}-fx", "beforeend", f'<i class="fx fx-{status}"></i>'),
-        _wrap(seq, f"#detail-{sid}-effects", "beforeend", _part("effect_row", {"e": row, "nav": _nav(run)})),
-        _wrap(seq, f"#detail-{sid}-noeffects", "delete", ""),
-    ]
-
-
-def _step_finished(run: Any, seq: int, data: dict) -> list[str]:
-    sid = _int(data.get("step"))
-    if sid is None:
-        return []
-    status = stepinfo.row_status("completed", data.get("error"), data.get("continued_by"),
-                                 bool(data.get("recovered")))
-    dur = data.get("duration_ms")
-    if dur is None:   # an event persisted before it carried the duration
-        times = Step.objects.filter(run_id=run.pk, step_id=sid).values_list("started_at", "finished_at").first()
-        if times and times[0] and times[1]:
-            dur = (times[1] - times[0]).total_seconds() * 1000
-    ms, bar = (escape(fmt_ms(dur)), logbar(dur)) if dur is not None else ("", 0)
-    cont = data.get("continued_by")
-    out = [
-        _wrap(seq, f"#step-{sid}-st", "outerHTML",
-              f'<span class="r-st st-{status}" id="step-{sid}-st" title="{status}"></span>'),
-        _wrap(seq, f"#step-{sid}-ms", "outerHTML",
-              f'<span class="r-ms w{int(bar)}" id="step-{sid}-ms">{ms}</span>'),
-        _wrap(seq, f"#step-{sid}-cont", "outerHTML",
-              f'<span hidden id="step-{sid}-cont" data-cont="{_int(cont) if cont is not None else ""}"></span>'),
-        _wrap(seq, f"#detail-{sid}-status", "innerHTML", status),
-        _wrap(seq, f"#detail-{sid}-ms", "innerHTML", ms),
-        _wrap(seq, f"#live-{sid}", "delete", ""),
-        _stale(seq, sid),
-        _wrap(seq, "#run-totals", "innerHTML", _part("totals", {"run": run})),
-    ]
-    if data.get("error"):
-        out.append(_wrap(seq, f"#step-{sid}-sum", "innerHTML",
-                         f'<span class="err">{escape(stepinfo._summary(str(data["error"])))}</span>'))
-    return out
-
-
-def _paused(run: Any, seq: int, data: dict) -> list[str]:
-    pause = dict(data)
-    sid = _int(data.get("step"))
-    info = stepinfo.status_info(run, pause=pause, status="paused")
-    panel = _part("pause_panel", {"status": info, "nav": _nav(run), "controls": _controls(run)})
-    out = [
-        _wrap(seq, "#run-status", "innerHTML", _part("status", {"status": info})),
-        _wrap(seq, "#pause-panel", "innerHTML", panel),
-    ]
-    if sid is not None and sid >= 0:
-        out.append(_wrap(seq, f"#step-{sid}-st", "outerHTML",
-                         f'<span class="r-st st-paused" id="step-{sid}-st" title="paused"></span>'))
-    return out
-
-
-def _resumed(run: Any, seq: int, data: dict) -> list[str]:
-    sid = _int(data.get("step"))
-    action = str(data.get("action") or "")
-    out = [_wrap(seq, "#pause-panel", "innerHTML", "")]
-    if action != "stop":
-        detail = "edited by " + str(data.get("author") or "someone") if data.get("edited") else ""
-        out.append(_wrap(seq, "#run-status", "innerHTML", _status_html(run, "running", detail=detail)))
-        if sid is not None and sid >= 0:
-            out.append(_wrap(seq, f"#step-{sid}-st", "outerHTML",
-                             f'<span class="r-st st-running" id="step-{sid}-st" title="running"></span>'))
-    if data.get("edited") and sid is not None:
-        out.append(_stale(seq, sid))
-    return out
-
-
-def _run_finished(run: Any, seq: int, data: dict) -> list[str]:
-    value = str(data.get("value") if data.get("value") is not None else "nil")
-    return [
-        _wrap(seq, "#run-status", "innerHTML", _status_html(run, "finished", detail="value " + value[:120])),
-        _wrap(seq, "#pause-panel", "innerHTML", ""),
-        _wrap(seq, "#run-totals", "innerHTML", _part("totals", {"run": run})),
-    ]
-
-
-def _run_failed(run: Any, seq: int, data: dict) -> list[str]:
-    kind = str(data.get("kind") or "")
-    state = kind if kind in ("stopped", "interrupted") else "failed"
-    return [
-        _wrap(seq, "#run-status", "innerHTML", _status_html(run, state, detail=str(data.get("error") or "")[:200])),
-        _wrap(seq, "#pause-panel", "innerHTML", ""),
-        _wrap(seq, "#run-totals", "innerHTML", _part("totals", {"run": run})),
-    ]
-
-
-def _diverged(run: Any, seq: int, data: dict) -> list[str]:
-    sid = _int(data.get("step"))
-    what = f"diverged at step {sid}: {data.get('what') or ''}"
-    return [_wrap(seq, "#run-status", "innerHTML", _status_html(run, "failed", detail=what[:200]))]
-
-
-_HANDLERS = {
-    "run_started": _run_started, "step_started": _step_started, "completion_delta": _completion_delta,
-    "completion": _completion, "program": _program, "effect": _effect, "step_finished": _step_finished,
-    "paused": _paused, "resumed": _resumed, "run_finished": _run_finished, "run_failed": _run_failed,
-    "diverged": _diverged,
-}
+    return _wrap(seq, "#stream-sink", "beforeend", f'<span data-step="{sid}" data-at="{at}"{reset}>{text}</span>')

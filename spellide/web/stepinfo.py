@@ -66,6 +66,10 @@ def status_info(run: Run, pause: Optional[dict] = None, status: Optional[str] = 
         info["detail"] = (run.error or "")[:200]
     elif status == "finished":
         info["detail"] = "value " + (run.value or "nil")[:120]
+    elif status == "stopped":
+        if run.error_kind == "budget-exceeded":
+            info["word"] = "stopped by budget"
+        info["detail"] = (run.error or "")[:200]
     elif status == "interrupted":
         info["detail"] = "the server stopped while this run was active; resume it from its record"
     return info

@@ -10,7 +10,7 @@ from django.urls import path
 from spellide.web.views import transfer as x
 from spellide.web.views import charts as c
 from spellide.web.views import compare as cmp
-from spellide.web.views import pages as v
+from spellide.web.views import live, pages as v
 from spellide.web.views import review as rv
 
 RUN = "runs/<uuid:public_id>/"
@@ -27,6 +27,7 @@ urlpatterns = [
     path(RUN + "steps/<int:step_id>/text/<str:part>/", v.step_text, name="step_text"),
     path(RUN + "window/", v.step_window, name="step_window"),
     path(RUN + "steps/search/", v.step_search, name="step_search"),
+    path(RUN + "live/", live.live_state, name="run_live_state"),
     path(RUN + "effects/", v.run_effects, name="run_effects"),
     path(RUN + "effects/<int:effect_id>/<str:part>/", v.effect_raw, name="effect_raw"),
     path(RUN + "forks/", v.run_forks, name="run_forks"),
@@ -57,6 +58,7 @@ urlpatterns = [
     path(SHARE + "steps/<int:step_id>/text/<str:part>/", v.share_step_text, name="share_step_text"),
     path(SHARE + "window/", v.share_window, name="share_window"),
     path(SHARE + "steps/search/", v.share_step_search, name="share_step_search"),
+    path(SHARE + "live/", live.share_live_state, name="share_live_state"),
     path(SHARE + "effects/", v.share_effects, name="share_effects"),
     path(SHARE + "effects/<int:effect_id>/<str:part>/", v.share_effect_raw, name="share_effect_raw"),
     path(SHARE + "forks/", v.share_forks, name="share_forks"),

@@ -19,11 +19,22 @@
     if (req.method && req.method.toUpperCase() !== 'GET') req.headers['X-CSRFToken'] = csrf();
   });
 
-  // ---- websocket: remember the last event seen, reconnect from it --------------------------
-  let lastSeq = 0;
+  // ---- the live stream: apply events in order, or ask for the state ---------------------------
+  // Every event the server sends carries its number (data-seq) and every fragment carries
+  // whole state (a step's row, the status, the totals; fragments.py), so applying one twice or
+  // late changes nothing. What the page must never do is go on after it missed something: a
+  // gap in the numbers, a reconnect, or the server's data-resync make it load the state of
+  // what it shows over HTTP (views/live.py) and apply only the events after that state.
+  let lastSeq = 0, connections = 0, syncing = false, syncAgain = false;
+  const touched = new Map();     // step id -> the newest event that changed it (for the detail)
   function wsUrl(live) {
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    return `${proto}//${location.host}${live.dataset.wsBase}?last_seq=${live.dataset.seq || 0}`;
+    return `${proto}//${location.host}${live.dataset.wsBase}?last_seq=${lastSeq}`;
+  }
+  function setSeq(seq) {
+    lastSeq = seq;
+    const live = $('#live');
+    if (live) live.dataset.seq = String(seq);
   }
   document.addEventListener('htmx:ws:before:connection', (e) => {
     const live = $('#live');
@@ -37,22 +48,14 @@
   });
   document.addEventListener('htmx:ws:before:message:incoming', (e) => {
     const data = e.detail.message && e.detail.message.data;
-    if (typeof data !== 'string') return;
-    const re = /data-seq="(\d+)"/g;
-    let m, max = lastSeq;
-    while ((m = re.exec(data))) max = Math.max(max, +m[1]);
-    const live = $('#live');
-    if (max > lastSeq && live) {
-      lastSeq = max;
-      live.dataset.seq = String(max);
-      // every later (re)connection of this socket asks for what came after this event
-      e.detail.connection.url = wsUrl(live);
-    }
     e.detail.cancelled = true;          // applied by apply() below instead
+    if (typeof data !== 'string') return;
+    const live = $('#live');
+    if (live && e.detail.connection) e.detail.connection.url = wsUrl(live);  // a reconnect asks from here
     inbox.push(data);
-    if (inbox.length === 1) scheduleApply(e.target);
+    if (inbox.length === 1) scheduleApply();
   });
-  // Incoming messages are applied together, as one swap, at most once per frame, spaced so that
+  // Incoming messages are applied together, at most once per frame, spaced so that
   // applying and rendering them takes about a third of the page's time, and at most
   // MAX_SPACING ms apart.
   // * Together: a fast run sends a message or two per step, and on a slow machine each swap
@@ -63,39 +66,153 @@
   // * The cap: spaced by cost alone, a page needing more than a third of its time to keep up
   //   fell further behind with every swap, and the stream's p95 latency went from under
   //   100 ms to 150-500 ms in about one run in three.
-  let inbox = [], applyStart = 0, applyCost = 0;
-  function scheduleApply(el) {
-    const apply = () => {
-      const text = shownPartials(inbox.join(''));
-      inbox = [];
-      if (!el.isConnected || !text) return;
-      const t0 = applyStart = performance.now();
-      htmx.swap({sourceElement: el, target: el, swap: 'none swapEmpty:false', text, transition: false});
-      setTimeout(() => {                 // runs after this frame is drawn
-        const cost = performance.now() - t0;
-        applyCost = applyCost ? 0.75 * applyCost + 0.25 * cost : cost;
-      });
-    };
-    if (document.hidden) { setTimeout(apply, 250); return; }
+  let inbox = [], applyStart = 0, applyCost = 0, applyTimer = false;
+  function scheduleApply() {
+    if (applyTimer) return;
+    applyTimer = true;
+    const run = () => { applyTimer = false; apply(); };
+    if (document.hidden) { setTimeout(run, 250); return; }
     const wait = applyStart + Math.min(3 * applyCost, MAX_SPACING) - performance.now();
-    if (wait > 0) setTimeout(() => requestAnimationFrame(apply), wait); else requestAnimationFrame(apply);
+    if (wait > 0) setTimeout(() => requestAnimationFrame(run), wait); else requestAnimationFrame(run);
   }
-  // A step's fragments address every place that may show it; most of them (another step's
-  // detail, a live strip already gone) are not on this page, and htmx would parse them only to
-  // skip them: they are dropped first, by their target id. A target that an earlier fragment
-  // of the same batch creates (a new row's cells) is kept. Fragments are the server's own
-  // markup, whose texts are escaped, so a closing tag inside one cannot occur.
-  const PARTIAL = /<hx-partial hx-target="#([\w-]+)"[^>]*>[\s\S]*?<\/hx-partial>/g;
-  function shownPartials(text) {
-    const made = new Set();
-    return text.replace(PARTIAL, (whole, id) => {
-      if (!document.getElementById(id) && !made.has(id)) return '';
-      for (const m of whole.matchAll(/\bid="([\w-]+)"/g)) made.add(m[1]);
-      return whole;
+  function apply() {
+    if (syncing || !inbox.length) return;   // resync() applies what waits when it is done
+    const t0 = applyStart = performance.now();
+    const frames = inbox;
+    inbox = [];
+    let changed = false;
+    for (let i = 0; i < frames.length; i++) {
+      const res = applyFrame(frames[i]);
+      if (res === 'sync') {
+        inbox = frames.slice(i + 1).concat(inbox);
+        resync();
+        break;
+      }
+      if (res === 'gap') {
+        inbox = frames.slice(i).concat(inbox);   // applied after the state, if still newer
+        resync();
+        break;
+      }
+      changed = changed || res === 'applied';
+    }
+    if (changed) afterApply();
+    setTimeout(() => {                 // runs after this frame is drawn
+      const cost = performance.now() - t0;
+      applyCost = applyCost ? 0.75 * applyCost + 0.25 * cost : cost;
     });
   }
+  // One frame: 'applied', 'dup' (nothing newer in it), 'gap' (something before it is missing)
+  // or 'sync' (the server says: load the state).
+  function applyFrame(text) {
+    const tpl = document.createElement('template');
+    tpl.innerHTML = text;
+    const parts = Array.from(tpl.content.children).filter((p) => p.localName === 'hx-partial');
+    let first = Infinity, last = 0;
+    for (const p of parts) {
+      if (p.dataset.resync !== undefined) return 'sync';
+      const seq = +p.dataset.seq;
+      if (seq) { first = Math.min(first, seq); last = Math.max(last, seq); }
+    }
+    if (!last) {                         // not an event (a control's answer): apply as it is
+      parts.forEach(applyPart);
+      return 'applied';
+    }
+    if (last <= lastSeq) return 'dup';
+    if (first > lastSeq + 1) return 'gap';
+    parts.forEach(applyPart);
+    setSeq(last);
+    return 'applied';
+  }
+  function applyPart(p) {
+    const target = p.getAttribute('hx-target') || '', swap = p.getAttribute('hx-swap');
+    if (swap === 'none' || !target.startsWith('#')) return;
+    if (p.dataset.row !== undefined) { upsertRow(p.firstElementChild, +p.dataset.seq); return; }
+    const el = document.getElementById(target.slice(1));
+    if (!el) return;
+    if (swap === 'innerHTML') {
+      if (el.id === 'pause-panel' && samePause(el, p)) return;
+      el.replaceChildren(...p.childNodes);
+      if (el.id === 'pause-panel' || el.id === 'step-rows') htmx.process(el);
+    } else if (swap === 'outerHTML') {
+      el.replaceWith(...p.childNodes);
+    } else if (swap === 'beforeend') {
+      el.append(...p.childNodes);
+    }
+  }
+  // The pause panel holds an editor: the same pause rendered again must not replace what is
+  // being typed into it.
+  function samePause(el, p) {
+    const now = el.querySelector('#pause-box'), next = p.querySelector('#pause-box');
+    return !!(now && next && now.dataset.seq === next.dataset.seq);
+  }
+  // A step's row, whole: it replaces the row on the page, or takes its place in the list
+  // (rows are in step order) when it belongs to the window the page shows.
+  function upsertRow(row, seq) {
+    if (!row) return;
+    const id = +row.dataset.step;
+    touched.set(id, Math.max(seq || 0, touched.get(id) || 0));
+    const old = document.getElementById('step-row-' + id);
+    if (old) { old.replaceWith(row); return; }
+    const list = $('#step-rows');
+    if (!list) return;
+    const rows = $$('#step-rows > .row');
+    const later = $('#rows-later'), earlier = $('#rows-earlier');
+    if (!rows.length) { list.insertBefore(row, later); }
+    else if (id > +rows[rows.length - 1].dataset.step) {
+      // past an older window: counted by rows-later, unless it is the next row (step ids are
+      // consecutive): a window read while steps were being stored may count a step as
+      // "later" whose row then arrives as an event; the window grows, and once nothing is
+      // after it rows-later goes (afterApply)
+      if (later && id !== +rows[rows.length - 1].dataset.step + 1) return;
+      rows[rows.length - 1].after(row);
+    } else if (id < +rows[0].dataset.step) {
+      if (earlier) return;             // before the window: outside it
+      rows[0].before(row);
+    } else {
+      rows.find((r) => +r.dataset.step > id).before(row);
+    }
+    const none = $('#no-steps');
+    if (none) none.remove();
+  }
+  // The state over HTTP: what the page shows (its first row on; to the end when it shows the
+  // tail), with the number of the event it is at least as new as.
+  async function resync() {
+    if (syncing) { syncAgain = true; return; }
+    if (!$('#live')) return;
+    syncing = true;
+    settle();
+    try {
+      do {
+        syncAgain = false;
+        const rows = $$('#step-rows > .row'), q = new URLSearchParams();
+        if (rows.length) { q.set('first', rows[0].dataset.step); q.set('count', String(rows.length)); }
+        if (!$('#rows-later')) q.set('tail', '1');
+        let resp = null;
+        try { resp = await fetch(`${base()}/live/?${q}`, {credentials: 'same-origin'}); } catch (err) { /* offline */ }
+        if (resp && resp.status >= 400 && resp.status < 500) break;   // gone or forbidden: a reload says so
+        if (!resp || !resp.ok) { await new Promise((r) => setTimeout(r, 1000)); syncAgain = true; continue; }
+        applySync(await resp.text());
+      } while (syncAgain);
+    } finally {
+      syncing = false;
+    }
+    afterApply(true);
+    apply();
+  }
+  function applySync(text) {
+    const tpl = document.createElement('template');
+    tpl.innerHTML = text;
+    let seq = null;
+    for (const p of Array.from(tpl.content.children)) {
+      if (p.dataset.sync !== undefined) seq = +p.dataset.sync; else applyPart(p);
+    }
+    if (seq !== null) setSeq(Math.max(seq, lastSeq));
+  }
   const setConn = (on) => { const c = $('#conn'); if (c) c.classList.toggle('on', on); };
-  document.addEventListener('htmx:ws:after:connection', () => setConn(true));
+  document.addEventListener('htmx:ws:after:connection', () => {
+    setConn(true);
+    if (++connections > 1) resync();   // events may have been missed while it was away
+  });
   document.addEventListener('htmx:ws:close', () => setConn(false));
 
   // ---- follow / hold the feed ---------------------------------------------------------------
@@ -105,7 +222,7 @@
     const b = $('#hold-feed');
     if (b) { b.setAttribute('aria-pressed', String(on)); b.textContent = on ? 'Follow feed' : 'Hold feed'; }
     document.body.classList.toggle('held', on);
-    if (!on) { const rows = $$('#step-rows > .row'); if (rows.length) follow(rows[rows.length - 1]); }
+    if (!on) follow(followTarget());
   }
   document.addEventListener('click', (e) => {
     if (e.target.closest('#hold-feed')) setHold(!hold);
@@ -142,7 +259,7 @@
   // Loads made while following a fast run are spaced out, so the server spends its time on
   // the run and the event stream rather than on re-rendering a detail nobody can read yet.
   // While a load is pending, the detail on the page is not the selected step's: nothing may
-  // treat it as the selection (see after:swap and checkStale), and a tab picked meanwhile is
+  // treat it as the selection (see checkDetail), and a tab picked meanwhile is
   // remembered for the load instead of being loaded into the detail about to be replaced.
   let inflight = false, wanted = null, lastAuto = 0, pumpTimer = null, chosenTab = null, followGap = FOLLOW_GAP;
   const loading = () => inflight || wanted !== null;
@@ -173,6 +290,8 @@
     if (w.auto) followGap = Math.max(FOLLOW_GAP, 10 * (performance.now() - started));
     inflight = false;
     pump();
+    if (!loading()) checkDetail();     // events for the step may have come while it loaded
+    settle();
   }
   document.addEventListener('click', (e) => {
     const t = e.target.closest('#step-detail .tabs .tab');
@@ -194,6 +313,7 @@
   document.addEventListener('click', (e) => {
     const row = e.target.closest('#step-rows > .row');
     if (!row || e.ctrlKey || e.metaKey || e.shiftKey || e.button !== 0) return;  // new tab: plain link
+    if (!$('#step-detail')) return;     // another view (effect cache, forks, setup): the link opens the step
     e.preventDefault();
     const rows = $$('#step-rows > .row');
     if (row !== rows[rows.length - 1] && !hold && $('#hold-feed')) setHold(true);  // reading an older step
@@ -254,26 +374,60 @@
     if (old) old.replaceWith(b); else $('#step-rows').prepend(b);
     htmx.process(b);
   }
-  function rowsAdded(rows) {
+  // After applied events (or the state): nesting, the window's counts, the selection, trimming,
+  // following, the detail, the controls' state.
+  function afterApply(synced = false) {
+    $$('#step-rows > .row').forEach(nestRow);
     const later = $('#rows-later');
-    const live = [];
-    for (const row of rows) {
-      // a row pushed after the window's end while the list shows an older window: count it
-      if (later && (later.compareDocumentPosition(row) & Node.DOCUMENT_POSITION_FOLLOWING)) {
-        row.remove();
-        later.dataset.count = String(+later.dataset.count + 1);
-        const n = later.querySelector('.n'); if (n) n.textContent = (+later.dataset.count).toLocaleString();
-        continue;
-      }
-      nestRow(row);
-      live.push(row);
+    if (later) {
+      const earlier = $('#rows-earlier'), count = $('#step-count');
+      const n = Math.max(0, (count ? +count.textContent : 0) - (earlier ? +earlier.dataset.count : 0) - $$('#step-rows > .row').length);
+      later.dataset.count = String(n);
+      const t = later.querySelector('.n'); if (t) t.textContent = n.toLocaleString();
+      if (!n) later.remove();          // nothing after the window: it is the tail
     }
-    if (!live.length) return;
     const sel = ide() && ide().dataset.selected;
     if (sel) { const s = document.getElementById('step-row-' + sel); if (s) s.classList.add('sel'); }
     const following = !hold && $('#hold-feed') && !later;
     trim(!following);
-    if (following) follow(live[live.length - 1]);
+    if (following) {
+      const t = followTarget();
+      if (t && t.dataset.step !== sel) follow(t);
+    }
+    syncState();
+    initEditors();
+    if (synced && ide() && ide().dataset.selected && $('#step-detail')) loadDetail(ide().dataset.selected, false, true);
+    else checkDetail();
+    settle();
+  }
+  // While following: the paused step (where a fresh page opens too), else the newest step.
+  function followTarget() {
+    const box = $('#pause-box');
+    if (box && box.dataset.step !== '' && +box.dataset.step >= 0) {
+      const r = document.getElementById('step-row-' + box.dataset.step);
+      if (r) return r;
+    }
+    const rows = $$('#step-rows > .row');
+    return rows[rows.length - 1];
+  }
+  // The detail shows the selected step as of its newest event, or is on its way to.
+  function checkDetail() {
+    const sel = ide() && ide().dataset.selected;
+    if (!sel || !$('#step-detail') || loading()) return;
+    const d = $('#detail');
+    const a = document.activeElement;
+    if (d && a && d.contains(a) && a.matches('textarea, input')) return;  // do not clobber typing
+    if (!d || d.dataset.step !== sel || (touched.get(+sel) || 0) > +(d.dataset.seq || 0)) loadDetail(sel, false, true);
+  }
+  // data-settled on #ide: nothing received waits to be applied, no state or detail is being
+  // loaded, and the detail is the selected step's as of its newest event (tests wait for it).
+  function settle() {
+    const el = ide();
+    if (!el) return;
+    const d = $('#detail'), sel = el.dataset.selected;
+    const detailOk = !$('#step-detail') || !sel
+      || (d && d.dataset.step === sel && (touched.get(+sel) || 0) <= +(d.dataset.seq || 0));
+    el.dataset.settled = (!syncing && !inbox.length && !loading() && detailOk) ? '1' : '0';
   }
   function watchRows() {
     const list = $('#step-rows');
@@ -282,11 +436,8 @@
     $$('#step-rows > .row').forEach(nestRow);
     const sel = ide() && ide().dataset.selected;
     if (sel) mark(sel);
-    new MutationObserver((muts) => {
-      const rows = [];
-      for (const m of muts) for (const n of m.addedNodes) if (n.nodeType === 1 && n.classList.contains('row')) rows.push(n);
-      if (rows.length) rowsAdded(rows);
-    }).observe(list, {childList: true});
+    // rows an earlier/later button loaded: nest them like the rest
+    new MutationObserver(() => $$('#step-rows > .row').forEach(nestRow)).observe(list, {childList: true});
   }
 
   // ---- streamed model text: each piece lands at its offset in the step's live text ------------
@@ -323,7 +474,8 @@
 
   // ---- keyboard ---------------------------------------------------------------------------------
   function neighbour(dir) {
-    const sel = ide() && ide().dataset.selected;
+    const list = $('#step-list');
+    const sel = (ide() && ide().dataset.selected) || (list && list.dataset.selected);
     const rows = $$('#step-rows > .row');
     if (!rows.length) return null;
     let i = rows.findIndex((r) => r.dataset.step === sel);
@@ -341,6 +493,7 @@
     if (k === 'j' || k === 'ArrowDown' || k === 'k' || k === 'ArrowUp') {
       const row = neighbour(k === 'j' || k === 'ArrowDown' ? 1 : -1);
       e.preventDefault();
+      if (row && !$('#step-detail')) { location.href = row.href; return; }   // another view: open the step
       if (row) {
         const rows = $$('#step-rows > .row');
         if (row !== rows[rows.length - 1] && $('#hold-feed') && !hold) setHold(true);
@@ -354,24 +507,7 @@
     }
   });
 
-  // ---- after swaps: tab state, stale detail, source selection ---------------------------------
-  let staleTimer = null;
-  function checkStale() {
-    const d = $('#detail');
-    if (!d) return;
-    const st = document.getElementById(`detail-${d.dataset.step}-stale`);
-    if (!st || st.dataset.stale === '0' || st.dataset.stale === st.dataset.seen) return;
-    st.dataset.seen = st.dataset.stale;
-    const a = document.activeElement;
-    if (a && d.contains(a) && a.matches('textarea, input')) return;  // do not clobber typing
-    const sid = d.dataset.step;
-    clearTimeout(staleTimer);
-    staleTimer = setTimeout(() => {
-      // only if that step is still the one being looked at (following may have moved on)
-      const now = $('#detail');
-      if (!loading() && now && now.dataset.step === sid && ide().dataset.selected === sid) loadDetail(sid, false, true);
-    }, 120);
-  }
+  // ---- after swaps: tab state, the detail, source selection ------------------------------------
   function syncTabs() {
     const pane = $('#tab-body > .tab-pane');
     if (!pane) return;
@@ -427,16 +563,24 @@
   // the run's state, for the controls' CSS (see ide.css: why not a :has() on the page)
   function syncState() {
     const st = $('#run-state'), el = ide();
-    if (st && el && el.dataset.state !== st.dataset.state) el.dataset.state = st.dataset.state;
+    if (st && el && el.dataset.state !== st.dataset.state) {
+      if (el.dataset.state) clearResults();
+      el.dataset.state = st.dataset.state;
+    }
   }
-  document.addEventListener('htmx:after:swap', () => {
+  // A control's answer that it did what was asked ("paused", "stop requested") is news, not
+  // state: it goes after a few seconds, and at once when the run's state changes.
+  function clearResults() { $$('#run-control-result, #pause-result').forEach((el) => el.replaceChildren()); }
+  document.addEventListener('htmx:after:swap', (e) => {
+    const t = e.target;
+    if (t && (t.id === 'run-control-result' || t.id === 'pause-result') && t.querySelector('.control-result.ok')) {
+      const shown = t.firstElementChild;
+      setTimeout(() => { if (t.firstElementChild === shown) t.replaceChildren(); }, 3000);
+    }
     syncState();
-    checkStale();
     syncTabs();
-    const d = $('#detail');
-    // a detail that arrived by a link of its own becomes the selection; not while a load for
-    // a newer selection is on its way (the detail shown then is the one being replaced)
-    if (d && !loading() && d.dataset.step !== (ide() && ide().dataset.selected)) mark(d.dataset.step);
+    checkDetail();       // the selection is the truth: a detail of another step is replaced
+    settle();
     if (!$('#tab-body .src') && CSS.highlights) CSS.highlights.delete('spell-sel');
     else showSelection();
     watchRows();
@@ -497,6 +641,7 @@
   function init() {
     const live = $('#live');
     if (live) lastSeq = +live.dataset.seq || 0;
+    settle();
     watchRows();
     watchStream();
     initEditors();

@@ -16,7 +16,8 @@ def start_demo(page, server, name: str) -> str:
     page.locator(f"form:has(input[name=demo][value='{name}']) button").click()
     page.wait_for_url(re.compile(r".*/runs/[0-9a-f-]{36}/$"))
     page.wait_for_selector("#run-state")
-    return page.url
+    # the run's own URL: following the run may already have moved the address to a step
+    return re.match(r".*/runs/[0-9a-f-]{36}/", page.url).group(0)
 
 
 def start_run(page, server, *, prompt: str, model: str, before_model: bool = False) -> str:
@@ -28,7 +29,8 @@ def start_run(page, server, *, prompt: str, model: str, before_model: bool = Fal
     page.click("#new-run-form button.primary")
     page.wait_for_url(re.compile(r".*/runs/[0-9a-f-]{36}/$"))
     page.wait_for_selector("#run-state")
-    return page.url
+    # the run's own URL: following the run may already have moved the address to a step
+    return re.match(r".*/runs/[0-9a-f-]{36}/", page.url).group(0)
 
 
 def detail_shown(page, step: int, inside: str = "") -> None:

@@ -229,6 +229,7 @@ def test_57_budget():
     assert result.error_kind == "budget-exceeded"
     assert "Budget exceeded" in result.error
     assert len(result.steps) == 3
+    assert result.status == "stopped"            # stopped by its budget, not failed
 
 
 def test_effect_guard_at_top_level():

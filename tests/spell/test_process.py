@@ -137,6 +137,18 @@ def test_a_pause_requested_while_the_child_runs_reaches_it(tmp_path):
     assert 3 <= max(steps) < 400   # it stopped soon after the request, not at the end
 
 
+def test_step_from_before_the_model_call_stops_once_per_model_call(tmp_path):
+    """Step from a before-model pause runs the step's model call without another stop before
+    its effect (one model call, one stop): the next stop is after the completion."""
+    from spellide.spell.machine import Run as MachineRun
+    controller = Script([Decision(api.STEP), Decision(api.STEP), Decision(api.STOP)])
+    config = RunConfig(prompt="P", model=script(tmp_path, ["(def a 1) '(!extend)", "a"]),
+                       breakpoints=Breakpoints(before_model=True))
+    MachineRun(config, controller=controller).execute()
+    assert [(p.kind, p.step) for p in controller.points] == [
+        (api.BEFORE_MODEL, 0), (api.AFTER_COMPLETION, 0), (api.BEFORE_MODEL, 1)]
+
+
 def test_an_error_outside_the_language_is_raised_with_its_message(tmp_path):
     with pytest.raises(RunProcessFailed) as info:
         ProcessRun(RunConfig(prompt="P", model="no-such-model")).execute()

@@ -42,7 +42,8 @@ def plain_render(run, event) -> str:
 def plain_renderer(monkeypatch):
     """Frames are parsed by their data-seq attributes: render each event as one element (the
     real fragments are tested with the pages)."""
-    monkeypatch.setattr(persist, "render_event_html", plain_render)
+    monkeypatch.setattr(persist, "render_batch",
+                        lambda run, events, closed=(): [(e["seq"], plain_render(run, e)) for e in events])
 
 
 def chain(n: int, latency: float = 0.0) -> list:
@@ -173,6 +174,25 @@ async def test_reconnect_gets_exactly_the_missed_events(user, scripted):
     assert await read_seqs(comm, until_seq=final.last_seq) == [final.last_seq - 2, final.last_seq - 1,
                                                                final.last_seq]
     assert await comm.receive_nothing(timeout=0.3)
+    await comm.disconnect()
+
+
+async def test_a_client_that_missed_too_much_is_told_to_load_its_state(user, scripted, monkeypatch):
+    """Past REPLAY_LIMIT missed events the consumer sends no replay but one data-resync element
+    with the last stored number, then only the events after it."""
+    from spellide.web import consumers
+    run = await start(user, RunConfig(prompt="P", model=scripted(chain(12)),
+                                      breakpoints=Breakpoints(before_model=True)))
+    await wait_status(run, "paused", 0)
+    monkeypatch.setattr(consumers, "REPLAY_LIMIT", 2)
+    at = (await database_sync_to_async(Run.objects.get)(pk=run.pk)).last_seq
+    comm, ok, _ = await connect(run, user, last_seq=0)
+    assert ok
+    assert await comm.receive_from() == consumers.resync_html(at)
+    await database_sync_to_async(runner.control)(run, "resume")
+    seqs = await read_seqs(comm, until_type="paused")
+    assert seqs and seqs[0] == at + 1 and seqs == list(range(at + 1, seqs[-1] + 1))
+    await database_sync_to_async(runner.control)(run, "stop")
     await comm.disconnect()
 
 

@@ -8,8 +8,11 @@ import re
 
 import pytest
 
-from spellide.web.fragments import render_event_html
-from spellide.web.models import Run
+from django.template.loader import render_to_string
+
+from spellide.web import stepinfo
+from spellide.web.fragments import _nav, render_event_html
+from spellide.web.models import Run, Step
 
 from .pagedata import add_human_edit, make_run
 
@@ -160,21 +163,26 @@ def test_payloads_render_as_inert_text_everywhere(client, user):
 
 
 def test_fragments_escape_payloads_and_carry_seq(user):
-    run = make_run(user, 1)
+    payload = (PAYLOADS[0] + PAYLOADS[1]).replace('"', "'")
+    run = make_run(user, 3, payload=payload, value=payload, error_step=2)
+    Step.objects.filter(run=run, step_id=2).update(error=payload)
+    Run.objects.filter(pk=run.pk).update(status="paused", pause={
+        "point": "after_completion", "step": 2, "text": payload, "reason": payload, "seq": 16})
+    run.refresh_from_db()
     events = [
-        {"seq": 10, "type": "step_started", "data": {"step": 7, "parent": 6, "depth": 8, "prefix": PAYLOADS[0], "model": "m"}},
-        {"seq": 11, "type": "completion_delta", "data": {"step": 7, "text": PAYLOADS[1]}},
-        {"seq": 12, "type": "completion", "data": {"step": 7, "completion": PAYLOADS[0], "usage": {}}},
-        {"seq": 13, "type": "program", "data": {"step": 7, "program": PAYLOADS[0], "provenance": []}},
-        {"seq": 14, "type": "effect", "data": {"step": 7, "effect": {"name": "io/slurp", "args": PAYLOADS[1],
+        {"seq": 10, "type": "step_started", "data": {"step": 2, "parent": 1, "depth": 3, "prefix": PAYLOADS[0], "model": "m"}},
+        {"seq": 11, "type": "completion_delta", "data": {"step": 2, "text": PAYLOADS[1], "at": 0}},
+        {"seq": 12, "type": "completion", "data": {"step": 2, "completion": PAYLOADS[0], "usage": {}}},
+        {"seq": 13, "type": "program", "data": {"step": 2, "program": PAYLOADS[0], "provenance": []}},
+        {"seq": 14, "type": "effect", "data": {"step": 2, "effect": {"name": "io/slurp", "args": PAYLOADS[1],
                                                                       "result": PAYLOADS[0], "status": "hit", "ordinal": 1}}},
-        {"seq": 15, "type": "step_finished", "data": {"step": 7, "value": None, "error": PAYLOADS[1], "continued_by": None}},
-        {"seq": 16, "type": "paused", "data": {"point": "after_completion", "step": 7, "text": PAYLOADS[0],
+        {"seq": 15, "type": "step_finished", "data": {"step": 2, "value": None, "error": PAYLOADS[1], "continued_by": None}},
+        {"seq": 16, "type": "paused", "data": {"point": "after_completion", "step": 2, "text": PAYLOADS[0],
                                                "reason": PAYLOADS[1], "error": None, "effect": None}},
-        {"seq": 17, "type": "resumed", "data": {"action": "continue", "edited": True, "author": PAYLOADS[1], "step": 7}},
+        {"seq": 17, "type": "resumed", "data": {"action": "continue", "edited": True, "author": PAYLOADS[1], "step": 2}},
         {"seq": 18, "type": "run_failed", "data": {"error": PAYLOADS[0]}},
         {"seq": 19, "type": "run_finished", "data": {"value": PAYLOADS[1]}},
-        {"seq": 20, "type": "diverged", "data": {"step": 7, "what": PAYLOADS[0]}},
+        {"seq": 20, "type": "diverged", "data": {"step": 2, "what": PAYLOADS[0]}},
         {"seq": 21, "type": "run_started", "data": {"config": {}}},
     ]
     for e in events:
@@ -184,14 +192,18 @@ def test_fragments_escape_payloads_and_carry_seq(user):
         assert parts, e["type"]
         for attrs in parts:
             assert f'data-seq="{e["seq"]}"' in attrs and "hx-target=" in attrs and "hx-swap=" in attrs
+    # a step's fragment is its whole row as stored, whatever the event said
     started = render_event_html(run, events[0])
-    assert 'hx-target="#step-rows" hx-swap="beforeend"' in started and 'id="step-row-7"' in started
-    assert 'data-parent="6"' in started
-    fx = render_event_html(run, events[4])
-    assert 'hx-target="#step-7-fx"' in fx and "fx-hit" in fx and 'hx-target="#detail-7-effects"' in fx
+    assert 'hx-target="#step-row-2" hx-swap="outerHTML" data-seq="10" data-row="2"' in started
+    assert 'data-parent="1"' in started and 'data-status="failed"' in started and 'data-depth="3"' in started
+    fresh = render_to_string("spellide/parts.html#step_row", {
+        "r": stepinfo._rows(run, [Step.objects.get(run=run, step_id=2)])[0], "nav": _nav(run)})
+    assert fresh in render_event_html(run, events[4])
+    assert 'hx-target="#step-row-' not in render_event_html(run, events[-1])   # no step: no row
     paused = render_event_html(run, events[6])
     assert 'hx-target="#pause-panel"' in paused and "<textarea" in paused
-    assert 'data-state="paused"' in paused
+    assert 'data-state="paused"' in paused and 'data-run-state="paused"' in paused
+    assert 'hx-target="#pause-panel"' not in started   # the editor is not replaced by other events
 
 
 def test_share_link_is_read_only_and_needs_the_token(client, user, run):
@@ -410,3 +422,60 @@ def test_setup_view_flags_a_changed_prompt_and_local_models_have_none(client, us
     assert 'id="system-prompt"' not in html and "is sent no system prompt" in html
     client.force_login(other_user)
     assert client.get(f"/runs/{run.public_id}/setup/").status_code == 404
+
+
+def test_live_state_is_the_window_status_and_totals_with_the_seq_they_are_as_new_as(client, user, other_user, run):
+    """What a page that missed events loads (views/live.py): rows from its first row (to the
+    end when it shows the tail), count, status, totals, pause panel, after a data-sync element."""
+    client.force_login(user)
+    base = f"/runs/{run.public_id}"
+    html = client.get(f"{base}/live/?first=2&tail=1").content.decode()
+    assert html.startswith(f'<hx-partial hx-target="#ws-seq" hx-swap="none" data-sync="{run.last_seq}">')
+    assert re.findall(r'id="step-row-(\d+)"', html) == ["2", "3", "4", "5"]
+    assert 'id="rows-earlier" data-count="2"' in html and "rows-later" not in html
+    for target in ("#step-rows", "#step-count", "#run-status", "#run-totals", "#pause-panel"):
+        assert f'hx-target="{target}" hx-swap="innerHTML"' in html
+    assert 'hx-target="#step-count" hx-swap="innerHTML">6</hx-partial>' in html
+    held = client.get(f"{base}/live/?first=1&count=2").content.decode()   # an older window: its size
+    assert re.findall(r'id="step-row-(\d+)"', held) == ["1", "2"] and 'id="rows-later" data-count="3"' in held
+    fresh = client.get(f"{base}/").content.decode()
+    row = re.search(r'<a class="row" id="step-row-3".*?</a>', fresh).group(0)
+    assert row in html                                   # the same markup as a fresh page
+    client.force_login(other_user)
+    assert client.get(f"{base}/live/").status_code == 404
+
+
+def test_a_row_says_what_its_step_is_doing(client, user):
+    """'waiting for the model…' only while the step waits for it; a paused step says so, a
+    streaming one shows its text so far, and an ended step with no text says that."""
+    run = make_run(user, 4)
+    Step.objects.filter(run=run, step_id=0).update(status="paused", completion="")
+    Step.objects.filter(run=run, step_id=1).update(status="running", completion="(def partial")
+    Step.objects.filter(run=run, step_id=2).update(status="running", completion="")
+    Step.objects.filter(run=run, step_id=3).update(status="completed", completion="", continued_by=None)
+    client.force_login(user)
+    html = client.get(f"/runs/{run.public_id}/").content.decode()
+    sums = dict(re.findall(r'id="step-(\d)-sum">(.*?)</span><span class="r-fx"', html))
+    assert "paused" in sums["0"] and "waiting" not in sums["0"]
+    assert sums["1"] == "(def partial"
+    assert "waiting for the model…" in sums["2"]
+    assert "(empty completion)" in sums["3"]
+    assert re.search(r'id="step-row-0"[^>]*data-status="paused"', html)
+    assert 'data-run-state="finished"' in html
+
+
+def test_live_state_of_the_tail_has_no_later_rows_when_steps_arrive_meanwhile(client, user, run, monkeypatch):
+    """A step stored between reading the tail's rows and counting what follows them is not an
+    older window's remainder: the page showing the tail must go on adding rows."""
+    import datetime as dt
+
+    real = stepinfo._finish_window
+
+    def with_a_new_step(r, steps, selected):
+        Step.objects.create(run=r, step_id=6, parent=5, depth=7, started_at=dt.datetime.now(dt.timezone.utc))
+        return real(r, steps, selected)
+
+    monkeypatch.setattr(stepinfo, "_finish_window", with_a_new_step)
+    client.force_login(user)
+    html = client.get(f"/runs/{run.public_id}/live/?first=3&tail=1").content.decode()
+    assert re.findall(r'id="step-row-(\d+)"', html) == ["3", "4", "5"] and "rows-later" not in html

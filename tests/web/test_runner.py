@@ -242,6 +242,10 @@ def test_mark_interrupted_runs_leaves_own_runs(user, scripted):
     assert Run.objects.get(pk=ghost.pk).status == "running"   # another host: cannot tell
     assert Run.objects.get(pk=dead.pk).status == "interrupted"
     assert Run.objects.get(pk=queued.pk).status == "interrupted"
+    # said with an event, like every change a page shows
+    (last,) = RunEvent.objects.filter(run=dead)
+    assert (last.seq, last.type, last.data["kind"]) == (1, "run_failed", "interrupted")
+    assert Run.objects.get(pk=dead.pk).last_seq == 1
     runner.control(mine, "stop")
     finish(mine)
 
@@ -405,10 +409,11 @@ def test_streamed_pieces_carry_their_offset_and_the_step_keeps_the_text_so_far(u
     assert 'data-reset="1"' in html(5)
 
 
-def test_step_events_carry_the_step_count_and_duration_their_fragments_show(user, django_assert_max_num_queries):
-    """The row fragments need no query per step (a COUNT per step start grew with the run)."""
+def test_a_batch_renders_the_state_it_leaves_in_a_bounded_number_of_queries(user, django_assert_max_num_queries):
+    """A batch's fragments carry whole rows read from the database after its commit (two
+    queries however many events and steps), with the step count and each step's duration."""
     from spellide.spell.events import Event
-    from spellide.web.fragments import render_event_html
+    from spellide.web.fragments import render_batch
     from spellide.web.runner.persist import RunPersister
 
     run = Run.objects.create(owner=user, title="counts")
@@ -417,30 +422,33 @@ def test_step_events_carry_the_step_count_and_duration_their_fragments_show(user
     writer(Event(2, "step_finished", {"step": 0, "value": "1", "continued_by": 1}, ts=100.25))
     writer(Event(3, "step_started", {"step": 1, "parent": 0, "depth": 2, "prefix": "(do 1 ", "model": "m"}, ts=100.3))
     writer.close()
-    events = {e.seq: {"seq": e.seq, "type": e.type, "data": e.data} for e in RunEvent.objects.filter(run=run)}
-    assert events[2]["data"]["duration_ms"] == 250.0 and events[3]["data"]["steps_total"] == 2
-    with django_assert_max_num_queries(0):
-        finished = render_event_html(run, events[2])
-    assert 'id="step-0-ms"' in finished and "250" in finished
-    started = render_event_html(run, events[3])
-    assert '<hx-partial hx-target="#step-count" hx-swap="innerHTML" data-seq="3">2</hx-partial>' in started
-    assert '<hx-partial hx-target="#run-steps" hx-swap="innerHTML" data-seq="3">2 steps</hx-partial>' in started
+    events = [{"seq": e.seq, "type": e.type, "data": e.data} for e in RunEvent.objects.filter(run=run).order_by("seq")]
+    with django_assert_max_num_queries(2):
+        items = render_batch(writer.run, events)
+    assert [seq for seq, _ in items] == [1, 2, 3]
+    state = items[-1][1]
+    assert 'id="step-row-0"' in state and 'data-status="continued"' in state and "250 ms" in state
+    assert 'id="step-row-1"' in state and 'data-status="running"' in state and 'data-parent="0"' in state
+    assert '<hx-partial hx-target="#step-count" hx-swap="innerHTML" data-seq="3">2</hx-partial>' in state
+    assert '<span title="steps" id="run-steps">2 steps</span>' in state
+    assert "step-row" not in items[0][1] + items[1][1]     # the state comes once, after the last event
 
 
 def test_an_event_that_fails_to_render_still_advances_the_page_and_says_so(user, monkeypatch, caplog):
-    """A rendering bug must not cost the page its place in the stream (it would ask for the
-    event again forever, or skip it silently): it gets the number and a notice to reload."""
+    """A rendering bug must not cost the page its place in the stream (it would take the
+    events for a gap forever, or skip them silently): it gets their numbers and a notice."""
     from spellide.web.runner import persist
 
-    def broken(run, event):
+    def broken(run, events, closed=()):
         raise ValueError("template bug")
 
     run = Run.objects.create(owner=user, title="broken render")
-    monkeypatch.setattr(persist, "render_event_html", broken)
-    html = persist.render(run, {"seq": 7, "type": "step_started", "data": {"step": 0}})
-    assert '<span id="ws-seq" hidden data-seq="7"></span>' in html
-    assert "reload the page" in html and "template bug" not in html
-    assert "rendering event 7" in caplog.text
+    monkeypatch.setattr(persist, "render_batch", broken)
+    items = persist.render(run, [{"seq": 7, "type": "step_started", "data": {"step": 0}}])
+    assert [seq for seq, _ in items] == [7]
+    assert '<hx-partial hx-target="#ws-seq" hx-swap="none" data-seq="7"></hx-partial>' in items[0][1]
+    assert "reload the page" in items[0][1] and "template bug" not in items[0][1]
+    assert "rendering events 7-7" in caplog.text
 
 
 def test_the_live_frames_carry_what_persisting_derived(user, monkeypatch):
@@ -461,9 +469,86 @@ def test_the_live_frames_carry_what_persisting_derived(user, monkeypatch):
     writer(Event(4, "step_finished", {"step": 0, "value": "3"}, ts=50.5))
     writer.close()
     frames = {seq: html for m in sent for seq, html in m["events"]}
-    assert '<hx-partial hx-target="#run-steps" hx-swap="innerHTML" data-seq="1">1 steps</hx-partial>' in frames[1]
+    assert '<span title="steps" id="run-steps">1 steps</span>' in frames[1] and 'id="step-row-0"' in frames[1]
     assert 'data-step="0" data-at="0">(+ 1</span>' in frames[2]
     assert 'data-step="0" data-at="4"> 2)</span>' in frames[3]
     assert "500 ms" in frames[4]
     # the stored events keep their text references, not the texts
     assert RunEvent.objects.get(run=run, seq=1).data["prefix"] == {"$v": Step.objects.get(run=run).prefix_version_id}
+
+
+def test_a_run_that_ends_with_open_steps_ends_them_in_its_final_event(user, monkeypatch):
+    """Stopped at a pause: the paused step and the steps waiting on it end with the run, in the
+    final event's transaction, and the final frame carries their rows (no page keeps them
+    paused or running while a reload shows them failed)."""
+    from spellide.spell.events import Event
+    from spellide.web import stepinfo
+    from spellide.web.runner import persist
+
+    sent: list[dict] = []
+    monkeypatch.setattr(persist.broadcaster, "may_have_listeners", lambda group: True)
+    monkeypatch.setattr(persist.broadcaster, "send", lambda group, message: sent.append(message))
+    run = Run.objects.create(owner=user, title="stopped")
+    writer = persist.RunPersister(run, mode="sync", broadcast=True)
+    writer(Event(1, "run_started", {"config": {}}))
+    writer(Event(2, "step_started", {"step": 0, "parent": None, "depth": 1, "prefix": "(do ", "model": "m"}))
+    writer(Event(3, "step_started", {"step": 1, "parent": 0, "depth": 2, "prefix": "(do 1 ", "model": "m"}))
+    writer(Event(4, "paused", {"point": "before_model", "step": 1, "text": "(do 1 ", "reason": "breakpoint"}))
+    writer(Event(5, "resumed", {"action": "stop", "edited": False, "step": 1, "point": "before_model"}))
+    writer(Event(6, "run_failed", {"error": "Run stopped by the user", "kind": "stopped"}))
+    writer.close()
+    steps = {s.step_id: s for s in Step.objects.filter(run=run)}
+    assert {s.status for s in steps.values()} == {"failed"}
+    assert steps[1].error == "Run stopped by the user" and steps[1].finished_at is not None
+    final = dict(item for m in sent for item in m["events"])[6]
+    assert final.count('data-status="failed"') == 2 and 'data-run-state="stopped"' in final
+    assert 'hx-target="#pause-panel" hx-swap="innerHTML" data-seq="6"></hx-partial>' in final  # panel emptied
+    run.refresh_from_db()
+    assert run.status == "stopped" and stepinfo.status_info(run)["word"] == "stopped"
+
+
+def test_a_run_stopped_by_its_budget_is_stopped_not_failed(user, scripted):
+    usage = {"input_tokens": 10, "output_tokens": 10, "cost": 0.01}
+    model = scripted([{"text": f"(def c{i} {i}) '(!extend)", "usage": usage} for i in range(5)])
+    run = finish(runner.start_run(user, RunConfig(prompt="P", model=model, budget=0.015), "budget"))
+    from spellide.web import stepinfo
+    assert run.status == "stopped" and run.error_kind == "budget-exceeded", (run.status, run.error)
+    info = stepinfo.status_info(run)
+    assert info["word"] == "stopped by budget" and "Budget exceeded" in info["detail"]
+    assert not Step.objects.filter(run=run, status__in=["running", "paused"]).exists()
+
+
+def test_effects_lost_past_a_gap_are_stored_as_the_next_events(user, scripted, tmp_path):
+    """The process died with a batch unwritten: the events before an io/ effect are lost and
+    the journal has the effect under a number past them. Resumed, the run's events are
+    numbered without a gap and the effect does not run twice."""
+    from spellide.spell.events import Event
+    from spellide.spell.journal import EffectJournal
+    from spellide.web.runner.journal import journal_path
+    from spellide.web.runner.persist import RunPersister
+
+    reference, partial, ws, ref_ws = append_run_paused(user, scripted, tmp_path, "partial", 3)
+    events = load_events(partial)
+    runner.control(partial, "stop")
+    finish(partial)
+    cut = max(i for i, e in enumerate(events) if e["type"] == "effect"
+              and e["data"]["effect"]["name"] == "io/spit")
+    kept = cut - 2                                   # two more events never reached the database
+    assert all(e["type"] != "step_started" for e in events[kept:cut])
+    crashed = Run.objects.create(owner=user, title="crashed", config=dict(partial.config, breakpoints={}))
+    writer = RunPersister(crashed, threaded=False, broadcast=False)
+    for e in events[:kept]:
+        writer(Event(e["seq"], e["type"], e["data"], e["ts"]))
+    journal = EffectJournal(journal_path(crashed.public_id), 0)
+    for e in events[kept:cut + 1]:
+        if e["type"] == "effect" and e["data"]["effect"].get("status") in ("live", "miss"):
+            journal.append(e["seq"], e["data"]["effect"])
+    journal.close()
+    Run.objects.filter(pk=crashed.pk).update(status=Run.Status.INTERRUPTED)
+    crashed.refresh_from_db()
+    resumed = finish(runner.resume_interrupted(crashed))
+    assert resumed.status == "finished", resumed.error
+    seqs = list(RunEvent.objects.filter(run=resumed).order_by("seq").values_list("seq", flat=True))
+    assert seqs == list(range(1, resumed.last_seq + 1))
+    assert (ws / "log.txt").read_text() == (ref_ws / "log.txt").read_text()
+    assert resumed.value == reference.value

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from spellide.spell import api
+from spellide.spell import events as ev
 from spellide.spell.api import Controller, Decision, PausePoint
 
 # Actions a person can take (controls, websocket frames).
@@ -26,6 +27,7 @@ EDIT = "edit"          # with text: continue with the edited text (or step, with
 APPROVE = "approve"
 REJECT = "reject"
 ACTIONS = (PAUSE, RESUME, STEP, STOP, EDIT, APPROVE, REJECT)
+ANNOUNCED_WAIT = 5.0   # seconds a control waits for a pause point whose event was already taken
 
 EDITABLE_POINTS = (api.BEFORE_MODEL, api.AFTER_COMPLETION, api.ON_ERROR, api.ON_MODEL_ERROR)
 
@@ -82,6 +84,7 @@ class IdeController(Controller):
         self._decision: Optional[Decision] = None
         self.finished = False
         self.pauses = 0
+        self._announced = 0      # paused events taken whose pause point has not arrived yet
         self._watchers: list[Callable[[], None]] = []
 
     def watch(self, callback: Callable[[], None]) -> None:
@@ -92,11 +95,21 @@ class IdeController(Controller):
             callback()
 
     # --- called by the thread relaying the run's process -------------------------------------
+    def note(self, event: Any) -> None:
+        """A run listener ahead of the persister. A paused event is stored (and shown) just
+        before its pause point reaches ``checkpoint``; a control sent in between, by someone
+        who saw the pause, waits for it instead of finding the run "not paused"."""
+        if event.type == ev.PAUSED:
+            with self._cond:
+                self._announced += 1
+
     def wants_pause(self, kind: str) -> bool:
         return self.pause_requested or self.stop_requested
 
     def checkpoint(self, point: PausePoint) -> Decision:
         with self._cond:
+            self._announced = max(0, self._announced - 1)
+            self._cond.notify_all()
             if self.stop_requested or self.finished:
                 return Decision(api.STOP)
             self.pause_requested = False
@@ -128,6 +141,9 @@ class IdeController(Controller):
         with self._cond:
             if self.finished:
                 return ActResult(False, "the run is not active")
+            if self.pending is None and self._announced:
+                self._cond.wait_for(lambda: self.pending is not None or self.finished or not self._announced,
+                                    timeout=ANNOUNCED_WAIT)
             point = self.pending
             if action == PAUSE:
                 if point is not None:

@@ -10,7 +10,8 @@ waiting (``behind``): a server that fell behind a fast run catches up with fewer
 transactions (``bench/step_latency.py``: p95 under 100 ms in 5 runs of 5, against 4 of 8
 without). One transaction per batch holds the ``RunEvent`` rows plus the derived ``Step`` /
 ``ProgramVersion`` / ``Effect`` / ``Edit`` rows and the ``Run``'s status, pause, totals and
-``last_seq``; after the commit each event is rendered as HTML and the batch is broadcast to
+``last_seq``; after the commit the batch is rendered (``fragments.render_batch``: a marker per
+event, then the whole state the batch leaves, read back from the database) and broadcast to
 the channel-layer group ``run-<public_id>`` as one message. An event is therefore always in
 the database before any client sees it, which is what lets a consumer fill a gap (a
 reconnect, a dropped message) from the database. Writing in the run's thread avoids a thread
@@ -42,7 +43,7 @@ from django.db import connection, transaction
 
 from spellide.spell import events as ev
 
-from ..fragments import render_event_html, render_failed
+from ..fragments import render_batch, render_failed
 from ..models import Edit, Effect, ProgramVersion, Run, RunEvent, Step, empty_totals
 from ..stepinfo import utf16_len
 from .broadcast import broadcaster
@@ -65,14 +66,16 @@ def _dt(ts: float) -> datetime:
 
 
 # --- rendering ------------------------------------------------------------------------------
-def render(run: Run, event: dict[str, Any]) -> str:
-    """The event's HTML for the page. A rendering bug must not stop the stream or the run: the
-    page is sent a notice instead (which still advances its last-seen number)."""
+def render(run: Run, events: list[dict[str, Any]], closed_steps: list[int] = ()) -> list[list[Any]]:
+    """``[[seq, html], ...]`` for a batch of committed events (``fragments.render_batch``). A
+    rendering bug must not stop the stream or the run: the page is sent a notice per event
+    instead (which keeps its seq markers, so the page asks for its state again)."""
     try:
-        return render_event_html(run, event)
+        return [[seq, html] for seq, html in render_batch(run, events, closed_steps)]
     except Exception:
-        log.exception("rendering event %s of run %s failed", event.get("seq"), run.public_id)
-        return render_failed(event)
+        log.exception("rendering events %s-%s of run %s failed", events[0].get("seq"),
+                      events[-1].get("seq"), run.public_id)
+        return [[int(e.get("seq") or 0), render_failed(e)] for e in events]
 
 
 # --- loading --------------------------------------------------------------------------------
@@ -144,6 +147,8 @@ class RunPersister:
         self._new_steps: dict[int, dict[str, Any]] = {}
         self._step_updates: dict[int, dict[str, Any]] = {}
         self._effects: list[Effect] = []
+        self._close_open: Optional[tuple[str, float]] = None   # the run ended: its open steps' error, time
+        self._closed: list[int] = []
         self.step_texts: dict[int, dict[str, Any]] = {}   # current step's prefix/completion/program
         self.last_program: Optional[ProgramVersion] = (
             ProgramVersion.objects.filter(run=run, kind=ProgramVersion.KIND_PROGRAM).order_by("-id").first())
@@ -293,6 +298,7 @@ class RunPersister:
                     rows: list[RunEvent] = []
                     full = []
                     self._new_steps, self._step_updates, self._effects = {}, {}, []
+                    self._close_open, self._closed = None, []
                     for e in events:
                         data = self._apply(e)
                         rows.append(RunEvent(run=self.run, seq=e.seq, type=e.type, data=data,
@@ -316,7 +322,7 @@ class RunPersister:
         self.run_fields = {}
         if self.broadcast and broadcaster.may_have_listeners(self.run.group_name):
             # one group message per batch: [[seq, html], ...] in order
-            items = [[e["seq"], render(self.run, e)] for e in full]
+            items = render(self.run, full, self._closed)
             broadcaster.send(self.run.group_name, {"type": "run.events", "events": items})
 
     def _flush_rows(self) -> None:
@@ -329,6 +335,15 @@ class RunPersister:
                 Step.objects.filter(run=self.run, step_id=sid).update(**fields)
         if self._effects:
             Effect.objects.bulk_create(self._effects)
+        if self._close_open is not None:
+            # The run ended while steps were still open (stopped at a pause, a budget, an error
+            # raised through a chain of steps): they end with it, in the same transaction as
+            # the run's final event, so every page shows them ended the moment the run is.
+            error, ts = self._close_open
+            open_steps = Step.objects.filter(run=self.run, status__in=[Step.Status.RUNNING, Step.Status.PAUSED])
+            self._closed = list(open_steps.values_list("step_id", flat=True))
+            open_steps.filter(error__isnull=True).update(error=error)
+            open_steps.update(status=Step.Status.FAILED, finished_at=_dt(ts))
 
     def _snapshot_state(self) -> dict[str, Any]:
         return {"totals": dict(self.totals), "known_steps": set(self.known_steps),
@@ -485,9 +500,11 @@ class RunPersister:
             rf.update(status=Run.Status.FINISHED, pause=None, value=d.get("value"), error=None)
         elif t == ev.RUN_FAILED:
             kind = d.get("kind")
-            status = {"stopped": Run.Status.STOPPED,
+            status = {"stopped": Run.Status.STOPPED, "budget-exceeded": Run.Status.STOPPED,
                       "interrupted": Run.Status.INTERRUPTED}.get(kind, Run.Status.FAILED)
             rf.update(status=status, pause=None, error=d.get("error"), error_kind=kind)
+            self._close_open = (str(d.get("error") or "the run ended"), e.ts)
+            self.started_ts.clear()
         return d
 
     def _before_version(self, d: dict[str, Any]) -> ProgramVersion:

@@ -196,14 +196,17 @@ def resume_interrupted(run: Run) -> Run:
         run.refresh_from_db()
         events = load_events(run)
         start_seq = run.last_seq
-        # effects that ran but whose events never reached the database (the process died first)
-        lost = [j for j in read_journal(run.public_id)
-                if j.get("segment") == run.segment and int(j.get("seq") or 0) > run.last_seq]
+        # effects that ran but whose events never reached the database (the process died
+        # first): stored now as the run's next events, so the numbering has no gap (their
+        # journal numbers may lie past events that were lost with them, or be taken by the
+        # event that said the run was interrupted)
+        stored = {e["seq"] for e in events if e["type"] == ev.EFFECT}
+        lost = sorted((j for j in read_journal(run.public_id)
+                       if j.get("segment") == run.segment and int(j.get("seq") or 0) not in stored),
+                      key=lambda j: int(j.get("seq") or 0))
         if lost:
-            _store_lost_effects(run, lost)
-            events += [{"seq": j["seq"], "type": ev.EFFECT, "data": {"step": j["effect"].get("step"),
-                                                                     "effect": j["effect"]}} for j in lost]
-            start_seq = max(start_seq, max(int(j["seq"]) for j in lost))
+            events += _store_lost_effects(run, lost)
+            start_seq = events[-1]["seq"]
         record = Record.from_events(events)
         config = RunConfig.from_json(run.config)
         if config.cache_mode == "live":
@@ -223,27 +226,20 @@ def resume_interrupted(run: Run) -> Run:
     return run
 
 
-def _store_lost_effects(run: Run, lost: list[dict[str, Any]]) -> None:
-    from ..models import Effect, empty_totals
-    totals = dict(empty_totals(), **(run.totals or {}))
-    rows = []
-    for j in lost:
-        e = j["effect"]
-        rows.append(Effect(run=run, step_id=int(e.get("step", -1)), ordinal=int(e.get("ordinal") or 0),
-                           name=str(e.get("name") or "")[:200], args="(arguments not recorded: recovered "
-                           "from the effect journal)", args_digest=str(e.get("args_digest") or "")[:64],
-                           result=e.get("result"), status=e.get("status") or "live",
-                           reason=(e.get("reason") or "") or "recovered from the effect journal",
-                           started_at=e.get("started"), duration_ms=e.get("duration_ms"), usage=e.get("usage"),
-                           seq=int(j["seq"]), segment=run.segment, error=e.get("error"),
-                           error_kind=e.get("error_kind")))
-        usage = e.get("usage") or {}
-        totals["effects_executed"] += 1
-        totals["input_tokens"] += int(usage.get("input_tokens") or 0)
-        totals["output_tokens"] += int(usage.get("output_tokens") or 0)
-        totals["cost"] = round(totals["cost"] + float(usage.get("cost") or 0.0), 8)
-    Effect.objects.bulk_create(rows)
-    Run.objects.filter(pk=run.pk).update(totals=totals)
+def _store_lost_effects(run: Run, lost: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Journal entries as effect events numbered on from the run's last event; returns them."""
+    writer = RunPersister(run, segment=run.segment, threaded=False)
+    out = []
+    try:
+        for seq, j in enumerate(lost, start=run.last_seq + 1):
+            effect = dict(j["effect"])
+            effect["reason"] = effect.get("reason") or "recovered from the effect journal (arguments not recorded)"
+            data = {"step": effect.get("step"), "effect": effect}
+            writer.emit_synthetic(ev.EFFECT, seq, **data)
+            out.append({"seq": seq, "type": ev.EFFECT, "data": data})
+    finally:
+        writer.close()
+    return out
 
 
 def _launch(run: Run, config: RunConfig, *, record: Any, fork_at: Optional[int], start_seq: int,
@@ -259,7 +255,7 @@ def _launch(run: Run, config: RunConfig, *, record: Any, fork_at: Optional[int],
         _registry[active.public_id] = active
 
     def target() -> None:
-        execution = ProcessRun(config, listeners=[persister], controller=controller, record=record,
+        execution = ProcessRun(config, listeners=[controller.note, persister], controller=controller, record=record,
                                fork_at=fork_at, start_seq=start_seq, journal_path=journal_path(run.public_id),
                                segment=segment, stack_mb=settings.SPELLIDE_RUN_STACK_MB,
                                recursion=settings.SPELLIDE_RECURSION_LIMIT)
@@ -368,7 +364,15 @@ def mark_interrupted_runs() -> int:
                 continue
             if w_pid.isdigit() and int(w_pid) != int(pid) and _pid_alive(int(w_pid)):
                 continue
-        marked += Run.objects.filter(pk=r.pk, status__in=ACTIVE_STATUSES).update(
-            status=Run.Status.INTERRUPTED, pause=None, worker="",
-            error="The server stopped while this run was active; resume it to continue from its record.")
+        if Run.objects.filter(pk=r.pk, status__in=ACTIVE_STATUSES).update(
+                status=Run.Status.INTERRUPTED, pause=None, worker=""):
+            # said with the run's next event, like every change a page shows: a page that
+            # reconnects sees it, and the run's open steps end with it
+            run = Run.objects.get(pk=r.pk)
+            writer = RunPersister(run, segment=run.segment, threaded=False)
+            writer.emit_synthetic(ev.RUN_FAILED, run.last_seq + 1, kind="interrupted", span=None,
+                                  error="The server stopped while this run was active; "
+                                        "resume it to continue from its record.")
+            writer.close()
+            marked += 1
     return marked
