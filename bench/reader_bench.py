@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import sexpdata  # noqa: E402
 
-from spellide.spell.reader import read_all  # noqa: E402
+from spellide.spell.api import read_all  # noqa: E402
 
 _SYMBOLS = ["def", "let", "map", "reduce", "fn", "x", "acc", "str/join", "+", "<=", "valid?",
             "get-in", "assoc", "items", "!llm-self", "think"]

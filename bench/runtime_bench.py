@@ -23,13 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from spellide.spell import events as ev  # noqa: E402
-from spellide.spell.api import RunConfig  # noqa: E402
-from spellide.spell.machine import Run, execute_with_deep_stack  # noqa: E402
-from spellide.spell.models.base import Completion, ModelRequest, Usage  # noqa: E402
-from spellide.spell.record import Record  # noqa: E402
-from spellide.spell.reader import read_one  # noqa: E402
-from spellide.spell.evaluator import evaluate  # noqa: E402
+from spellide.spell.api import (Completion, ModelRequest, Record, Run, RunConfig, Usage,  # noqa: E402
+                                events as ev, evaluate, execute_with_deep_stack, read_one)
 
 
 class GrowingModel:
@@ -72,9 +67,9 @@ def timed_run(steps: int, **kw) -> tuple[float, list[float], Run, object]:
 
 def bare_eval_times(programs: list[str]) -> list[float]:
     """Baseline: read + evaluate each program with no machine around it (effects unbound)."""
-    from spellide.spell.evaluator import core_builtins, make_context
+    from spellide.spell.api import core_builtins, make_context
     import immutables
-    from spellide.spell.data import Symbol, Builtin
+    from spellide.spell.api import Symbol, Builtin
     out = []
     noop_eval = Builtin("eval", lambda x: x)
     for text in programs:
@@ -168,7 +163,7 @@ def main() -> None:
         wall, _, run, result = timed_run(n)
         orig.append(wall)
         rec = Record.from_json(json.loads(json.dumps(run.record().to_json())))
-        from spellide.spell.models.local import NoLiveModel
+        from spellide.spell.api import NoLiveModel
         wall2, _, run2, result2 = timed_run(n, model=NoLiveModel(rec.model_settings), record=rec,
                                             config={"cache_mode": "strict"})
         assert result2.value == result.value and result2.effects_executed == 0

@@ -1,16 +1,44 @@
-"""The public API of the Spell core: configure a run, observe it, steer it, get its result.
+"""The public API of the Spell core: the one module anything outside ``spellide/spell/`` imports.
 
-The IDE and the CLI use only this module, ``events`` and ``record``; they never reach into
-the evaluator. A run executes synchronously in the calling thread (``process.ProcessRun``
-executes it in a child process instead, as the IDE does); a ``Controller`` is asked at every
-pause point what to do next, which is how a person pauses, hand-edits, steps, approves effects
-and stops a run.
+The IDE (``spellide/web``), the benchmarks and any other program built on the core import from
+here only, never from ``machine``, ``reader``, ``evaluator`` & co. (``tests/test_architecture.py``
+fails when they do). What a client can do, by group (the names are listed in ``__all__``):
+
+* **runs**: configure (``RunConfig``, ``Breakpoints``), start in this thread (``Run``,
+  ``execute_with_deep_stack``) or in a child process (``ProcessRun``), steer at pause points
+  (``Controller``, ``PausePoint``, ``Decision`` and the pause-kind and action constants
+  defined here) and get the result (``RunResult``);
+* **observation**: the event stream (``events``: the event type constants, ``Event``), the
+  effect journal (``EffectJournal``, ``read_journal``) and run records (``Record``,
+  ``RecordedEdit``, ``EffectRecord``) for replay, forks and resume, also as a trace directory
+  in the reference's layout (``write_trace_dir``, ``import_trace_dir``);
+* **forms**: read (``read_all``, ``read_all_spans``, ``read_one``), print (``pr_str``),
+  pretty-print (``pformat``), analyse (``split_program``, ``balance_open``) and the value types
+  a reader returns (``Symbol``, ``Keyword``, ``List``, ``Vector``, ``Map``, ``Set``, ``Char``,
+  ``Regex``, ``Span``); errors carry what and where (``SpellError``, ``ReadError``);
+* **evaluation without a machine** (tools, baselines): ``evaluate``, ``make_context``,
+  ``core_builtins``, ``Builtin``;
+* **the language's vocabulary**: the edit markers (``MARKERS``) and their application
+  (``apply_edits``), ``build_init`` (the root program of a prompt);
+* **models**: ``resolve_model``, profiles (``load_profiles``, ``get_model``), the model
+  interface (``Model``, ``ModelRequest``, ``Completion``, ``Usage``, ``ModelError``), the
+  model that answers from a record only (``NoLiveModel``) and the versioned system prompts
+  (``system_prompt``, ``prompt_digest``, ``transports``, ``PROMPT_VERSION``).
+
+The run-control vocabulary is defined in this module itself (the machine imports it from
+here); everything else is defined in its own core module and resolved on first use, so
+importing the API stays cheap and the core's modules can import this one without a cycle.
+
+A run executes synchronously in the calling thread (``ProcessRun`` executes it in a child
+process instead, as the IDE does); a ``Controller`` is asked at every pause point what to do
+next, which is how a person pauses, hand-edits, steps, approves effects and stops a run.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field, asdict
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 # Pause point kinds.
 BEFORE_MODEL = "before_model"          # text = the prefix; an edit replaces the prefix
@@ -117,3 +145,78 @@ class Controller:
     def close(self) -> None:
         """The run ended, or its process died: release a ``checkpoint`` that is waiting (it
         answers stop) and any later one."""
+
+
+# --- the rest of the surface, defined in the core's modules --------------------------------
+# name -> module (relative to this package) that defines it; ``events`` is the module itself.
+_EXPORTS: dict[str, str] = {
+    # runs
+    "Run": "machine", "RunResult": "machine", "execute_with_deep_stack": "machine",
+    "resolve_model": "machine",
+    "ProcessRun": "process", "RunProcessDied": "process", "RunProcessFailed": "process",
+    # observation
+    "events": "events", "Event": "events",
+    "EffectJournal": "journal", "read_journal": "journal",
+    "Record": "record", "RecordedEdit": "record", "EffectRecord": "effects.cache",
+    "write_trace_dir": "trace", "import_trace_dir": "trace",
+    # forms
+    "read_all": "reader", "read_all_spans": "reader", "read_one": "reader",
+    "pr_str": "printer", "pformat": "pretty",
+    "split_program": "analysis", "balance_open": "analysis",
+    "Symbol": "data", "Keyword": "data", "List": "data", "Vector": "data", "Map": "data",
+    "Set": "data", "Char": "data", "Regex": "data", "Span": "data", "Builtin": "data",
+    "SpellError": "errors", "ReadError": "errors",
+    # evaluation without a machine
+    "evaluate": "evaluator", "make_context": "evaluator", "core_builtins": "evaluator",
+    # the language's vocabulary
+    "MARKERS": "edits", "apply_edits": "edits", "build_init": "edits",
+    # models, profiles, prompts
+    "Model": "models.base", "ModelRequest": "models.base", "Completion": "models.base",
+    "Usage": "models.base", "ModelError": "models.base", "NoLiveModel": "models.local",
+    "load_profiles": "models.profiles", "get_model": "models.profiles",
+    "system_prompt": "prompts", "prompt_digest": "prompts", "transports": "prompts",
+    "PROMPT_VERSION": "prompts",
+}
+
+__all__ = sorted({
+    "BEFORE_MODEL", "AFTER_COMPLETION", "BEFORE_EFFECT", "ON_ERROR", "ON_MODEL_ERROR",
+    "CONTINUE", "STEP", "STOP", "REJECT", "CACHE_MODES",
+    "Breakpoints", "RunConfig", "PausePoint", "Decision", "Controller", *_EXPORTS})
+
+
+def __getattr__(name: str) -> Any:
+    """Resolve a name of the surface from the core module that defines it (once)."""
+    where = _EXPORTS.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f"{__package__}.{where}")
+    value = module if name == where else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # the same names, for type checkers and editors
+    from . import events
+    from .analysis import balance_open, split_program
+    from .data import Builtin, Char, Keyword, List, Map, Regex, Set, Span, Symbol, Vector
+    from .edits import MARKERS, apply_edits, build_init
+    from .effects.cache import EffectRecord
+    from .errors import ReadError, SpellError
+    from .evaluator import core_builtins, evaluate, make_context
+    from .events import Event
+    from .journal import EffectJournal, read_journal
+    from .machine import Run, RunResult, execute_with_deep_stack, resolve_model
+    from .models.base import Completion, Model, ModelError, ModelRequest, Usage
+    from .models.local import NoLiveModel
+    from .models.profiles import get_model, load_profiles
+    from .pretty import pformat
+    from .printer import pr_str
+    from .process import ProcessRun, RunProcessDied, RunProcessFailed
+    from .prompts import PROMPT_VERSION, prompt_digest, system_prompt, transports
+    from .reader import read_all, read_all_spans, read_one
+    from .record import Record, RecordedEdit
+    from .trace import import_trace_dir, write_trace_dir

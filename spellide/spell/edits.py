@@ -18,6 +18,10 @@ from .printer import pr_str
 
 QUOTE = Symbol("quote")
 THINK = Symbol("think")
+#: The edit markers (spell-language.md 5.4): words a program writes to change itself at the
+#: next edit time, and ``think``, the note a ``rethink`` leaves. Tools that colour or explain
+#: programs take the words from here.
+MARKERS = ("prune", "rethink", "persist")
 _OPAQUE = {"quote", "fn", "fn*"}
 DEFAULT_INLINE_LIMIT = 10_000
 

@@ -31,8 +31,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional, Sequence
 
-from spellide.spell.data import List, Map, Set, Symbol, Vector
-from spellide.spell.errors import SpellError
+from spellide.spell.api import List, Map, Set, SpellError, Symbol, Vector
 
 from .program_tree import _preview
 
@@ -145,7 +144,7 @@ class ProgramDiff:
 
 
 def _pr(form: Any) -> str:
-    from spellide.spell.printer import pr_str  # late: keep import of this module cheap
+    from spellide.spell.api import pr_str
     return pr_str(form)
 
 
@@ -223,7 +222,7 @@ def _replay_markers(forms: Sequence[Any], spans: Sequence[Any], text: str
                     ) -> tuple[list[_Expected], dict[int, tuple[str, str]]]:
     """Symbolic sibling processing (spell-language 5.4) over one level, remembering who
     removed what: returns the expected forms and {old index: (how, marker text)}."""
-    from spellide.spell.edits import THINK as THINK_SYM
+    THINK_SYM = Symbol("think")
 
     acc: list[_Expected] = []
     gone: dict[int, tuple[str, str]] = {}
@@ -281,7 +280,7 @@ def _diff_level(old_forms: Sequence[Any], old_spans: Sequence[Any], old_text: st
                 new_forms: Sequence[Any], new_spans: Sequence[Any], new_text: str,
                 provenance: Sequence[dict], edits: Sequence[dict], section: str,
                 offset: int = 0) -> list[Row]:
-    from spellide.spell.edits import apply_edits
+    from spellide.spell.api import apply_edits
 
     expected, gone = _replay_markers(old_forms, old_spans, old_text)
     exp_full = [_pr(apply_edits(e.form, None)) for e in expected]

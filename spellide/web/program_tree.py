@@ -20,8 +20,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from spellide.spell.data import Char, Keyword, List, Map, Regex, Set, Span, Symbol, Vector
-from spellide.spell.errors import SpellError
+from spellide.spell.api import Char, Keyword, List, Map, Regex, Set, Span, SpellError, Symbol, Vector
 
 PREVIEW_CHARS = 100
 STRING_FOLD = 80          # strings longer than this are folded
@@ -290,7 +289,7 @@ def read_cached(text: str) -> tuple[list, list]:
     """``read_all_spans`` with a small per-process cache: following a run, switching tabs and
     diffing step k against k-1 read the same few programs again and again, and reading a long
     program is the biggest cost of those pages. Callers must not mutate the forms."""
-    from spellide.spell.reader import read_all_spans  # late: keeps this module cheap to import
+    from spellide.spell.api import read_all_spans
 
     with _PARSED_LOCK:
         hit = _PARSED.get(text)

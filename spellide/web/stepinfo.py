@@ -20,7 +20,7 @@ from spellide.web import program_tree as ptree
 from spellide.web.demos import list_demos
 from spellide.web.diff import LABELS, diff_programs
 from spellide.web.highlight import MAX_HIGHLIGHT_CHARS, highlight_lines
-from spellide.spell.prompts import PROMPT_VERSION, prompt_digest, system_prompt, transports
+from spellide.spell.api import PROMPT_VERSION, prompt_digest, system_prompt, transports
 from spellide.web.models import Edit, Effect, Run, RunEvent, Step
 
 SUMMARY_CHARS = 300       # completion characters read for a row's one-line summary
@@ -253,7 +253,7 @@ def prev_program(run: Run, step: Step) -> tuple[str, str, Optional[int]]:
     if cfg.get("init"):
         return cfg["init"], "the initial program", None
     if cfg.get("prompt") is not None:
-        from spellide.spell.edits import build_init
+        from spellide.spell.api import build_init
         try:
             return build_init(cfg["prompt"]), "the initial program (from the prompt)", None
         except Exception:  # the printer may reject odd prompts; fall back to no comparison
@@ -423,8 +423,7 @@ def _legend(segments: list[dict]) -> list[dict]:
 def read_problem(text: str, open_prefix: bool = False) -> Optional[dict]:
     """Why a text cannot be read, with line and column (None when it reads). An open prefix
     may end inside forms; a program may too (the runtime closes missing parens)."""
-    from spellide.spell.errors import ReadError, SpellError
-    from spellide.spell.reader import read_all
+    from spellide.spell.api import ReadError, SpellError, read_all
     try:
         read_all(text)
     except ReadError as e:
@@ -556,7 +555,7 @@ def model_choices(user: Any = None) -> list[tuple[str, list[tuple[str, str]]]]:
         if replays:
             groups.append(("Recorded runs (replayed from the effect cache)", replays))
     try:
-        from spellide.spell.models.profiles import load_profiles
+        from spellide.spell.api import load_profiles
         profiles = []
         for name, prof in sorted(load_profiles().items()):
             missing = prof.api_key_env and not os.environ.get(prof.api_key_env)

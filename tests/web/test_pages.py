@@ -345,7 +345,7 @@ def _started(run, model_settings: dict) -> None:
 
 
 def test_setup_view_shows_config_settings_and_the_system_prompt(client, user, run):
-    from spellide.spell.prompts import PROMPT_VERSION, prompt_digest, system_prompt
+    from spellide.spell.api import PROMPT_VERSION, prompt_digest, system_prompt
 
     run.config = {"prompt": PAYLOADS[0], "model": "profile:local", "depth": 7, "budget": 0.5,
                   "workspace": "/srv/ws/task-1", "breakpoints": {"before_model": True, "effect_kinds": ["io/"]}}

@@ -204,7 +204,7 @@ def test_resume_interrupted_equals_uninterrupted(user, scripted, tmp_path):
                                  config=dict(partial.config, breakpoints={}), last_seq=partial.last_seq)
     events = load_events(partial)
     from spellide.web.runner.persist import RunPersister
-    from spellide.spell.events import Event
+    from spellide.spell.api import Event
     writer = RunPersister(crashed, threaded=False, broadcast=False)
     for e in events:
         writer(Event(e["seq"], e["type"], e["data"], e["ts"]))
@@ -272,8 +272,8 @@ def test_effect_lost_before_persisting_is_recovered_from_the_journal(user, scrip
     """The process died after an io/ effect ran but before its event reached the database: the
     effect journal written by the run's process has it, so the resume serves it from the cache
     instead of appending the line a second time."""
-    from spellide.spell.events import Event
-    from spellide.spell.journal import EffectJournal
+    from spellide.spell.api import Event
+    from spellide.spell.api import EffectJournal
     from spellide.web.runner.journal import journal_path
     from spellide.web.runner.persist import RunPersister
 
@@ -335,7 +335,7 @@ def test_inline_writer_flushes_at_step_starts_and_after_a_short_delay(user):
     """Inline persistence: a step's start is written at once; streamed text that is not
     followed by a step boundary is written by the flusher within MAX_DELAY."""
 
-    from spellide.spell.events import Event
+    from spellide.spell.api import Event
     from spellide.web.runner import persist
     from spellide.web.runner.persist import RunPersister
 
@@ -358,7 +358,7 @@ def test_inline_writer_behind_the_run_writes_several_steps_in_one_transaction(us
     """When more of the run's events already wait (the relay fell behind), a step's start is
     not written alone: the steps after it join its batch, which the flusher still writes
     within MAX_DELAY; caught up, a step's start is written at once again."""
-    from spellide.spell.events import Event
+    from spellide.spell.api import Event
     from spellide.web.runner import persist
     from spellide.web.runner.persist import RunPersister
 
@@ -383,7 +383,7 @@ def test_streamed_pieces_carry_their_offset_and_the_step_keeps_the_text_so_far(u
     """Each persisted piece says where it goes in the step's text (UTF-16 units, as the page
     counts), a reset starts over, and the step row holds the text so far for a page that
     opens the step mid-stream."""
-    from spellide.spell.events import Event
+    from spellide.spell.api import Event
     from spellide.web.fragments import render_event_html
     from spellide.web.runner.persist import RunPersister
 
@@ -407,7 +407,7 @@ def test_streamed_pieces_carry_their_offset_and_the_step_keeps_the_text_so_far(u
 
 def test_step_events_carry_the_step_count_and_duration_their_fragments_show(user, django_assert_max_num_queries):
     """The row fragments need no query per step (a COUNT per step start grew with the run)."""
-    from spellide.spell.events import Event
+    from spellide.spell.api import Event
     from spellide.web.fragments import render_event_html
     from spellide.web.runner.persist import RunPersister
 
@@ -447,7 +447,7 @@ def test_the_live_frames_carry_what_persisting_derived(user, monkeypatch):
     """The frames broadcast while a run streams carry each piece's offset, the step count and
     the step's duration, as a reload's frames do (they were rendered from the raw events, so
     pieces were appended blindly and each step start cost a COUNT query)."""
-    from spellide.spell.events import Event
+    from spellide.spell.api import Event
     from spellide.web.runner import persist
 
     sent: list[dict] = []

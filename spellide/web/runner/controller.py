@@ -49,8 +49,7 @@ def check_parse(kind: str, text: str) -> Optional[ActResult]:
     """Refuse an edit that cannot be read, with line:col. Text that merely ends early (open
     forms) is accepted: a prefix is open by nature, and the machine closes a program's open
     forms when it assembles it (it validates again and re-asks if assembly fails)."""
-    from spellide.spell.errors import ReadError
-    from spellide.spell.reader import read_all
+    from spellide.spell.api import ReadError, read_all
     try:
         read_all(text)
     except ReadError as e:

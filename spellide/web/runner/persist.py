@@ -40,7 +40,7 @@ from typing import Any, Callable, Iterator, Optional
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 
-from spellide.spell import events as ev
+from spellide.spell.api import events as ev
 
 from ..fragments import render_event_html, render_failed
 from ..models import Edit, Effect, ProgramVersion, Run, RunEvent, Step, empty_totals

@@ -26,9 +26,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 
 from spellide.spell import api
-from spellide.spell import events as ev
-from spellide.spell.api import RunConfig
-from spellide.spell.process import ProcessRun, RunProcessDied, RunProcessFailed
+from spellide.spell.api import ProcessRun, RunConfig, RunProcessDied, RunProcessFailed, events as ev
 
 from ..models import ACTIVE_STATUSES, Run, Step
 from .controller import ActResult, IdeController, check_parse
@@ -122,7 +120,7 @@ def start_run(owner: Any, config: RunConfig, title: str = "", parent_run: Option
     ``fork_edit`` (``{"text", "point", "author"}``, or a program text) is applied at the fork
     step's pause point (``after_completion`` by default, ``before_model`` for a prefix edit).
     """
-    from spellide.spell.record import RecordedEdit
+    from spellide.spell.api import RecordedEdit
 
     if parent_run is not None:
         if record is None:
@@ -158,7 +156,7 @@ def start_run(owner: Any, config: RunConfig, title: str = "", parent_run: Option
 
 def record_of(run: Run) -> Any:
     """The run's record, rebuilt from its persisted events."""
-    from spellide.spell.record import Record
+    from spellide.spell.api import Record
     return Record.from_events(load_events(run))
 
 
@@ -182,7 +180,7 @@ def resume_interrupted(run: Run) -> Run:
     """Resume a run a server restart interrupted, on the same row: its record (rebuilt from
     the persisted events) is replayed from the effect cache, so no recorded effect runs
     again, and the run goes on live where the record ends. Event numbering continues."""
-    from spellide.spell.record import Record
+    from spellide.spell.api import Record
 
     if run.status != Run.Status.INTERRUPTED:
         raise RunRefused(f"only an interrupted run can be resumed (this one is {run.status})")
