@@ -18,11 +18,16 @@ fails when they do). What a client can do, by group (the names are listed in ``_
   ``Regex``, ``Span``); errors carry what and where (``SpellError``, ``ReadError``);
 * **evaluation without a machine** (tools, baselines): ``evaluate``, ``make_context``,
   ``core_builtins``, ``Builtin``;
-* **the language's vocabulary**: the edit markers (``MARKERS``) and their application
-  (``apply_edits``), ``build_init`` (the root program of a prompt);
+* **the language's vocabulary**: the edit markers (``MARKERS``; ``THINK``, the note a
+  ``rethink`` leaves) and their application
+  (``apply_edits``); the **edit trace** of a program version, which forms each marker, edit
+  time, the model, a person or recovery removed, replaced or added (``trace_program``,
+  ``EditTrace``, the ``TRACE_BY`` words, ``opcodes`` for aligning sequences);
+  ``build_init`` (the root program of a prompt);
 * **models**: ``resolve_model``, profiles (``load_profiles``, ``get_model``), the model
-  interface (``Model``, ``ModelRequest``, ``Completion``, ``Usage``, ``ModelError``), the
-  model that answers from a record only (``NoLiveModel``) and the versioned system prompts
+  interface (``Model``, ``ModelRequest``, ``Completion``, ``Usage``, ``ModelError``), a
+  model that answers from a list (``ScriptedModel``), the model that answers from a record
+  only (``NoLiveModel``) and the versioned system prompts
   (``system_prompt``, ``prompt_digest``, ``transports``, ``PROMPT_VERSION``).
 
 The run-control vocabulary is defined in this module itself (the machine imports it from
@@ -169,14 +174,19 @@ _EXPORTS: dict[str, str] = {
     # evaluation without a machine
     "evaluate": "evaluator", "make_context": "evaluator", "core_builtins": "evaluator",
     # the language's vocabulary
-    "MARKERS": "edits", "apply_edits": "edits", "build_init": "edits",
+    "MARKERS": "edits", "THINK": "edits", "apply_edits": "edits", "build_init": "edits",
+    "EditTrace": "edits", "trace_program": "program_trace", "opcodes": "program_trace",
+    "TRACE_BY": "program_trace",
     # models, profiles, prompts
     "Model": "models.base", "ModelRequest": "models.base", "Completion": "models.base",
     "Usage": "models.base", "ModelError": "models.base", "NoLiveModel": "models.local",
+    "ScriptedModel": "models.local",
     "load_profiles": "models.profiles", "get_model": "models.profiles",
     "system_prompt": "prompts", "prompt_digest": "prompts", "transports": "prompts",
     "PROMPT_VERSION": "prompts",
 }
+
+_RENAMED = {"TRACE_BY": "BY"}   # names that are shorter in their own module
 
 __all__ = sorted({
     "BEFORE_MODEL", "AFTER_COMPLETION", "BEFORE_EFFECT", "ON_ERROR", "ON_MODEL_ERROR",
@@ -190,7 +200,7 @@ def __getattr__(name: str) -> Any:
     if where is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     module = importlib.import_module(f"{__package__}.{where}")
-    value = module if name == where else getattr(module, name)
+    value = module if name == where else getattr(module, _RENAMED.get(name, name))
     globals()[name] = value
     return value
 
@@ -203,7 +213,8 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from . import events
     from .analysis import balance_open, split_program
     from .data import Builtin, Char, Keyword, List, Map, Regex, Set, Span, Symbol, Vector
-    from .edits import MARKERS, apply_edits, build_init
+    from .edits import MARKERS, THINK, EditTrace, apply_edits, build_init
+    from .program_trace import BY as TRACE_BY, opcodes, trace_program
     from .effects.cache import EffectRecord
     from .errors import ReadError, SpellError
     from .evaluator import core_builtins, evaluate, make_context
@@ -211,7 +222,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from .journal import EffectJournal, read_journal
     from .machine import Run, RunResult, execute_with_deep_stack, resolve_model
     from .models.base import Completion, Model, ModelError, ModelRequest, Usage
-    from .models.local import NoLiveModel
+    from .models.local import NoLiveModel, ScriptedModel
     from .models.profiles import get_model, load_profiles
     from .pretty import pformat
     from .printer import pr_str

@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional
 
 import immutables
 
-from . import api, edits
+from . import api, edits, program_trace
 from . import events as ev
 from .api import (AFTER_COMPLETION, BEFORE_EFFECT, BEFORE_MODEL, ON_ERROR, ON_MODEL_ERROR,
                   Controller, Decision, PausePoint, RunConfig)
@@ -153,6 +153,7 @@ class Run:
         self.steps: dict[int, dict] = {}
         self.root_effects: list[dict] = []
         self.edits_made: list[RecordedEdit] = []
+        self._edit_traces: dict[Any, Any] = {}   # prefix text or step -> the EditTrace that made it
         self._builtins = {**core_builtins(), **turn_builtins()}
         self._effects = self._make_effects()
         self._eval = make_eval(self._effects)
@@ -288,7 +289,11 @@ class Run:
                 return prefix
             return edits.wrap_prompt(prefix)
         if edits.is_quine(prefix):
-            return edits.serialize_quine_prefix(prefix)
+            text = edits.serialize_quine_prefix(prefix)
+            trace = getattr(prefix, "edit_trace", None)
+            if trace is not None:
+                self._edit_traces[text] = trace
+            return text
         if isinstance(prefix, List):
             return pr_str(edits.expand_expr(prefix, env))
         raise SpellError(f"!llm-self expects a string or a program form, got {pr_str(prefix)}")
@@ -394,6 +399,10 @@ class Run:
                                "transport": self.model.transport, "started": time.time()}
         self.bus.emit(ev.STEP_STARTED, step=sid, parent=parent, depth=depth, prefix=prefix,
                       model=self.model.name)
+        trace = self._edit_traces.pop(prefix, None)
+        self._edit_traces.clear()   # a prefix that no step took is not waited for
+        if trace is not None:
+            self._edit_traces[sid] = trace
         scope = self.gate.push(sid)
         try:
             edited = self._pause(BEFORE_MODEL, sid, prefix)
@@ -472,10 +481,24 @@ class Run:
                     s.update(author=e.author, at=e.at)
         return segs
 
-    def _emit_program(self, sid: int, text: str, provenance: list[dict]) -> None:
+    def _emit_program(self, sid: int, text: str, provenance: list[dict], form: Any = None) -> None:
         if self.keep_history:
             self.steps[sid]["program"] = text
-        self.bus.emit(ev.PROGRAM, step=sid, program=text, provenance=provenance)
+        trace = self._program_trace(sid, form, provenance)
+        self.bus.emit(ev.PROGRAM, step=sid, program=text, provenance=provenance,
+                      **({"trace": trace} if trace is not None else {}))
+
+    def _program_trace(self, sid: int, form: Any, provenance: list[dict]) -> Optional[dict]:
+        """The program's edit trace against the program edit time made its prefix from
+        (``program_trace``), when this step's prefix came from an edit."""
+        edit = self._edit_traces.get(sid)
+        if edit is None or form is None:
+            return None
+        human = [{"author": e.author, "at": e.at} for e in self.edits_made if e.step == sid]
+        report = program_trace.trace_program(edit.base, form, provenance, edit, human)
+        span = getattr(edit.base, "span", None)
+        report["base"] = [span.start, span.end] if span is not None else None
+        return report
 
     def _check_strict(self, sid: int, program: str) -> None:
         rec = self.recorded_steps.get(sid)
@@ -509,7 +532,7 @@ class Run:
                     recoveries[0] += 1
                     recovery_form = self._reader_recovery(text, err)
                     continue
-                self._emit_program(sid, text, self._provenance(len(prefix), text, len(raw), human, False))
+                self._emit_program(sid, text, self._provenance(len(prefix), text, len(raw), human, False), form)
                 self._check_strict(sid, text)
             else:
                 form = recovery_form

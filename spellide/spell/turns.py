@@ -79,6 +79,10 @@ def _reopen(form: List, env: Any, ctx: Any) -> Any:
 
 # --- builtins (ctx-aware: fn(ctx, env, *args)) -----------------------------------------
 
+# Which helper's forms ``%extend-with`` appends, as the edit trace names it.
+_INJECTED_BY = {"def": "!call-now", "peek": "!peek", "print": "!print"}
+
+
 def _edit_reopen(ctx: Any, env: Any, quine: Any) -> Any:
     return edits.edit_reopen(quine, env)
 
@@ -100,7 +104,7 @@ def _extend_with(ctx: Any, env: Any, quine: Any, mode: Keyword, names: Vector, v
                  for n, v in zip(names, values)]
         if mode.name == "peek":
             forms.append(List((S("prune"), len(names) + 1)))
-    return edits.append_to_body(edited, forms)
+    return edits.append_to_body(edited, forms, by=_INJECTED_BY[mode.name])
 
 
 def _compact_prefix(ctx: Any, env: Any, quine: Any) -> str:

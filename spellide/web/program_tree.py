@@ -20,6 +20,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from spellide.spell import api
 from spellide.spell.api import Char, Keyword, List, Map, Regex, Set, Span, SpellError, Symbol, Vector
 
 PREVIEW_CHARS = 100
@@ -31,17 +32,19 @@ MAX_CHILDREN = 60         # a list with more elements shows its first few and it
 HEAD_CHILDREN = 5         # ...(the end of a do body is where an agent's newest moves are)
 CHUNK = 200               # children fetched per "more" click
 
+# The edit markers and the note a rethink leaves, as the core names them: each is its own kind.
+_MARKER_KINDS = {w: w for w in (*api.MARKERS, api.THINK.name)}
 # Forms whose kind is named after their head symbol.
 HEAD_KINDS = {
-    "quine": "quine", "eval": "eval", "do": "do", "def": "def", "persist": "persist",
-    "think": "think", "rethink": "rethink", "prune": "prune", "fn": "fn", "fn*": "fn",
+    "quine": "quine", "eval": "eval", "do": "do", "def": "def", **_MARKER_KINDS,
+    "fn": "fn", "fn*": "fn",
     "defn": "defn", "defmacro": "defn", "let": "let", "loop": "let", "binding": "let",
     "quote": "quote",
 }
 # The human-readable label of each kind, shown as a badge.
 KIND_LABELS = {
-    "quine": "quine", "eval": "eval", "do": "do", "def": "def", "persist": "persist",
-    "think": "think", "rethink": "rethink", "prune": "prune", "trailing": "trailing",
+    "quine": "quine", "eval": "eval", "do": "do", "def": "def", **_MARKER_KINDS,
+    "trailing": "trailing",
     "quote": "quote", "effect": "effect", "fn": "fn", "defn": "defn", "let": "let",
     "call": "call", "vector": "vector", "map": "map", "set": "set", "entry": "entry",
     "string": "string", "literal": "literal", "symbol": "symbol", "more": "more",
@@ -254,32 +257,6 @@ class _Builder:
         return -1
 
 
-def balance_open(text: str) -> tuple[str, int]:
-    """Close an open prefix so it can be read: count ``(`` minus ``)`` outside strings,
-    character literals and comments, and append the missing closers."""
-    depth = 0
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c == '"':
-            i += 1
-            while i < n and text[i] != '"':
-                i += 2 if text[i] == "\\" else 1
-        elif c == ";":
-            while i < n and text[i] != "\n":
-                i += 1
-        elif c == "\\":
-            i += 1
-        elif c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-        i += 1
-    if depth > 0:
-        return text + ")" * depth, depth
-    return text, 0
-
-
 _PARSED: "OrderedDict[str, tuple[list, list]]" = OrderedDict()
 _PARSED_MAX = 4
 _PARSED_LOCK = threading.Lock()
@@ -311,7 +288,7 @@ def read_forms(text: str, open_prefix: bool = False) -> tuple[list, list, int]:
     Raises ``SpellError`` (a ``ReadError`` with line and column) when the text cannot be read."""
     added = 0
     if open_prefix:
-        text, added = balance_open(text)
+        text, added = api.balance_open(text)
     forms, spans = read_cached(text)
     return forms, spans, added
 

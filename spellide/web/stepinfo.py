@@ -364,7 +364,7 @@ def detail_context(nav: Any, step: Step, tab: str, request: Any = None) -> dict:
         d["prev_label"], d["prev_id"] = label, prev_id
         d["edits"] = edits
         if program:
-            diff = diff_programs(prev, program, list(step.provenance or []), edits)
+            diff = diff_programs(prev, program, list(step.provenance or []), edits, step.edit_trace)
             d["diff"] = diff
             d["groups"] = diff_groups(diff.rows)
             d["summary"] = [{"kind": k, "label": LABELS.get(k, k), "n": n}

@@ -467,3 +467,17 @@ def test_the_live_frames_carry_what_persisting_derived(user, monkeypatch):
     assert "500 ms" in frames[4]
     # the stored events keep their text references, not the texts
     assert RunEvent.objects.get(run=run, seq=1).data["prefix"] == {"$v": Step.objects.get(run=run).prefix_version_id}
+
+
+def test_each_step_keeps_the_edit_trace_the_run_reported(user, scripted):
+    """The diff tab renders the core's trace; the run's events bring it to the step row."""
+    run = finish(runner.start_run(user, RunConfig(prompt="p", model=scripted(["(def a 1) (prune) '(!extend)", "2"])), "t"))
+    assert run.status == Run.Status.FINISHED, run.error
+    steps = list(Step.objects.filter(run=run).order_by("step_id"))
+    rows = [s for s in steps[1].edit_trace["sections"] if s["name"] == "body"][0]["rows"]
+    removed = [r for r in rows if r["op"] == "removed"]
+    assert [r["by"] for r in removed] == ["prune", "prune"]
+    program = steps[0].program_text()
+    assert program[removed[0]["old"][1]:removed[0]["old"][2]] == "(def a 1)"
+    # the trace is kept on the step, not a second time in the event log
+    assert all("trace" not in e.data for e in RunEvent.objects.filter(run=run, type="program"))

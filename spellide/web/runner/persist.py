@@ -392,7 +392,8 @@ class RunPersister:
                           prefix_version_id=pv.pk, program_version_id=None, completion="", value=None,
                           error=None, error_span=None, model=str(d.get("model") or "")[:200],
                           transport="", usage={}, started_at=_dt(e.ts), finished_at=None,
-                          provenance=[], continued_by=None, segment=self.segment, recovered=False)
+                          provenance=[], continued_by=None, segment=self.segment, recovered=False,
+                          edit_trace=None)
             if sid in self.known_steps and sid not in self._new_steps:
                 self._step_updates[sid] = fields      # a replayed step: its row is rewritten
             else:
@@ -430,7 +431,8 @@ class RunPersister:
             cur = self.step_texts.get(sid)
             if cur is not None:
                 cur["program"] = d.get("program")
-            self._step_update(sid, program_version_id=pv.pk, provenance=d.get("provenance") or [])
+            self._step_update(sid, program_version_id=pv.pk, provenance=d.get("provenance") or [],
+                              edit_trace=d.pop("trace", None))
             d["program"] = {"$v": pv.pk}
         elif t == ev.EFFECT:
             d["effect"] = self._effect(e, dict(d.get("effect") or {}))
