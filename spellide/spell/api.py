@@ -24,6 +24,8 @@ fails when they do). What a client can do, by group (the names are listed in ``_
   time, the model, a person or recovery removed, replaced or added (``trace_program``,
   ``EditTrace``, the ``TRACE_BY`` words, ``opcodes`` for aligning sequences);
   ``build_init`` (the root program of a prompt);
+* **namespaces**: each namespace declared once (``Namespace``, ``NamespaceFn``,
+  ``declare_namespace``; ``effect_namespaces`` lists the effect ones with their docs);
 * **models**: ``resolve_model``, profiles (``load_profiles``, ``get_model``), the model
   interface (``Model``, ``ModelRequest``, ``Completion``, ``Usage``, ``ModelError``), a
   model that answers from a list (``ScriptedModel``), the model that answers from a record
@@ -177,6 +179,9 @@ _EXPORTS: dict[str, str] = {
     "MARKERS": "edits", "THINK": "edits", "apply_edits": "edits", "build_init": "edits",
     "EditTrace": "edits", "trace_program": "program_trace", "opcodes": "program_trace",
     "TRACE_BY": "program_trace",
+    # namespaces: one declaration each (namespaces.py)
+    "Namespace": "namespaces", "NamespaceFn": "namespaces", "declare_namespace": "namespaces",
+    "effect_namespaces": "namespaces",
     # models, profiles, prompts
     "Model": "models.base", "ModelRequest": "models.base", "Completion": "models.base",
     "Usage": "models.base", "ModelError": "models.base", "NoLiveModel": "models.local",
@@ -186,7 +191,7 @@ _EXPORTS: dict[str, str] = {
     "PROMPT_VERSION": "prompts",
 }
 
-_RENAMED = {"TRACE_BY": "BY"}   # names that are shorter in their own module
+_RENAMED = {"TRACE_BY": "BY", "NamespaceFn": "Fn", "declare_namespace": "declare"}   # names that are shorter in their own module
 
 __all__ = sorted({
     "BEFORE_MODEL", "AFTER_COMPLETION", "BEFORE_EFFECT", "ON_ERROR", "ON_MODEL_ERROR",
@@ -222,6 +227,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from .journal import EffectJournal, read_journal
     from .machine import Run, RunResult, execute_with_deep_stack, resolve_model
     from .models.base import Completion, Model, ModelError, ModelRequest, Usage
+    from .namespaces import Fn as NamespaceFn, Namespace, declare as declare_namespace, effect_namespaces
     from .models.local import NoLiveModel, ScriptedModel
     from .models.profiles import get_model, load_profiles
     from .pretty import pformat

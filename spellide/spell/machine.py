@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional
 
 import immutables
 
-from . import api, edits, program_trace
+from . import api, edits, namespaces, program_trace
 from . import events as ev
 from .api import (AFTER_COMPLETION, BEFORE_EFFECT, BEFORE_MODEL, ON_ERROR, ON_MODEL_ERROR,
                   Controller, Decision, PausePoint, RunConfig)
@@ -157,32 +157,29 @@ class Run:
         self._builtins = {**core_builtins(), **turn_builtins()}
         self._effects = self._make_effects()
         self._eval = make_eval(self._effects)
+        declared = [ns for ns in namespaces.effect_namespaces() if ns.bound]
         gated = {n: _GATED_HINT.format(ns=n)
-                 for n in ("io", "globals", "agents", "web", *self._extra_namespaces)}
-        if config.workspace is None:
-            gated["io"] = "io/ is not available in this run (no workspace was given)"
+                 for n in (*(ns.name for ns in declared), "agents", "web", *self._extra_namespaces)}
+        for ns in declared:
+            if not ns.enabled(config):
+                gated[ns.name] = ns.unavailable or f"{ns.name}/ is not available in this run"
         self._gated = gated
 
     # --- effects ---------------------------------------------------------------------------
     def _make_effects(self) -> dict:
-        from .effects.globals import GlobalsStore, make_globals_namespace
+        """The effect builtins of this run: the model calls and every declared effect
+        namespace its settings enable (``namespaces.py``), each function through the gate."""
         effects: dict[Any, Any] = {
             Symbol("!llm-self"): Builtin("!llm-self", self._llm_self, needs_ctx=True, tail_aware=True),
             Symbol("leaf-llm"): Builtin("leaf-llm", self._leaf_llm, needs_ctx=True),
         }
-        self.globals = GlobalsStore()
-        namespaces = {"globals": make_globals_namespace(self.globals, self._apply_spell_fn)}
-        if self.config.workspace is not None:
-            from .effects.io import make_io_namespace
-            namespaces["io"] = make_io_namespace(self.config.workspace,
-                                                 allow_shell=self.config.allow_shell,
-                                                 shell_timeout=self.config.shell_timeout)
-        namespaces.update(self._extra_namespaces)
-        for ns, fns in namespaces.items():
-            table = Map()
-            for name, fn in fns.items():
-                dict.__setitem__(table, kw(name), self.gate.builtin(f"{ns}/{name}", fn))
-            effects[Symbol(ns)] = table
+        setup = namespaces.Setup(self.config, self._apply_spell_fn)
+        for ns in namespaces.effect_namespaces():
+            if ns.bound and ns.make is not None and ns.enabled(self.config):
+                effects[Symbol(ns.name)] = namespaces.bind(ns, ns.make(setup), self.gate.builtin)
+        self.globals = setup.state.get("globals")
+        for name, fns in self._extra_namespaces.items():
+            effects[Symbol(name)] = namespaces.bind(name, fns, self.gate.builtin)
         return effects
 
     def _apply_spell_fn(self, f: Any, args: list) -> Any:

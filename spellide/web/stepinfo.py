@@ -20,7 +20,7 @@ from spellide.web import program_tree as ptree
 from spellide.web.demos import list_demos
 from spellide.web.diff import LABELS, diff_programs
 from spellide.web.highlight import MAX_HIGHLIGHT_CHARS, highlight_lines
-from spellide.spell.api import PROMPT_VERSION, prompt_digest, system_prompt, transports
+from spellide.spell.api import PROMPT_VERSION, effect_namespaces, prompt_digest, system_prompt, transports
 from spellide.web.models import Edit, Effect, Run, RunEvent, Step
 
 SUMMARY_CHARS = 300       # completion characters read for a row's one-line summary
@@ -418,6 +418,12 @@ def _legend(segments: list[dict]) -> list[dict]:
     for s in segments:
         out[s.get("source", "?")] = out.get(s.get("source", "?"), 0) + max(0, s.get("end", 0) - s.get("start", 0))
     return [{"source": k, "chars": v} for k, v in out.items()]
+
+
+def effect_kinds() -> list[dict]:
+    """The effect namespaces an effect breakpoint can name, with what each is for (from the
+    core's declarations)."""
+    return [{"name": ns.name, "doc": ns.doc} for ns in effect_namespaces()]
 
 
 def read_problem(text: str, open_prefix: bool = False) -> Optional[dict]:

@@ -32,6 +32,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ..data import Builtin, Keyword, Map, Symbol
+from ..namespaces import Fn, Namespace, arity_of, declare
 
 CORE: dict[str, Builtin] = {}
 DOCS: dict[str, str] = {}
@@ -54,7 +55,8 @@ def builtin(*names: str, ctx: bool = False, tail: bool = False, doc: str = "",
 def namespace(ns: str, fns: dict[str, Builtin], constants: dict[str, Any] | None = None,
               overview: str = "") -> Map:
     """A namespace map ``{:name fn ... :docs {:name "doc"}}``; builtin names become
-    ``ns/name`` so error messages say which function failed."""
+    ``ns/name`` so error messages say which function failed. The namespace is also declared
+    (``namespaces.py``: name, overview, each function's arity and doc), as a pure one."""
     m = Map()
     docs = Map()
     for name, b in fns.items():
@@ -69,6 +71,8 @@ def namespace(ns: str, fns: dict[str, Builtin], constants: dict[str, Any] | None
     if overview:
         dict.__setitem__(docs, Keyword("overview"), overview)
     dict.__setitem__(m, Keyword("docs"), docs)
+    declare(Namespace(ns, overview, [Fn(name, arity_of(b.fn, 2 if b.needs_ctx else 0), b.doc)
+                                     for name, b in fns.items()], effect=False))
     return m
 
 

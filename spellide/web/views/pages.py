@@ -132,7 +132,8 @@ def run_list(request: HttpRequest) -> HttpResponse:
             .order_by("-created_at"))
     page = Paginator(runs, RUNS_PAGE).get_page(request.GET.get("page"))
     return render(request, "spellide/run_list.html", {
-        "page": page, "models": stepinfo.model_choices(request.user), "start_url": _url_or_none("run_start"),
+        "page": page, "models": stepinfo.model_choices(request.user),
+        "effect_kinds": stepinfo.effect_kinds(), "start_url": _url_or_none("run_start"),
         "demos": stepinfo.demo_choices(), "workspaces": stepinfo.workspace_choices(),
     })
 
