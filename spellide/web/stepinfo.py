@@ -318,6 +318,7 @@ def detail_context(nav: Any, step: Step, tab: str, request: Any = None) -> dict:
     """Everything the detail pane of one step shows; only the open tab's data is computed."""
     run = nav.run
     d: dict[str, Any] = {"step": step, "sid": step.step_id, "tab": tab,
+                         "tab_partial": STEP_TABS[tab].partial,
                          "base": f"{nav.base}/steps/{step.step_id}/"}
     d["status"] = row_status(step.status, step.error, step.continued_by, getattr(step, "recovered", False))
     d["ms"] = _duration_ms(step)
@@ -330,55 +331,100 @@ def detail_context(nav: Any, step: Step, tab: str, request: Any = None) -> dict:
     d["completion_live_len"] = utf16_len(d["completion_live"])
     d["tree_url"] = f"{nav.base}/steps/{step.step_id}/tree/"
     d["source_url"] = f"{nav.base}/steps/{step.step_id}/?tab=source"
-    if tab == "tree":
-        text, is_prefix = tree_text(step)
-        tree = ptree.build_tree(text, open_prefix=is_prefix) if text else None
-        d["tree"] = tree
-        d["tree_is_prefix"] = is_prefix
-        d["items"] = flatten(tree.roots) if tree else []
-    elif tab == "source":
-        sel = request.GET.get("sel", "") if request is not None else ""
-        sel_ok = bool(re.fullmatch(r"\d+-\d+", sel))
-        d["sel"] = sel if sel_ok else ""
-        d["error_span"] = step.error_span
-        d["err_line"] = _int((step.error_span or {}).get("line"))
-        program = step.program_text()
-        if program:
-            text, segs = program, list(step.provenance or [])
-            d["source_kind"] = "program"
-        else:
-            prefix = step.prefix_text()
-            text = prefix + (step.completion or "")
-            segs = [{"start": 0, "end": len(prefix), "source": "prefix"},
-                    {"start": len(prefix), "end": len(text), "source": "model"}]
-            d["source_kind"] = "prefix + completion so far"
-        focus = int(sel.split("-")[0]) if sel_ok else None
-        if focus is None and d["err_line"]:
-            focus = _line_offset(text, d["err_line"]) + max(0, (_int((step.error_span or {}).get("col")) or 1) - 1)
-        d["source"] = _lines_html(text, segs, focus)
-        d["legend"] = _legend(segs)
-    elif tab == "diff":
-        program = step.program_text()
-        prev, label, prev_id = prev_program(run, step)
-        edits = step_edits(run, step.step_id)
-        d["prev_label"], d["prev_id"] = label, prev_id
-        d["edits"] = edits
-        if program:
-            diff = diff_programs(prev, program, list(step.provenance or []), edits, step.edit_trace)
-            d["diff"] = diff
-            d["groups"] = diff_groups(diff.rows)
-            d["summary"] = [{"kind": k, "label": LABELS.get(k, k), "n": n}
-                            for k, n in diff.summary.items() if k != "kept"]
-        else:
-            d["diff"] = None
-    elif tab == "effects":
-        d["effects"] = [effect_row(e) for e in Effect.objects.filter(run=run, step_id=step.step_id)
-                        .order_by("ordinal", "id")[:500]]
-    elif tab == "value":
-        d["value"] = step.value
-        d["error"] = step.error
-        d["error_span"] = step.error_span
+    STEP_TABS[tab].fill(d, nav, step, request)
     return d
+
+
+# --- step tabs -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StepTab:
+    """One tab of the step detail: its label, the partial that renders it
+    (``spellide/parts.html#tab_<name>``) and what it adds to the detail context. Adding a tab
+    is one ``@step_tab`` function here plus its partial."""
+
+    name: str
+    label: str
+    fill: Any   # fill(d, nav, step, request): put what the tab shows into ``d``
+    template: str = ""   # another partial than the conventional one
+
+    @property
+    def partial(self) -> str:
+        return self.template or f"spellide/parts.html#tab_{self.name}"
+
+
+STEP_TABS: dict[str, StepTab] = {}
+
+
+def step_tab(name: str, label: str, template: str = "") -> Any:
+    """Register the decorated ``fill`` function as the step tab ``name`` (in order)."""
+    def deco(fill: Any) -> Any:
+        STEP_TABS[name] = StepTab(name, label, fill, template)
+        return fill
+    return deco
+
+
+@step_tab("tree", "Program tree")
+def _tab_tree(d: dict, nav: Any, step: Step, request: Any) -> None:
+    text, is_prefix = tree_text(step)
+    tree = ptree.build_tree(text, open_prefix=is_prefix) if text else None
+    d["tree"] = tree
+    d["tree_is_prefix"] = is_prefix
+    d["items"] = flatten(tree.roots) if tree else []
+
+
+@step_tab("source", "Source")
+def _tab_source(d: dict, nav: Any, step: Step, request: Any) -> None:
+    sel = request.GET.get("sel", "") if request is not None else ""
+    sel_ok = bool(re.fullmatch(r"\d+-\d+", sel))
+    d["sel"] = sel if sel_ok else ""
+    d["error_span"] = step.error_span
+    d["err_line"] = _int((step.error_span or {}).get("line"))
+    program = step.program_text()
+    if program:
+        text, segs = program, list(step.provenance or [])
+        d["source_kind"] = "program"
+    else:
+        prefix = step.prefix_text()
+        text = prefix + (step.completion or "")
+        segs = [{"start": 0, "end": len(prefix), "source": "prefix"},
+                {"start": len(prefix), "end": len(text), "source": "model"}]
+        d["source_kind"] = "prefix + completion so far"
+    focus = int(sel.split("-")[0]) if sel_ok else None
+    if focus is None and d["err_line"]:
+        focus = _line_offset(text, d["err_line"]) + max(0, (_int((step.error_span or {}).get("col")) or 1) - 1)
+    d["source"] = _lines_html(text, segs, focus)
+    d["legend"] = _legend(segs)
+
+
+@step_tab("diff", "Diff")
+def _tab_diff(d: dict, nav: Any, step: Step, request: Any) -> None:
+    run = nav.run
+    program = step.program_text()
+    prev, label, prev_id = prev_program(run, step)
+    edits = step_edits(run, step.step_id)
+    d["prev_label"], d["prev_id"] = label, prev_id
+    d["edits"] = edits
+    if program:
+        diff = diff_programs(prev, program, list(step.provenance or []), edits, step.edit_trace)
+        d["diff"] = diff
+        d["groups"] = diff_groups(diff.rows)
+        d["summary"] = [{"kind": k, "label": LABELS.get(k, k), "n": n}
+                        for k, n in diff.summary.items() if k != "kept"]
+    else:
+        d["diff"] = None
+
+
+@step_tab("effects", "Effects")
+def _tab_effects(d: dict, nav: Any, step: Step, request: Any) -> None:
+    d["effects"] = [effect_row(e) for e in Effect.objects.filter(run=nav.run, step_id=step.step_id)
+                    .order_by("ordinal", "id")[:500]]
+
+
+@step_tab("value", "Value")
+def _tab_value(d: dict, nav: Any, step: Step, request: Any) -> None:
+    d["value"] = step.value
+    d["error"] = step.error
+    d["error_span"] = step.error_span
 
 
 def _int(x: Any) -> Optional[int]:

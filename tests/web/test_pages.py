@@ -381,3 +381,20 @@ def test_setup_view_flags_a_changed_prompt_and_local_models_have_none(client, us
     assert 'id="system-prompt"' not in html and "is sent no system prompt" in html
     client.force_login(other_user)
     assert client.get(f"/runs/{run.public_id}/setup/").status_code == 404
+
+
+def test_a_step_tab_is_one_registry_entry_plus_a_partial(client, user, run, monkeypatch):
+    """A new tab appears in the tab bar, is fetched by its URL and on the page, from its entry."""
+    from spellide.web import stepinfo
+
+    monkeypatch.setattr(stepinfo, "STEP_TABS", dict(stepinfo.STEP_TABS))
+
+    @stepinfo.step_tab("probe", "Probe <tab>", template="spellide/parts.html#tab_value")
+    def _probe(d, nav, step, request):
+        d["error"] = f"probed step {step.step_id} of {nav.run.title}"
+
+    client.force_login(user)
+    html = client.get(f"/runs/{run.public_id}/steps/3/tab/probe/").content.decode()
+    assert "probed step 3 of count &lt;b&gt;down&lt;/b&gt;" in html
+    page = client.get(f"/runs/{run.public_id}/steps/3/?tab=probe").content.decode()
+    assert 'data-tab="probe"' in page and "Probe &lt;tab&gt;" in page and "probed step 3 of count" in page

@@ -30,9 +30,6 @@ MAX_WINDOW = 200        # the most rows one window request returns
 EFFECTS_PAGE = 100
 RUNS_PAGE = 50
 TEXT_INLINE = 20_000    # longer effect args/results are cut on the page (full text via raw view)
-TABS = ("tree", "source", "diff", "effects", "value")
-TAB_LABELS = {"tree": "Program tree", "source": "Source", "diff": "Diff", "effects": "Effects",
-              "value": "Value"}
 CONTROL_NAMES = ("run_pause", "run_resume", "run_step", "run_stop", "run_edit", "run_fork",
                  "run_resume_interrupted", "run_approve", "run_reject", "run_share", "run_unshare")
 
@@ -111,7 +108,7 @@ def _controls(nav: Nav, user: Any) -> dict[str, Optional[str]]:
 def _detail_ctx(request: HttpRequest, nav: Nav, d: Optional[dict], **extra: Any) -> dict:
     """Context shared by every render of the step detail (page, htmx partial, tabs)."""
     ctx = {"nav": nav, "run": nav.run, "d": d, "controls": _controls(nav, request.user),
-           "tabs": [(t, TAB_LABELS[t]) for t in TABS]}
+           "tabs": [(t.name, t.label) for t in stepinfo.STEP_TABS.values()]}
     ctx.update(extra)
     return ctx
 
@@ -152,7 +149,7 @@ def run_page(request: HttpRequest, public_id: Any = None, step_id: Optional[int]
              token: Optional[str] = None) -> HttpResponse:
     nav = _resolve(request, public_id, token)
     run = nav.run
-    tab = request.GET.get("tab") if request.GET.get("tab") in TABS else "tree"
+    tab = request.GET.get("tab") if request.GET.get("tab") in stepinfo.STEP_TABS else "tree"
     if step_id is None:
         step_id = _default_step(run)
     step = None
@@ -176,14 +173,14 @@ def run_page(request: HttpRequest, public_id: Any = None, step_id: Optional[int]
 def step_tab(request: HttpRequest, step_id: int, tab: str, public_id: Any = None,
              token: Optional[str] = None) -> HttpResponse:
     nav = _resolve(request, public_id, token)
-    if tab not in TABS:
+    if tab not in stepinfo.STEP_TABS:
         raise Http404("No such tab")
     step = Step.objects.filter(run=nav.run, step_id=step_id).select_related(
         "program_version", "prefix_version").first()
     if step is None:
         raise Http404("No such step")
     d = stepinfo.detail_context(nav, step, tab, request)
-    return render(request, f"spellide/parts.html#tab_{tab}", _detail_ctx(request, nav, d))
+    return render(request, stepinfo.STEP_TABS[tab].partial, _detail_ctx(request, nav, d))
 
 
 @require_GET
