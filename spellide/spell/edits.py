@@ -14,6 +14,7 @@ import copy
 import operator
 from typing import Any, Optional
 
+from .analysis import head_name as _head
 from .data import (Keyword, List, Map, Set, SpellFn, StoredRef, Symbol, Vector, is_number)
 from .errors import SpellError
 from .printer import pr_str
@@ -26,12 +27,6 @@ THINK = Symbol("think")
 MARKERS = ("prune", "rethink", "persist")
 _OPAQUE = {"quote", "fn", "fn*"}
 DEFAULT_INLINE_LIMIT = 10_000
-
-
-def _head(form: Any) -> Optional[str]:
-    if isinstance(form, List) and form and isinstance(form[0], Symbol) and form[0].ns is None:
-        return form[0].name
-    return None
 
 
 def quote_value(v: Any) -> Any:

@@ -172,14 +172,6 @@ def effect_kinds() -> list[str]:
     return [ns.name for ns in effect_namespaces()]
 
 
-def approval_needed(name: str) -> bool:
-    """Whether a replay miss of effect ``ns/fn`` needs a person's approval."""
-    ns_name, _, fn_name = name.partition("/")
-    ns = REGISTRY.get(ns_name)
-    f = ns.fn(fn_name) if ns is not None else None
-    return bool(f and f.approve_replay_miss)
-
-
 def bind(ns: "Namespace | str", impls: dict[str, Callable[..., Any]],
          wrap: Callable[..., Any]) -> Any:
     """The namespace map a program calls (``{:fn builtin ... :docs {:fn "doc"}}``): each

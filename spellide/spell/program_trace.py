@@ -49,14 +49,6 @@ def _at(i: int, spans: Sequence[Any]) -> list:
     return [i, s.start, s.end] if s is not None else [i, None, None]
 
 
-def _section_paths(form: Any) -> tuple[tuple, tuple]:
-    """(path of the quine's argument list, path of the body list) inside a program form."""
-    if is_quine_program(form):
-        return (), (len(form) - 1, 1)
-    return (None, ()) if isinstance(form, List) and form and getattr(form[0], "name", None) == "do" \
-        else (None, None)
-
-
 def _covering(segs: Sequence[dict], start: Optional[int], end: Optional[int], source: str) -> Optional[dict]:
     if start is None or end is None:
         return None

@@ -25,6 +25,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import escape
 
 from spellide.web import stepinfo
+from spellide.web.stepinfo import int_or_none
 from spellide.web.models import Run, Step
 from spellide.web.templatetags.spellide_tags import intcomma, logbar, ms as fmt_ms
 
@@ -72,13 +73,6 @@ def _status_html(run: Any, state: str, pause: Optional[dict] = None, detail: str
     return _part("status", {"status": info})
 
 
-def _int(x: Any) -> Optional[int]:
-    try:
-        return int(x)
-    except (TypeError, ValueError):
-        return None
-
-
 def render_event_html(run: Run, event: dict[str, Any]) -> str:
     """HTML for one event ``{seq, type, data, ts}``: a sequence of ``<hx-partial>`` elements."""
     seq = int(event.get("seq") or 0)
@@ -98,9 +92,7 @@ def render_failed(event: dict[str, Any]) -> str:
     last-seen number still advances, and the reader is told that a reload shows the change."""
     seq = int(event.get("seq") or 0)
     return (_wrap(seq, "#ws-seq", "outerHTML", f'<span id="ws-seq" hidden data-seq="{seq}"></span>')
-            + _wrap(seq, "#run-control-result", "innerHTML",
-                    f'<span class="control-result refused">Update {seq} could not be shown here; '
-                    f'reload the page to see it.</span>'))
+            + _wrap(seq, "#run-control-result", "innerHTML", _part("update_failed", {"seq": seq})))
 
 
 def _nav(run: Any) -> _Nav:
@@ -113,7 +105,7 @@ def _run_started(run: Any, seq: int, data: dict) -> list[str]:
 
 
 def _step_started(run: Any, seq: int, data: dict) -> list[str]:
-    sid = _int(data.get("step"))
+    sid = int_or_none(data.get("step"))
     if sid is None:
         return []
     row = {"id": sid, "parent": data.get("parent"), "depth": data.get("depth"), "status": "running",
@@ -125,18 +117,18 @@ def _step_started(run: Any, seq: int, data: dict) -> list[str]:
     return [
         _wrap(seq, "#step-rows", "beforeend", html),
         _wrap(seq, "#no-steps", "delete", ""),
-        _wrap(seq, "#step-count", "innerHTML", str(_int(total) or 0)),
-        _wrap(seq, "#run-steps", "innerHTML", f"{intcomma(_int(total) or 0)} steps"),   # the header's total
+        _wrap(seq, "#step-count", "innerHTML", str(int_or_none(total) or 0)),
+        _wrap(seq, "#run-steps", "innerHTML", f"{intcomma(int_or_none(total) or 0)} steps"),   # the header's total
         _wrap(seq, "#run-status", "innerHTML", _status_html(run, "running", detail=f"step {sid}")),
     ]
 
 
 def _completion_delta(run: Any, seq: int, data: dict) -> list[str]:
-    sid = _int(data.get("step"))
+    sid = int_or_none(data.get("step"))
     if sid is None:
         return []
     text = escape(str(data.get("text") or ""))
-    at = _int(data.get("at"))
+    at = int_or_none(data.get("at"))
     if at is None:   # an event persisted before pieces carried their offset
         return [_wrap(seq, f"#live-{sid}-completion", "beforeend", text)]
     # the page's script places the piece at its offset in the step's live text (see ide.js),
@@ -147,7 +139,7 @@ def _completion_delta(run: Any, seq: int, data: dict) -> list[str]:
 
 
 def _completion(run: Any, seq: int, data: dict) -> list[str]:
-    sid = _int(data.get("step"))
+    sid = int_or_none(data.get("step"))
     if sid is None:
         return []
     text = str(data.get("completion") or "")
@@ -169,12 +161,12 @@ def _stale(seq: int, sid: int) -> str:
 
 
 def _program(run: Any, seq: int, data: dict) -> list[str]:
-    sid = _int(data.get("step"))
+    sid = int_or_none(data.get("step"))
     return [_stale(seq, sid)] if sid is not None else []
 
 
 def _effect(run: Any, seq: int, data: dict) -> list[str]:
-    sid = _int(data.get("step"))
+    sid = int_or_none(data.get("step"))
     eff = data.get("effect") or {}
     if sid is None or sid < 0:
         return []
@@ -190,7 +182,7 @@ def _effect(run: Any, seq: int, data: dict) -> list[str]:
 
 
 def _step_finished(run: Any, seq: int, data: dict) -> list[str]:
-    sid = _int(data.get("step"))
+    sid = int_or_none(data.get("step"))
     if sid is None:
         return []
     status = stepinfo.row_status("completed", data.get("error"), data.get("continued_by"),
@@ -208,7 +200,7 @@ def _step_finished(run: Any, seq: int, data: dict) -> list[str]:
         _wrap(seq, f"#step-{sid}-ms", "outerHTML",
               f'<span class="r-ms" id="step-{sid}-ms" style="--w: {int(bar)}">{ms}</span>'),
         _wrap(seq, f"#step-{sid}-cont", "outerHTML",
-              f'<span hidden id="step-{sid}-cont" data-cont="{_int(cont) if cont is not None else ""}"></span>'),
+              f'<span hidden id="step-{sid}-cont" data-cont="{int_or_none(cont) if cont is not None else ""}"></span>'),
         _wrap(seq, f"#detail-{sid}-status", "innerHTML", status),
         _wrap(seq, f"#detail-{sid}-ms", "innerHTML", ms),
         _wrap(seq, f"#live-{sid}", "delete", ""),
@@ -223,7 +215,7 @@ def _step_finished(run: Any, seq: int, data: dict) -> list[str]:
 
 def _paused(run: Any, seq: int, data: dict) -> list[str]:
     pause = dict(data)
-    sid = _int(data.get("step"))
+    sid = int_or_none(data.get("step"))
     info = stepinfo.status_info(run, pause=pause, status="paused")
     panel = _part("pause_panel", {"status": info, "nav": _nav(run), "controls": _controls(run)})
     out = [
@@ -237,7 +229,7 @@ def _paused(run: Any, seq: int, data: dict) -> list[str]:
 
 
 def _resumed(run: Any, seq: int, data: dict) -> list[str]:
-    sid = _int(data.get("step"))
+    sid = int_or_none(data.get("step"))
     action = str(data.get("action") or "")
     out = [_wrap(seq, "#pause-panel", "innerHTML", "")]
     if action != "stop":
@@ -271,7 +263,7 @@ def _run_failed(run: Any, seq: int, data: dict) -> list[str]:
 
 
 def _diverged(run: Any, seq: int, data: dict) -> list[str]:
-    sid = _int(data.get("step"))
+    sid = int_or_none(data.get("step"))
     what = f"diverged at step {sid}: {data.get('what') or ''}"
     return [_wrap(seq, "#run-status", "innerHTML", _status_html(run, "failed", detail=what[:200]))]
 

@@ -134,10 +134,6 @@ class Window:
     def last(self) -> Optional[int]:
         return self.rows[-1]["id"] if self.rows else None
 
-    @property
-    def at_tail(self) -> bool:
-        return self.later == 0
-
 
 def _finish_window(run: Run, steps: list[Step], selected: Optional[int]) -> Window:
     w = Window(rows=_rows(run, steps), selected=selected)
@@ -378,7 +374,7 @@ def _tab_source(d: dict, nav: Any, step: Step, request: Any) -> None:
     sel_ok = bool(re.fullmatch(r"\d+-\d+", sel))
     d["sel"] = sel if sel_ok else ""
     d["error_span"] = step.error_span
-    d["err_line"] = _int((step.error_span or {}).get("line"))
+    d["err_line"] = int_or_none((step.error_span or {}).get("line"))
     program = step.program_text()
     if program:
         text, segs = program, list(step.provenance or [])
@@ -391,7 +387,7 @@ def _tab_source(d: dict, nav: Any, step: Step, request: Any) -> None:
         d["source_kind"] = "prefix + completion so far"
     focus = int(sel.split("-")[0]) if sel_ok else None
     if focus is None and d["err_line"]:
-        focus = _line_offset(text, d["err_line"]) + max(0, (_int((step.error_span or {}).get("col")) or 1) - 1)
+        focus = _line_offset(text, d["err_line"]) + max(0, (int_or_none((step.error_span or {}).get("col")) or 1) - 1)
     d["source"] = _lines_html(text, segs, focus)
     d["legend"] = _legend(segs)
 
@@ -427,7 +423,8 @@ def _tab_value(d: dict, nav: Any, step: Step, request: Any) -> None:
     d["error_span"] = step.error_span
 
 
-def _int(x: Any) -> Optional[int]:
+def int_or_none(x: Any) -> Optional[int]:
+    """``int(x)``, or None for what is not a whole number (event payloads, query values)."""
     try:
         return int(x)
     except (TypeError, ValueError):

@@ -85,10 +85,6 @@ class GlobalsStore:
             self._state = self._state.assoc(key, rest)
             return value[0]
 
-    def replace_all(self, state: Map) -> None:
-        with self._lock:
-            self._state = state
-
     # --- the run record -------------------------------------------------------------------------
     def to_json(self) -> dict[str, str]:
         """``{"edn": "<printed map>"}``: JSON for the run record, Spell text inside."""

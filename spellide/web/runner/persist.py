@@ -16,7 +16,8 @@ the database before any client sees it, which is what lets a consumer fill a gap
 reconnect, a dropped message) from the database. Writing in the run's thread avoids a thread
 hand-off (a GIL hand-off) per event: measured on the 1,000-step bench, it cut the IDE's
 overhead from about 16 s to about 10 s and the event -> browser p95 from ~110 ms to ~70 ms
-against a writer thread ("thread" mode, SPELLIDE_PERSIST_MODE=thread, kept for comparison).
+against a writer thread (a mode since removed). "sync" mode writes each event at once (tests,
+and rebuilding a run from its events).
 
 The run's process appends executed effects to the run's effect journal before it goes on
 (``spellide/spell/journal.py``), so a crash between an effect and its batch's commit cannot
@@ -30,8 +31,6 @@ edited texts, long effect arguments) are stored as ``ProgramVersion`` deltas and
 from __future__ import annotations
 
 import logging
-import os
-import queue
 import threading
 import time
 from datetime import datetime, timezone
@@ -49,15 +48,11 @@ from .broadcast import broadcaster
 
 log = logging.getLogger("spellide.runner")
 
-BATCH = 500
 BATCH_INLINE = 64
 MAX_DELAY = 0.025    # seconds an event may wait for its batch (inline mode)
-DEFAULT_MODE = os.environ.get("SPELLIDE_PERSIST_MODE", "inline")
 # events written at once (inline mode): a step's start, pauses and the end of the run
 FLUSH_NOW = frozenset({ev.RUN_STARTED, ev.STEP_STARTED, ev.PAUSED, ev.RESUMED, ev.RUN_FINISHED,
                        ev.RUN_FAILED, ev.DIVERGED})
-BACKLOG_HIGH = 18   # queued events above which the run waits for the writer...
-BACKLOG_LOW = 6     # ...until this many are left
 
 
 def _dt(ts: float) -> datetime:
@@ -157,21 +152,16 @@ class RunPersister:
         # whether more of the run's events already wait to be taken (set by whoever relays them)
         self.behind: Callable[[], bool] = lambda: False
         # "inline": written by the run's own thread, a batch per step (the default: no thread
-        # hand-offs per event); "thread": queued to a writer thread; "sync": one write per event.
-        self.mode = mode or (DEFAULT_MODE if threaded else "sync")
-        self._threaded = self.mode == "thread"
-        self._q: "queue.Queue[Optional[ev.Event]]" = queue.Queue()
-        self._drained = threading.Condition()
-        self._thread: Optional[threading.Thread] = None
+        # hand-offs per event); "sync": one write per event.
+        self.mode = mode or ("inline" if threaded else "sync")
+        if self.mode not in ("inline", "sync"):
+            raise ValueError(f"unknown persist mode {self.mode!r}")
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)   # the flusher waits on it for pending events
         self._pending: list[ev.Event] = []
         self._pending_since = 0.0
         self._flusher: Optional[threading.Thread] = None
         self._closing = threading.Event()
-        if self._threaded:
-            self._thread = threading.Thread(target=self._loop, name=f"spellide-persist-{run.pk}", daemon=True)
-            self._thread.start()
 
     # the listener the run's events go to (the thread relaying its process)
     def __call__(self, event: ev.Event) -> None:
@@ -196,21 +186,10 @@ class RunPersister:
                         self._flusher.start()
                     self._wake.notify()
             return
-        if self._threaded:
-            self._q.put(event)
-            if self._q.qsize() > BACKLOG_HIGH:
-                # Back-pressure: let the writer catch up (waiting releases the GIL, which a
-                # CPU-bound run would otherwise hold for most of each switch interval), so
-                # what a viewer sees lags the run by a bounded number of events.
-                with self._drained:
-                    while (self._q.qsize() > BACKLOG_LOW and self._thread is not None
-                           and self._thread.is_alive()):
-                        self._drained.wait(0.05)
-        else:
-            self._write([event])
+        self._write([event])
 
     def close(self, timeout: Optional[float] = None) -> None:
-        """Write everything queued, then stop the writer thread."""
+        """Write everything pending, then stop the flusher thread."""
         if self.mode == "inline":
             self._closing.set()
             with self._lock:
@@ -219,11 +198,6 @@ class RunPersister:
             if self._flusher is not None:
                 self._flusher.join(timeout)
                 self._flusher = None
-            return
-        if self._thread is not None:
-            self._q.put(None)
-            self._thread.join(timeout)
-            self._thread = None
 
     def _flush_locked(self) -> None:
         if not self._pending:
@@ -251,34 +225,6 @@ class RunPersister:
                         self._wake.wait(due)
                         continue
                     self._flush_locked()
-        finally:
-            connection.close()
-
-    def _loop(self) -> None:
-        try:
-            stop = False
-            while not stop:
-                first = self._q.get()
-                if first is None:
-                    break
-                batch = [first]
-                while len(batch) < BATCH:
-                    try:
-                        nxt = self._q.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is None:
-                        stop = True
-                        break
-                    batch.append(nxt)
-                try:
-                    self._write(batch)
-                except Exception as e:  # keep draining so the run is never blocked by us
-                    log.exception("persisting events of run %s failed", self.run.public_id)
-                    self.error = e
-                if self._q.qsize() <= BACKLOG_LOW:
-                    with self._drained:
-                        self._drained.notify_all()
         finally:
             connection.close()
 

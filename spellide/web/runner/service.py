@@ -32,6 +32,7 @@ from ..models import ACTIVE_STATUSES, Run, Step
 from .controller import ActResult, IdeController, check_parse
 from .journal import journal_path, read_journal, remove_journal
 from .persist import RunPersister, load_events
+from .pids import pid_alive
 
 log = logging.getLogger("spellide.runner")
 
@@ -338,16 +339,6 @@ def control(run: Run, action: str, text: Optional[str] = None, author: Optional[
 
 
 # --- restarts -------------------------------------------------------------------------------
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def mark_interrupted_runs() -> int:
     """Runs left queued/running/paused by a server process that is gone become interrupted.
 
@@ -364,7 +355,7 @@ def mark_interrupted_runs() -> int:
             w_host, w_pid = parts[0], parts[1]
             if w_host != host:
                 continue
-            if w_pid.isdigit() and int(w_pid) != int(pid) and _pid_alive(int(w_pid)):
+            if w_pid.isdigit() and int(w_pid) != int(pid) and pid_alive(int(w_pid)):
                 continue
         marked += Run.objects.filter(pk=r.pk, status__in=ACTIVE_STATUSES).update(
             status=Run.Status.INTERRUPTED, pause=None, worker="",

@@ -24,6 +24,7 @@ from spellide.web import program_tree as ptree
 from spellide.web.highlight import highlight
 from spellide.web.models import Effect, Run, Step
 from spellide.web import access, stepinfo
+from spellide.web.views import is_htmx
 
 WINDOW = 60             # step rows rendered around the selected step
 MAX_WINDOW = 200        # the most rows one window request returns
@@ -49,9 +50,6 @@ class Nav:
     base: str
     readonly: bool
     token: Optional[str] = None
-
-    def step_url(self, step_id: int) -> str:
-        return f"{self.base}/steps/{step_id}/"
 
 
 def _resolve(request: HttpRequest, public_id: Any = None, token: Optional[str] = None) -> Nav:
@@ -79,10 +77,6 @@ def _public(view: Callable) -> Callable:
         return view(request, *args, **kwargs)
 
     return login_not_required(wrapper)
-
-
-def _is_htmx(request: HttpRequest) -> bool:
-    return request.headers.get("HX-Request") == "true"
 
 
 def _controls(nav: Nav, user: Any) -> dict[str, Optional[str]]:
@@ -159,13 +153,13 @@ def run_page(request: HttpRequest, public_id: Any = None, step_id: Optional[int]
         if step is None and request.resolver_match and "step_id" in (request.resolver_match.kwargs or {}):
             raise Http404("No such step")
     detail = stepinfo.detail_context(nav, step, tab, request) if step is not None else None
-    if _is_htmx(request) and request.GET.get("part") == "detail":
+    if is_htmx(request) and request.GET.get("part") == "detail":
         return render(request, "spellide/parts.html#step_detail", _detail_ctx(request, nav, detail))
     window = stepinfo.window_around(run, step.step_id if step else None, WINDOW)
     ctx = _detail_ctx(
         request, nav, detail, window=window, tab=tab, status=stepinfo.status_info(run),
         lineage=stepinfo.lineage(run, request.user, nav.token), view="steps",
-        ws_url=None if nav.token else f"/ws/runs/{run.public_id}/?last_seq={run.last_seq}")
+        ws_url=None if nav.token else run.ws_path())
     return render(request, "spellide/run_page.html", ctx)
 
 
@@ -273,7 +267,7 @@ def run_setup(request: HttpRequest, public_id: Any = None, token: Optional[str] 
 def _run_view(request: HttpRequest, nav: Nav, ctx: dict) -> HttpResponse:
     """A run-wide view (effects, forks, setup): the partial for htmx, else the whole page
     around it (header, status, the steps pane) without the live socket."""
-    if _is_htmx(request):
+    if is_htmx(request):
         return render(request, f"spellide/parts.html#{ctx['view']}_view", ctx)
     run = nav.run
     ctx.update(status=stepinfo.status_info(run), controls=_controls(nav, request.user),
