@@ -153,7 +153,8 @@ def _pr(form: Any) -> str:
     return pr_str(form)
 
 
-def _kind(row: dict) -> str:
+def row_kind(row: dict) -> str:
+    """The display kind of one row of the core's edit trace."""
     if row.get("role") == "marker":
         return MARKER
     return _KINDS.get((row["op"], row.get("by")), _DEFAULT_KIND.get(row["op"], CHANGED))
@@ -203,7 +204,7 @@ def rows_from_trace(trace: dict, old_form: Any, old_text: str, new_form: Any, ne
                         rows.append(Row(KEPT, old=FormRef(i, of[i], os_[i], old_text),
                                         new=FormRef(j, nf[j], ns[j], new_text), section=name))
                 continue
-            rows.append(Row(_kind(r), old=_ref(r.get("old"), of, os_, old_text),
+            rows.append(Row(row_kind(r), old=_ref(r.get("old"), of, os_, old_text),
                             new=_ref(r.get("new"), nf, ns, new_text), by=_by(r, r["op"], old_text, os_),
                             author=r.get("author"), at=r.get("at"), section=name))
     return rows

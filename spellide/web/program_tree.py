@@ -71,6 +71,8 @@ class TreeNode:
     more_from: int = 0                # for kind "more": the hidden children's index range
     more_to: int = 0
     depth: int = 0
+    change: str = ""                  # how this form came into the program (the edit trace)
+    change_label: str = ""
 
     @property
     def label(self) -> str:

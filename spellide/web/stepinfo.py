@@ -18,7 +18,7 @@ from django.db.models.functions import Substr
 
 from spellide.web import program_tree as ptree
 from spellide.web.demos import list_demos
-from spellide.web.diff import LABELS, diff_programs
+from spellide.web.diff import LABELS, diff_programs, row_kind
 from spellide.web.highlight import MAX_HIGHLIGHT_CHARS, highlight_lines
 from spellide.spell.api import PROMPT_VERSION, effect_namespaces, prompt_digest, system_prompt, transports
 from spellide.web.models import Edit, Effect, Run, RunEvent, Step
@@ -181,6 +181,29 @@ def tree_text(step: Step) -> tuple[str, bool]:
     if program:
         return program, False
     return step.prefix_text(), True
+
+
+def mark_changes(roots: Iterable[ptree.TreeNode], trace: Any) -> None:
+    """Label the forms the step's edit trace says were added or replaced (by the model, a
+    marker, edit time, a person, recovery), found by their span in the program."""
+    if not isinstance(trace, dict):
+        return
+    new: dict[tuple[int, int], str] = {}
+    for sec in trace.get("sections") or ():
+        for r in sec.get("rows") or ():
+            place = r.get("new")
+            if r.get("op") in ("added", "replaced") and place and place[1] is not None:
+                new[(place[1], place[2])] = row_kind(r)
+    if not new:
+        return
+    stack = list(roots)
+    while stack:
+        n = stack.pop()
+        kind = new.get((n.start, n.end)) if n.start is not None else None
+        if kind:
+            n.change, n.change_label = kind, LABELS.get(kind, kind)
+        if n.depth < 4:    # body forms are at depth 3 (quine > eval > do > form)
+            stack.extend(n.children)
 
 
 def flatten(roots: Iterable[ptree.TreeNode]) -> list[dict]:
@@ -365,6 +388,8 @@ def _tab_tree(d: dict, nav: Any, step: Step, request: Any) -> None:
     tree = ptree.build_tree(text, open_prefix=is_prefix) if text else None
     d["tree"] = tree
     d["tree_is_prefix"] = is_prefix
+    if tree is not None and not is_prefix:
+        mark_changes(tree.roots, step.edit_trace)
     d["items"] = flatten(tree.roots) if tree else []
 
 

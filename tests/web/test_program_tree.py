@@ -176,3 +176,23 @@ def test_highlighted_lines_always_reproduce_the_text(text, cuts):
     assert H.unescape(re.sub(r"<[^>]+>", "", joined)) == text
     assert all(line.count("\n") <= 1 for line in lines)
     assert "<x>" not in joined and "<b" not in re.sub(r"<(/?)(span)[^>]*>", "", joined)
+
+
+def test_the_tree_labels_the_forms_the_edit_trace_says_are_new():
+    """The tree shows who brought each new form in, from the core's edit trace of the step."""
+    from spellide.spell import api
+    from spellide.web.program_tree import build_tree
+    from spellide.web.stepinfo import flatten, mark_changes
+
+    init = '(quine completion (eval (do (def a 1) (rethink "r" 2) (quote (!call-now x (+ 1 1))))))'
+    events: list = []
+    run = api.Run(api.RunConfig(init=init, budget=None), model=api.ScriptedModel(["(def y 3) 5"]),
+                  listeners=[events.append])
+    assert api.execute_with_deep_stack(run.execute).error is None
+    [program] = [e.data for e in events if e.type == "program"]
+    tree = build_tree(program["program"])
+    mark_changes(tree.roots, program["trace"])
+    labels = {it["node"].preview: it["node"].change for it in flatten(tree.roots)
+              if "node" in it and it["node"].change}
+    assert labels == {'(think "r" 2)': "think", "(def x 2)": "injected", "(def y 3)": "appended",
+                      "5": "appended"}

@@ -469,7 +469,7 @@ def test_the_live_frames_carry_what_persisting_derived(user, monkeypatch):
     assert RunEvent.objects.get(run=run, seq=1).data["prefix"] == {"$v": Step.objects.get(run=run).prefix_version_id}
 
 
-def test_each_step_keeps_the_edit_trace_the_run_reported(user, scripted):
+def test_each_step_keeps_the_edit_trace_the_run_reported(user, scripted, client):
     """The diff tab renders the core's trace; the run's events bring it to the step row."""
     run = finish(runner.start_run(user, RunConfig(prompt="p", model=scripted(["(def a 1) (prune) '(!extend)", "2"])), "t"))
     assert run.status == Run.Status.FINISHED, run.error
@@ -481,3 +481,9 @@ def test_each_step_keeps_the_edit_trace_the_run_reported(user, scripted):
     assert program[removed[0]["old"][1]:removed[0]["old"][2]] == "(def a 1)"
     # the trace is kept on the step, not a second time in the event log
     assert all("trace" not in e.data for e in RunEvent.objects.filter(run=run, type="program"))
+    # the diff and the tree of the step show it
+    client.force_login(user)
+    diff = client.get(f"/runs/{run.public_id}/steps/1/tab/diff/").content.decode()
+    assert "pruned" in diff and "(def a 1)" in diff
+    tree = client.get(f"/runs/{run.public_id}/steps/1/tab/tree/").content.decode()
+    assert 'class="chip dk dk-appended change">appended by the model' in tree
