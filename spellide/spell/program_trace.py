@@ -120,14 +120,18 @@ class _Section:
                         if i != skip} if path is not None else {}
         # expected: (how, old index or None, marker index or None, added form or None)
         self.expected: list[tuple[str, Optional[int], Optional[int], Any]] = []
+        base = path or ()
+        depth = len(base)
+        # the children (by index) that edit time rewrote, or changed something inside
+        rewritten = {p[depth] for p in trace.rewritten if len(p) == depth + 1 and p[:depth] == base}
+        touched = {p[depth] for p in trace.touched if len(p) > depth and p[:depth] == base}
+        append = self.expected.append
         for o in origins:
-            if isinstance(o, tuple):
-                self.expected.append(("think", None, o[1] - offset, None))
+            if o.__class__ is tuple:
+                append(("think", None, o[1] - offset, None))
             elif o != skip:
-                child = (path or ()) + (o,)
-                how = ("persist" if child in trace.rewritten else
-                       "markers" if child in trace.touched else "kept")
-                self.expected.append((how, o - offset, None, None))
+                how = "kept" if o not in touched else "persist" if o in rewritten else "markers"
+                append((how, o - offset, None, None))
         if name == "body":
             for by, form in trace.added:
                 self.expected.append((by, None, None, form))
