@@ -142,6 +142,8 @@ def test_pure_namespaces_are_declared_by_their_existing_registration():
     assert namespaces.arity_of(lambda ctx, env, a, b=1: 0, skip=2) == (1, 2)
     assert namespaces.arity_of(lambda *xs: 0) == (0, None)
     assert "math" not in [ns.name for ns in namespaces.effect_namespaces()]
+    core = namespaces.load()["builtins"]      # the core functions, from their @builtin registrations
+    assert not core.effect and core.fn("count").arity == (1, 1) and core.fn("count").doc
 
 
 def test_the_system_prompt_lists_the_declared_effect_namespaces():

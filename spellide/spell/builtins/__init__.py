@@ -103,4 +103,8 @@ def core_table() -> dict:
     ns = Map(docs)
     dict.__setitem__(ns, Keyword("docs"), docs)
     table[Symbol("builtins")] = ns
+    declare(Namespace("builtins", "The core functions, special forms and macros every program sees "
+                                  "(unqualified: (count xs), not builtins/count).",
+                      [Fn(name, arity_of(b.fn, 2 if b.needs_ctx else 0), b.doc) for name, b in sorted(CORE.items())],
+                      effect=False))
     return table
