@@ -13,7 +13,7 @@ fails when they do). What a client can do, by group (the names are listed in ``_
   ``RecordedEdit``, ``EffectRecord``) for replay, forks and resume, also as a trace directory
   in the reference's layout (``write_trace_dir``, ``import_trace_dir``);
 * **forms**: read (``read_all``, ``read_all_spans``, ``read_one``), print (``pr_str``),
-  pretty-print (``pformat``), analyse (``split_program``, ``balance_open``) and the value types
+  analyse (``split_program``, ``balance_open``, ``assemble``) and the value types
   a reader returns (``Symbol``, ``Keyword``, ``List``, ``Vector``, ``Map``, ``Set``, ``Char``,
   ``Regex``, ``Span``); errors carry what and where (``SpellError``, ``ReadError``);
 * **evaluation without a machine** (tools, baselines): ``evaluate``, ``make_context``,
@@ -168,7 +168,7 @@ _EXPORTS: dict[str, str] = {
     "write_trace_dir": "trace", "import_trace_dir": "trace",
     # forms
     "read_all": "reader", "read_all_spans": "reader", "read_one": "reader",
-    "pr_str": "printer", "pformat": "pretty",
+    "pr_str": "printer", "assemble": "assembly",
     "split_program": "analysis", "balance_open": "analysis",
     "Symbol": "data", "Keyword": "data", "List": "data", "Vector": "data", "Map": "data",
     "Set": "data", "Char": "data", "Regex": "data", "Span": "data", "Builtin": "data",
@@ -217,6 +217,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # the same names, for type checkers and editors
     from . import events
     from .analysis import balance_open, split_program
+    from .assembly import assemble
     from .data import Builtin, Char, Keyword, List, Map, Regex, Set, Span, Symbol, Vector
     from .edits import MARKERS, THINK, EditTrace, apply_edits, build_init
     from .program_trace import BY as TRACE_BY, opcodes, trace_program
@@ -230,7 +231,6 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from .namespaces import Fn as NamespaceFn, Namespace, declare as declare_namespace, effect_namespaces
     from .models.local import NoLiveModel, ScriptedModel
     from .models.profiles import get_model, load_profiles
-    from .pretty import pformat
     from .printer import pr_str
     from .process import ProcessRun, RunProcessDied, RunProcessFailed
     from .prompts import PROMPT_VERSION, prompt_digest, system_prompt, transports

@@ -1,21 +1,10 @@
-"""The facade's form tools: pretty-printing reads back as the same form; the program's parts."""
+"""The facade's program analysis: the parts of a program and closing an open prefix."""
 
 from spellide.spell import api
 
 PROGRAM = ('(quine completion (eval (do (def x {:a 1 :b [1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18]}) '
            '(defn f [a b] (let [c (+ a b)] (* c c c c c c c c c c c c c c c c))) "a \\"quoted\\" string" '
            '#{:k} (quote (!extend)))))')
-
-
-def test_pformat_round_trips_and_respects_the_width():
-    form = api.read_one(PROGRAM)
-    for width in (10, 40, 80, 200):
-        text = api.pformat(form, width)
-        assert api.read_one(text) == form
-        if width >= 40:   # narrower than its atoms and indentation, a program cannot be
-            assert max(len(line) for line in text.splitlines()) <= width
-    assert api.pformat(api.read_one("(+ 1 2)")) == "(+ 1 2)"
-    assert api.pformat(form, 40).splitlines()[:3] == ["(quine completion", "  (eval", "    (do"]
 
 
 def test_split_program_and_balance_open():
