@@ -50,8 +50,7 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 
-from spellide.spell.api import RunConfig  # noqa: E402
-from spellide.spell.machine import Run as SpellRun, execute_with_deep_stack  # noqa: E402
+from spellide.spell.api import Run as SpellRun, RunConfig, execute_with_deep_stack  # noqa: E402
 from spellide.web import runner  # noqa: E402
 from spellide.web.asgi import application  # noqa: E402
 from spellide.web.models import Effect, ProgramVersion, Run, RunEvent  # noqa: E402

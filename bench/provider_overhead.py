@@ -30,9 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from spellide.spell.models.base import ModelRequest  # noqa: E402
-from spellide.spell.models.profiles import get_model  # noqa: E402
-from spellide.spell.prompts import system_prompt  # noqa: E402
+from spellide.spell.api import ModelRequest, get_model, system_prompt  # noqa: E402
 from tests.providers.servers import ModelServer, Reply  # noqa: E402
 
 KEY_ENV = "SPELLIDE_BENCH_FAKE_KEY"

@@ -25,9 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import sexpdata  # noqa: E402
 
-from spellide.spell.assembly import assemble  # noqa: E402
-from spellide.spell.edits import carry_quine_prefix  # noqa: E402
-from spellide.spell.reader import read_all, read_one  # noqa: E402
+from spellide.spell.api import assemble, carry_quine_prefix, read_all, read_one  # noqa: E402
 
 _SYMBOLS = ["def", "let", "map", "reduce", "fn", "x", "acc", "str/join", "+", "<=", "valid?",
             "get-in", "assoc", "items", "!llm-self", "think"]

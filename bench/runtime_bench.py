@@ -30,13 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from spellide.spell import events as ev  # noqa: E402
-from spellide.spell.api import RunConfig  # noqa: E402
-from spellide.spell.machine import Run, execute_with_deep_stack  # noqa: E402
-from spellide.spell.models.base import Completion, ModelRequest, Usage  # noqa: E402
-from spellide.spell.record import Record  # noqa: E402
-from spellide.spell.reader import read_one  # noqa: E402
-from spellide.spell.evaluator import evaluate  # noqa: E402
+from spellide.spell.api import (Completion, ModelRequest, Record, Run, RunConfig, Usage,  # noqa: E402
+                                events as ev, evaluate, execute_with_deep_stack, read_one)
 
 
 def growing_completion(i: int, steps: int) -> str:
@@ -85,9 +80,9 @@ def timed_run(steps: int, **kw) -> tuple[float, list[float], Run, object]:
 def bare_eval_times(programs: list[str]) -> tuple[list[float], list[float]]:
     """Baseline: read + evaluate each program with no machine around it (effects unbound);
     returns the read+evaluate times and the evaluate-only times."""
-    from spellide.spell.evaluator import core_builtins, make_context
+    from spellide.spell.api import core_builtins, make_context
     import immutables
-    from spellide.spell.data import Symbol, Builtin
+    from spellide.spell.api import Symbol, Builtin
     both, alone = [], []
     noop_eval = Builtin("eval", lambda x: x)
     for text in programs:
@@ -218,7 +213,7 @@ def section_3(n: int, repeats: int) -> None:
     k = n // 2
     print(f"\n== 3. strict replay of a recorded {n}-step run, and a fork of it from step {k}, vs "
           f"the original (median of {repeats})")
-    from spellide.spell.models.local import NoLiveModel
+    from spellide.spell.api import NoLiveModel
     orig, replay, fork = [], [], []
     for _ in range(repeats):
         wall, _, run, result = timed_run(n)

@@ -1,16 +1,51 @@
-"""The public API of the Spell core: configure a run, observe it, steer it, get its result.
+"""The public API of the Spell core: the one module anything outside ``spellide/spell/`` imports.
 
-The IDE and the CLI use only this module, ``events`` and ``record``; they never reach into
-the evaluator. A run executes synchronously in the calling thread (``process.ProcessRun``
-executes it in a child process instead, as the IDE does); a ``Controller`` is asked at every
-pause point what to do next, which is how a person pauses, hand-edits, steps, approves effects
-and stops a run.
+The IDE (``spellide/web``), the benchmarks and any other program built on the core import from
+here only, never from ``machine``, ``reader``, ``evaluator`` & co. (``tests/test_architecture.py``
+fails when they do). What a client can do, by group (the names are listed in ``__all__``):
+
+* **runs**: configure (``RunConfig``, ``Breakpoints``), start in this thread (``Run``,
+  ``execute_with_deep_stack``) or in a child process (``ProcessRun``), steer at pause points
+  (``Controller``, ``PausePoint``, ``Decision`` and the pause-kind and action constants
+  defined here) and get the result (``RunResult``);
+* **observation**: the event stream (``events``: the event type constants, ``Event``), the
+  effect journal (``EffectJournal``, ``read_journal``) and run records (``Record``,
+  ``RecordedEdit``, ``EffectRecord``) for replay, forks and resume, also as a trace directory
+  in the reference's layout (``write_trace_dir``, ``import_trace_dir``);
+* **forms**: read (``read_all``, ``read_all_spans``, ``read_one``), print (``pr_str``),
+  analyse (``split_program``, ``balance_open``, ``assemble``) and the value types
+  a reader returns (``Symbol``, ``Keyword``, ``List``, ``Vector``, ``Map``, ``Set``, ``Char``,
+  ``Regex``, ``Span``); errors carry what and where (``SpellError``, ``ReadError``);
+* **evaluation without a machine** (tools, baselines): ``evaluate``, ``make_context``,
+  ``core_builtins``, ``Builtin``;
+* **the language's vocabulary**: the edit markers (``MARKERS``; ``THINK``, the note a
+  ``rethink`` leaves) and their application
+  (``apply_edits``); the **edit trace** of a program version, which forms each marker, edit
+  time, the model, a person or recovery removed, replaced or added (``trace_program``,
+  ``EditTrace``, the ``TRACE_BY`` words, ``opcodes`` for aligning sequences);
+  ``build_init`` (the root program of a prompt);
+* **namespaces**: each namespace declared once (``Namespace``, ``NamespaceFn``,
+  ``declare_namespace``; ``effect_namespaces`` lists the effect ones with their docs);
+* **models**: ``resolve_model``, profiles (``load_profiles``, ``get_model``), the model
+  interface (``Model``, ``ModelRequest``, ``Completion``, ``Usage``, ``ModelError``), a
+  model that answers from a list (``ScriptedModel``), the model that answers from a record
+  only (``NoLiveModel``) and the versioned system prompts
+  (``system_prompt``, ``prompt_digest``, ``transports``, ``PROMPT_VERSION``).
+
+The run-control vocabulary is defined in this module itself (the machine imports it from
+here); everything else is defined in its own core module and resolved on first use, so
+importing the API stays cheap and the core's modules can import this one without a cycle.
+
+A run executes synchronously in the calling thread (``ProcessRun`` executes it in a child
+process instead, as the IDE does); a ``Controller`` is asked at every pause point what to do
+next, which is how a person pauses, hand-edits, steps, approves effects and stops a run.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field, asdict
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 # Pause point kinds.
 BEFORE_MODEL = "before_model"          # text = the prefix; an edit replaces the prefix
@@ -119,16 +154,6 @@ class Controller:
         answers stop) and any later one."""
 
 
-# --- run bundles (the format; the IDE writes them) -------------------------------------------
-from .bundle import (FORMAT as BUNDLE_FORMAT, MAX_BUNDLE_BYTES, VERSION as BUNDLE_VERSION, BundleError,  # noqa: E402
-                     TextTable as BundleTexts, check as check_bundle, digest as text_digest,
-                     dumps as dump_bundle, loads as load_bundle_bytes, load as load_bundle)
-
-# --- traces and events (for importing a reference trace as a run) -----------------------------
-from .events import (COMPLETION, EFFECT, PROGRAM, RUN_FAILED, RUN_FINISHED, RUN_STARTED,  # noqa: E402
-                     STEP_FINISHED, STEP_STARTED, Event)
-from .trace import import_trace_dir  # noqa: E402
-
 @dataclass
 class ReadProblem:
     """Why a text does not read: the reader's message and where (1-based line and column)."""
@@ -157,8 +182,109 @@ def init_problem(text: str, allow_multiple_top_level: bool = False) -> Optional[
                            spans[1].line, spans[1].col)
     return None
 
-# Reading programs for people: layout and prefix checks (pure text functions, no run needed).
-from .pretty import Layout, pretty_forms, pretty_str, pretty_text  # noqa: E402
-from .prefix import check_prefix  # noqa: E402
-from .errors import ReadError, SpellError  # noqa: E402
-from .models.sent import MissingText, rebuild_request  # noqa: E402
+
+# --- the rest of the surface, defined in the core's modules --------------------------------
+# name -> module (relative to this package) that defines it; ``events`` is the module itself.
+_EXPORTS: dict[str, str] = {
+    # runs
+    "Run": "machine", "RunResult": "machine", "execute_with_deep_stack": "machine",
+    "resolve_model": "machine",
+    "ProcessRun": "process", "RunProcessDied": "process", "RunProcessFailed": "process",
+    # observation
+    "events": "events", "Event": "events",
+    "RUN_STARTED": "events", "STEP_STARTED": "events", "COMPLETION": "events", "PROGRAM": "events",
+    "EFFECT": "events", "STEP_FINISHED": "events", "RUN_FINISHED": "events", "RUN_FAILED": "events",
+    "EffectJournal": "journal", "read_journal": "journal",
+    "Record": "record", "RecordedEdit": "record", "EffectRecord": "effects.cache",
+    "write_trace_dir": "trace", "import_trace_dir": "trace",
+    # run bundles: the format (the IDE writes them; replay:FILE reads them)
+    "BUNDLE_FORMAT": "bundle", "BUNDLE_VERSION": "bundle", "MAX_BUNDLE_BYTES": "bundle",
+    "BundleError": "bundle", "BundleTexts": "bundle", "check_bundle": "bundle", "text_digest": "bundle",
+    "dump_bundle": "bundle", "load_bundle_bytes": "bundle", "load_bundle": "bundle",
+    # forms
+    "read_all": "reader", "read_all_spans": "reader", "read_one": "reader",
+    "pr_str": "printer", "assemble": "assembly", "carry_quine_prefix": "edits",
+    "pretty_str": "pretty", "pretty_forms": "pretty", "pretty_text": "pretty", "Layout": "pretty",
+    "check_prefix": "prefix",
+    "split_program": "analysis", "balance_open": "analysis",
+    "Symbol": "data", "Keyword": "data", "List": "data", "Vector": "data", "Map": "data",
+    "Set": "data", "Char": "data", "Regex": "data", "Span": "data", "Builtin": "data",
+    "SpellError": "errors", "ReadError": "errors",
+    # evaluation without a machine
+    "evaluate": "evaluator", "make_context": "evaluator", "core_builtins": "evaluator",
+    # the language's vocabulary
+    "MARKERS": "edits", "THINK": "edits", "apply_edits": "edits", "build_init": "edits",
+    "EditTrace": "edits", "trace_program": "program_trace", "opcodes": "program_trace",
+    "TRACE_BY": "program_trace",
+    # namespaces: one declaration each (namespaces.py)
+    "Namespace": "namespaces", "NamespaceFn": "namespaces", "declare_namespace": "namespaces",
+    "effect_namespaces": "namespaces",
+    # models, profiles, prompts
+    "Model": "models.base", "ModelRequest": "models.base", "Completion": "models.base",
+    "Usage": "models.base", "ModelError": "models.base", "NoLiveModel": "models.local",
+    "ScriptedModel": "models.local",
+    "load_profiles": "models.profiles", "get_model": "models.profiles",
+    "system_prompt": "prompts", "prompt_digest": "prompts", "transports": "prompts",
+    "PROMPT_VERSION": "prompts",
+    "rebuild_request": "models.sent", "MissingText": "models.sent",
+}
+
+_RENAMED = {"TRACE_BY": "BY", "NamespaceFn": "Fn", "declare_namespace": "declare",
+            "BUNDLE_FORMAT": "FORMAT", "BUNDLE_VERSION": "VERSION", "BundleTexts": "TextTable",
+            "check_bundle": "check", "text_digest": "digest", "dump_bundle": "dumps",
+            "load_bundle_bytes": "loads", "load_bundle": "load"}   # names that are shorter in their own module
+
+__all__ = sorted({
+    "BEFORE_MODEL", "AFTER_COMPLETION", "BEFORE_EFFECT", "ON_ERROR", "ON_MODEL_ERROR",
+    "CONTINUE", "STEP", "STOP", "REJECT", "CACHE_MODES",
+    "Breakpoints", "RunConfig", "PausePoint", "Decision", "Controller", "ReadProblem", "init_problem",
+    *_EXPORTS})
+
+
+def __getattr__(name: str) -> Any:
+    """Resolve a name of the surface from the core module that defines it (once)."""
+    where = _EXPORTS.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f"{__package__}.{where}")
+    value = module if name == where else getattr(module, _RENAMED.get(name, name))
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # the same names, for type checkers and editors
+    from . import events
+    from .analysis import balance_open, split_program
+    from .assembly import assemble
+    from .data import Builtin, Char, Keyword, List, Map, Regex, Set, Span, Symbol, Vector
+    from .edits import MARKERS, THINK, EditTrace, apply_edits, build_init
+    from .program_trace import BY as TRACE_BY, opcodes, trace_program
+    from .effects.cache import EffectRecord
+    from .errors import ReadError, SpellError
+    from .evaluator import core_builtins, evaluate, make_context
+    from .events import Event
+    from .journal import EffectJournal, read_journal
+    from .machine import Run, RunResult, execute_with_deep_stack, resolve_model
+    from .models.base import Completion, Model, ModelError, ModelRequest, Usage
+    from .namespaces import Fn as NamespaceFn, Namespace, declare as declare_namespace, effect_namespaces
+    from .models.local import NoLiveModel, ScriptedModel
+    from .models.profiles import get_model, load_profiles
+    from .printer import pr_str
+    from .process import ProcessRun, RunProcessDied, RunProcessFailed
+    from .prompts import PROMPT_VERSION, prompt_digest, system_prompt, transports
+    from .reader import read_all, read_all_spans, read_one
+    from .record import Record, RecordedEdit
+    from .trace import import_trace_dir, write_trace_dir
+    from .bundle import (FORMAT as BUNDLE_FORMAT, MAX_BUNDLE_BYTES, VERSION as BUNDLE_VERSION, BundleError,
+                         TextTable as BundleTexts, check as check_bundle, digest as text_digest,
+                         dumps as dump_bundle, load as load_bundle, loads as load_bundle_bytes)
+    from .edits import carry_quine_prefix
+    from .events import (COMPLETION, EFFECT, PROGRAM, RUN_FAILED, RUN_FINISHED, RUN_STARTED, STEP_FINISHED,
+                         STEP_STARTED)
+    from .models.sent import MissingText, rebuild_request
+    from .prefix import check_prefix
+    from .pretty import Layout, pretty_forms, pretty_str, pretty_text

@@ -118,7 +118,7 @@ def _config_from(args: argparse.Namespace) -> Any:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .machine import Run, execute_with_deep_stack
+    from .api import Run, execute_with_deep_stack
     cfg = _config_from(args)
     try:
         run = Run(cfg)
@@ -132,7 +132,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         except OSError as e:
             print(f"spellide: cannot write record {args.record}: {e.strerror}", file=sys.stderr)
     if args.trace_dir:
-        from .trace import write_trace_dir
+        from .api import write_trace_dir
         try:
             write_trace_dir(out, args.trace_dir)
             print(f"Trace: {args.trace_dir}", file=sys.stderr)
@@ -156,7 +156,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_trace_import(args: argparse.Namespace) -> int:
-    from .trace import import_trace_dir
+    from .api import import_trace_dir
     try:
         data = import_trace_dir(args.directory)
     except (FileNotFoundError, NotADirectoryError, ValueError) as e:
@@ -179,7 +179,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except BrokenPipeError:  # e.g. piped into head
         return EXIT_OK
     except Exception as e:  # the last line of defence: never a traceback for the user
-        from .errors import SpellError
+        from .api import SpellError
         if isinstance(e, SpellError):
             print(f"spellide: {e.message}", file=sys.stderr)
             return EXIT_FAILED

@@ -10,11 +10,14 @@ runs.
 
 from __future__ import annotations
 
+import copy
+import operator
 from functools import lru_cache
 from itertools import accumulate, islice, repeat
 from operator import add, is_
 from typing import Any, Iterator, Optional
 
+from .analysis import head_name as _head
 from .data import (Keyword, List, Map, Set, SourceLines, Span, SpellFn, StoredRef, Symbol, Vector,
                    is_number)
 from .errors import ReadError, SpellError
@@ -23,14 +26,14 @@ from .reader import read_one
 
 QUOTE = Symbol("quote")
 THINK = Symbol("think")
+QUOTE = Symbol("quote")
+THINK = Symbol("think")
+#: The edit markers (spell-language.md 5.4): words a program writes to change itself at the
+#: next edit time, and ``think``, the note a ``rethink`` leaves. Tools that colour or explain
+#: programs take the words from here.
+MARKERS = ("prune", "rethink", "persist")
 _OPAQUE = {"quote", "fn", "fn*"}
 DEFAULT_INLINE_LIMIT = 10_000
-
-
-def _head(form: Any) -> Optional[str]:
-    if isinstance(form, List) and form and isinstance(form[0], Symbol) and form[0].ns is None:
-        return form[0].name
-    return None
 
 
 @lru_cache(maxsize=4096)
@@ -102,24 +105,90 @@ def _prune_count(form: List) -> Optional[int]:
     return None
 
 
-def _process_siblings(items: list) -> list:
+class EditTrace:
+    """What edit time did to one program, recorded while the markers are applied.
+
+    The program is ``base`` (the form the edits were applied to, with the spans it was read
+    with); positions are paths of child indices into it (``()`` is ``base`` itself). For each
+    list whose children were processed, ``origins[path]`` says where each child of the edited
+    list came from: an old child index, or ``("think", i)`` for the ``(think ...)`` that the
+    ``rethink`` at index ``i`` left; ``removed[path]`` maps each old child index that a marker
+    took out to ``(marker word, the marker's index)``, the marker itself included.
+    ``rewritten`` holds the paths of forms rewritten in place (``persist``) and ``touched``
+    every path at or under which something changed. ``result`` is the edited program;
+    ``added`` lists the forms appended to its body after the markers ran, with who added them
+    (``!call-now``, ``!peek``, ``!print``).
+
+    The IDE's diff and tree render this instead of knowing what the markers do
+    (``program_trace.trace_program`` turns it into a report about two program texts).
+    """
+
+    def __init__(self, base: Any) -> None:
+        self.base = base
+        self.origins: dict[tuple, list] = {}
+        self.removed: dict[tuple, dict[int, tuple[str, int]]] = {}
+        self.rewritten: set[tuple] = set()
+        self.touched: set[tuple] = set()
+        self.added: list[tuple[str, Any]] = []
+        self.result: Any = None
+
+    def adding(self, by: str, forms: list) -> "EditTrace":
+        """This trace, with ``forms`` appended to the body by ``by`` (a copy: the edited
+        program it came with is unchanged)."""
+        out = copy.copy(self)
+        out.added = [*self.added, *((by, f) for f in forms)]
+        return out
+
+    def _touch(self, path: tuple) -> None:
+        for i in range(len(path) + 1):
+            self.touched.add(path[:i])
+
+
+def _process_siblings(items: list, trace: Optional[EditTrace] = None, path: tuple = ()) -> list:
+    """Apply ``prune`` and ``rethink`` among siblings (``items`` are a list's children after
+    its head, so item ``i`` is child ``i + 1``)."""
     acc: list = []
-    for x in items:
+    origin: list = []
+    removed: dict[int, tuple[str, int]] = {}
+    for i, x in enumerate(items, 1):
         head = _head(x)
         if head == "prune":
             k = _prune_count(x)
             if k is not None:
-                del acc[max(0, len(acc) - k):]
+                cut = max(0, len(acc) - k)
+                _note_removed(removed, origin[cut:], "prune", i)
+                removed[i] = ("prune", i)
+                del acc[cut:], origin[cut:]
                 continue
         elif head == "rethink" and len(x) >= 2:
             k, rest = 1, list(x[1:])
             if isinstance(rest[0], int) and not isinstance(rest[0], bool):
                 k, rest = rest[0], rest[1:]
-            del acc[max(0, len(acc) - k):]
+            cut = max(0, len(acc) - k)
+            _note_removed(removed, origin[cut:], "rethink", i)
+            del acc[cut:], origin[cut:]
             acc.append(List((THINK, *rest)))
+            origin.append(("think", i))
             continue
         acc.append(x)
+        origin.append(i)
+    if trace is not None:
+        if len(path) < _TRACE_DEPTH:
+            trace.origins[path] = origin
+            if removed:
+                trace.removed[path] = removed
+        if removed:
+            trace._touch(path)
     return acc
+
+
+def _note_removed(removed: dict, victims: list, word: str, marker: int) -> None:
+    """Victims are old child indices, or the ``think`` of an earlier rethink (its marker)."""
+    for v in victims:
+        removed[v[1] if isinstance(v, tuple) else v] = (word, marker)
+
+
+_TRACE_DEPTH = 3   # the quine, its (eval ...), its (do ...): levels traced form by form
 
 
 def _known(forms: Any, name: str) -> list:
@@ -184,37 +253,71 @@ def _edit_code(form: Any) -> int:
     return code
 
 
-def apply_edits(form: Any, env: Any) -> Any:
-    """One walk that applies every edit marker (spell-language.md section 5.4)."""
+def apply_edits(form: Any, env: Any, trace: Optional[EditTrace] = None, path: tuple = ()) -> Any:
+    """One walk that applies every edit marker (spell-language.md section 5.4).
+
+    A form in which no marker ran comes back as the same object (with its spans), so an
+    unchanged part of a program is not rebuilt, and whether a form needs the walk at all is
+    kept on it (``_edit_code``). With a ``trace``, what each marker did is recorded in it
+    (``path`` is ``form``'s place); below the body's forms, a change is only noted on the body
+    form that contains it."""
+    if trace is not None:
+        if len(path) >= _TRACE_DEPTH:
+            out = apply_edits(form, env)
+            if out is not form:
+                if _head(form) == "persist":
+                    trace.rewritten.add(path)
+                trace._touch(path)
+            return out
+        if isinstance(form, List) and form and _head(form) not in _OPAQUE and _head(form) != "persist":
+            new_head = apply_edits(form[0], env, trace, path + (0,))
+            tail = _process_siblings([apply_edits(x, env, trace, path + (i,))
+                                      for i, x in enumerate(form[1:], 1)], trace, path)
+            return _same_or(form, new_head, tail)
     if _edit_code(form) != _EDITED:
         return form
     if isinstance(form, List):
-        if not form:
-            return form
         head = _head(form)
-        if head in _OPAQUE:
-            return form
         if head == "persist" and len(form) in (2, 3) and isinstance(form[1], Symbol):
             name = form[1]
             if env is not None and name in env:
+                if trace is not None:
+                    trace.rewritten.add(path)
+                    trace._touch(path)
                 return List((form[0], name, quote_value(env[name])))
             return form
         new_head = apply_edits(form[0], env)
-        tail = _process_siblings([apply_edits(x, env) for x in form[1:]])
-        return List((new_head, *tail))
+        return _same_or(form, new_head, _process_siblings([apply_edits(x, env) for x in form[1:]]))
     if isinstance(form, Vector):
-        out = Vector(apply_edits(x, env) for x in form)
+        items = [apply_edits(x, env, trace, path + (i,)) if trace is not None else apply_edits(x, env)
+                 for i, x in enumerate(form)]
+        if all(map(operator.is_, items, form)):
+            return form
+        out = Vector(items)
         if getattr(form, "first_line", None) is not None:
             out.first_line = form.first_line  # type: ignore[attr-defined]
         return out
     if isinstance(form, Map):
+        pairs = [(apply_edits(k, env), apply_edits(v, env)) for k, v in form.items()]
+        if all(a is k and b is v for (a, b), (k, v) in zip(pairs, form.items())):
+            return form
         m = Map()
-        for k, v in form.items():
-            dict.__setitem__(m, apply_edits(k, env), apply_edits(v, env))
+        for k, v in pairs:
+            dict.__setitem__(m, k, v)
         return m
     if isinstance(form, Set):
-        return Set(apply_edits(x, env) for x in form)
+        items = [apply_edits(x, env) for x in form]
+        if all(map(operator.is_, items, form)):
+            return form
+        return Set(items)
     return form
+
+
+def _same_or(form: List, head: Any, tail: list) -> List:
+    """``form`` itself when neither its head nor any child changed, else the rebuilt list."""
+    if head is form[0] and len(tail) == len(form) - 1 and all(map(operator.is_, tail, form[1:])):
+        return form
+    return List((head, *tail))
 
 
 def _is_eval_do(form: Any) -> bool:
@@ -241,8 +344,14 @@ def with_body(quine: List, body_forms: list) -> List:
     return List((*quine[:-1], List((tail[0], List((do[0], *body_forms))))))
 
 
-def append_to_body(quine: List, forms: list) -> List:
-    return with_body(quine, [*quine_body(quine)[1:], *forms])
+def append_to_body(quine: List, forms: list, by: str = "edit time") -> List:
+    """The quine with ``forms`` appended to its body; an edited quine's trace goes with it,
+    noting that ``by`` added them."""
+    out = with_body(quine, [*quine_body(quine)[1:], *forms])
+    trace = getattr(quine, "edit_trace", None)
+    if trace is not None:
+        out.edit_trace = trace.adding(by, forms)  # type: ignore[attr-defined]
+    return out
 
 
 class PrefixCarry:
@@ -377,9 +486,15 @@ def serialize_quine_prefix(quine: Any) -> str:
 
 
 def edit_reopen(quine: Any, env: Any) -> List:
-    """Apply edits to the current program and return it, ready to be serialized as a prefix."""
-    edited = apply_edits(quine, env)
+    """Apply edits to the current program and return it, ready to be serialized as a prefix.
+    The result carries the ``EditTrace`` of what the markers did (``edit_trace``)."""
+    trace = EditTrace(quine)
+    edited = apply_edits(quine, env, trace)
     quine_body(edited)
+    if edited is quine:   # nothing changed: a copy carries the trace, not the program itself
+        edited = List(quine).with_spans(quine.span, quine.spans)
+    trace.result = edited
+    edited.edit_trace = trace  # type: ignore[attr-defined]
     return edited
 
 

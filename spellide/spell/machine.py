@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional
 
 import immutables
 
-from . import api, edits
+from . import api, edits, namespaces, program_trace
 from . import events as ev
 from .api import (AFTER_COMPLETION, BEFORE_EFFECT, BEFORE_MODEL, ON_ERROR, ON_MODEL_ERROR,
                   Controller, Decision, PausePoint, RunConfig)
@@ -157,35 +157,33 @@ class Run:
         # The last prefix printed from a quine, with what reading it gives: the next program
         # starts with it, so only the completion is read (see edits.carry_quine_prefix).
         self._carry: Optional[edits.PrefixCarry] = None
+        self._edit_traces: dict[Any, Any] = {}   # prefix text or step -> the EditTrace that made it
         self._builtins = {**core_builtins(), **turn_builtins()}
         self._effects = self._make_effects()
         self._eval = make_eval(self._effects)
+        declared = [ns for ns in namespaces.effect_namespaces() if ns.bound]
         gated = {n: _GATED_HINT.format(ns=n)
-                 for n in ("io", "globals", "agents", "web", *self._extra_namespaces)}
-        if config.workspace is None:
-            gated["io"] = "io/ is not available in this run (no workspace was given)"
+                 for n in (*(ns.name for ns in declared), "agents", "web", *self._extra_namespaces)}
+        for ns in declared:
+            if not ns.enabled(config):
+                gated[ns.name] = ns.unavailable or f"{ns.name}/ is not available in this run"
         self._gated = gated
 
     # --- effects ---------------------------------------------------------------------------
     def _make_effects(self) -> dict:
-        from .effects.globals import GlobalsStore, make_globals_namespace
+        """The effect builtins of this run: the model calls and every declared effect
+        namespace its settings enable (``namespaces.py``), each function through the gate."""
         effects: dict[Any, Any] = {
             Symbol("!llm-self"): Builtin("!llm-self", self._llm_self, needs_ctx=True, tail_aware=True),
             Symbol("leaf-llm"): Builtin("leaf-llm", self._leaf_llm, needs_ctx=True),
         }
-        self.globals = GlobalsStore()
-        namespaces = {"globals": make_globals_namespace(self.globals, self._apply_spell_fn)}
-        if self.config.workspace is not None:
-            from .effects.io import make_io_namespace
-            namespaces["io"] = make_io_namespace(self.config.workspace,
-                                                 allow_shell=self.config.allow_shell,
-                                                 shell_timeout=self.config.shell_timeout)
-        namespaces.update(self._extra_namespaces)
-        for ns, fns in namespaces.items():
-            table = Map()
-            for name, fn in fns.items():
-                dict.__setitem__(table, kw(name), self.gate.builtin(f"{ns}/{name}", fn))
-            effects[Symbol(ns)] = table
+        setup = namespaces.Setup(self.config, self._apply_spell_fn)
+        for ns in namespaces.effect_namespaces():
+            if ns.bound and ns.make is not None and ns.enabled(self.config):
+                effects[Symbol(ns.name)] = namespaces.bind(ns, ns.make(setup), self.gate.builtin)
+        self.globals = setup.state.get("globals")
+        for name, fns in self._extra_namespaces.items():
+            effects[Symbol(name)] = namespaces.bind(name, fns, self.gate.builtin)
         return effects
 
     def _apply_spell_fn(self, f: Any, args: list) -> Any:
@@ -294,6 +292,9 @@ class Run:
             return edits.wrap_prompt(prefix)
         if edits.is_quine(prefix):
             text, self._carry = edits.carry_quine_prefix(prefix, self._carry)
+            trace = getattr(prefix, "edit_trace", None)
+            if trace is not None:
+                self._edit_traces[text] = trace
             return text
         if isinstance(prefix, List):
             return pr_str(edits.expand_expr(prefix, env))
@@ -400,6 +401,10 @@ class Run:
                                "transport": self.model.transport, "started": time.time()}
         self.bus.emit(ev.STEP_STARTED, step=sid, parent=parent, depth=depth, prefix=prefix,
                       model=self.model.name)
+        trace = self._edit_traces.pop(prefix, None)
+        self._edit_traces.clear()   # a prefix that no step took is not waited for
+        if trace is not None:
+            self._edit_traces[sid] = trace
         scope = self.gate.push(sid)
         try:
             edited = self._pause(BEFORE_MODEL, sid, prefix)
@@ -480,10 +485,24 @@ class Run:
                     s.update(author=e.author, at=e.at)
         return segs
 
-    def _emit_program(self, sid: int, text: str, provenance: list[dict]) -> None:
+    def _emit_program(self, sid: int, text: str, provenance: list[dict], form: Any = None) -> None:
         if self.keep_history:
             self.steps[sid]["program"] = text
-        self.bus.emit(ev.PROGRAM, step=sid, program=text, provenance=provenance)
+        trace = self._program_trace(sid, form, provenance)
+        self.bus.emit(ev.PROGRAM, step=sid, program=text, provenance=provenance,
+                      **({"trace": trace} if trace is not None else {}))
+
+    def _program_trace(self, sid: int, form: Any, provenance: list[dict]) -> Optional[dict]:
+        """The program's edit trace against the program edit time made its prefix from
+        (``program_trace``), when this step's prefix came from an edit."""
+        edit = self._edit_traces.get(sid)
+        if edit is None or form is None:
+            return None
+        human = [{"author": e.author, "at": e.at} for e in self.edits_made if e.step == sid]
+        report = program_trace.trace_program(edit.base, form, provenance, edit, human)
+        span = getattr(edit.base, "span", None)
+        report["base"] = [span.start, span.end] if span is not None else None
+        return report
 
     def _check_strict(self, sid: int, program: str) -> None:
         rec = self.recorded_steps.get(sid)
@@ -520,7 +539,7 @@ class Run:
                     recoveries[0] += 1
                     recovery_form = self._reader_recovery(text, err)
                     continue
-                self._emit_program(sid, text, self._provenance(len(prefix), text, len(raw), human, False))
+                self._emit_program(sid, text, self._provenance(len(prefix), text, len(raw), human, False), form)
                 self._check_strict(sid, text)
             else:
                 carried = False

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import edits
+from . import edits, namespaces
 from .assembly import strip_trailing_parens
 from .data import Builtin, Keyword, List, Map, SpellMacro, Symbol, Vector, kw
 from .errors import SpellError
@@ -80,6 +80,10 @@ def _reopen(form: List, env: Any, ctx: Any) -> Any:
 
 # --- builtins (ctx-aware: fn(ctx, env, *args)) -----------------------------------------
 
+# Which helper's forms ``%extend-with`` appends, as the edit trace names it.
+_INJECTED_BY = {"def": "!call-now", "peek": "!peek", "print": "!print"}
+
+
 def _edit_reopen(ctx: Any, env: Any, quine: Any) -> Any:
     return edits.edit_reopen(quine, env)
 
@@ -107,7 +111,7 @@ def _extend_with(ctx: Any, env: Any, quine: Any, mode: Keyword, names: Vector, v
                  for n, v in zip(names, values)]
         if mode.name == "peek":
             forms.append(List((S("prune"), len(names) + 1)))
-    return edits.append_to_body(edited, forms)
+    return edits.append_to_body(edited, forms, by=_INJECTED_BY[mode.name])
 
 
 def _compact_prefix(ctx: Any, env: Any, quine: Any) -> str:
@@ -152,7 +156,11 @@ def _describe_fn(ctx: Any, env: Any, *targets: Any) -> str:
     current = None
     wanted: dict[str, list] = {}
     order: list[str] = []
+    given: dict[str, Map] = {}
     for t in targets:
+        if isinstance(t, Map) and _ns_name(t):   # (describe io) inside eval: the namespace itself
+            given[_ns_name(t)] = t
+            t = S(_ns_name(t))
         if isinstance(t, Symbol):
             current = t.full
             wanted.setdefault(current, [])
@@ -162,14 +170,21 @@ def _describe_fn(ctx: Any, env: Any, *targets: Any) -> str:
         else:
             raise SpellError(f"describe-fn expects namespace symbols and keys, got {pr_str(t)}")
     for name in order:
-        ns = ctx.builtins.get(S(name)) if hasattr(ctx, "builtins") else None
+        ns = given.get(name) or (ctx.builtins.get(S(name)) if hasattr(ctx, "builtins") else None)
         if ns is None and env is not None:
             ns = env.get(S(name))
         if not isinstance(ns, Map):
-            sections.append(f"## {name}\n(no such namespace)")
+            decl = namespaces.load().get(name)
+            if decl is None:
+                sections.append(f"## {name}\n(no such namespace)")
+            else:   # declared, but not bound here (outside eval, or not enabled in this run)
+                hint = (getattr(ctx, "gated", None) or {}).get(name) or "not available here"
+                sections.append(decl.describe([k.name for k in wanted[name]]) + f"\n({hint})")
             continue
         docs = ns.get(kw("docs"))
         lines = [f"## {name}"]
+        if isinstance(docs, Map) and isinstance(docs.get(kw("overview")), str):
+            lines.append(docs[kw("overview")])
         keys = wanted[name] or [k for k in ns if isinstance(k, Keyword) and k.name not in
                                 ("docs", "guide", "detail", "short-docs")]
         for k in keys:
@@ -187,6 +202,15 @@ def _describe_fn(ctx: Any, env: Any, *targets: Any) -> str:
     return "\n\n".join(sections)
 
 
+def _ns_name(ns: Map) -> str:
+    """The name of a namespace map, from its functions' qualified names (``io/slurp``)."""
+    for v in ns.values():
+        name = getattr(v, "name", None)
+        if isinstance(v, Builtin) and isinstance(name, str) and "/" in name:
+            return name.split("/", 1)[0]
+    return ""
+
+
 def turn_builtins() -> dict[Symbol, Any]:
     """Macros and builtins of the turn vocabulary, keyed by symbol (merged into core)."""
     macros = {
@@ -199,6 +223,7 @@ def turn_builtins() -> dict[Symbol, Any]:
         "edit-reopen": _edit_reopen, "prune-and-reopen": _prune_and_reopen, "apply-edits": _apply_edits,
         "%extend-with": _extend_with, "%compact-prefix": _compact_prefix, "%reopen": _reopen_fn,
         "stored": _stored, "serialize": _serialize, "describe-fn": _describe_fn,
+        "describe": _describe_fn,
     }
     for n, f in ctx_fns.items():
         table[S(n)] = Builtin(n, f, needs_ctx=True)

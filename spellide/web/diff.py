@@ -1,25 +1,20 @@
 """What changed between two successive programs of a run, said in Spell's own terms.
 
 A self-programming agent's program changes between turns in a few distinct ways, and a reader
-needs to know which one happened, not just which characters moved:
+needs to know which one happened, not just which characters moved: the model **appended**
+forms; edit time **injected** forms (``!call-now``/``!peek`` defs, ``!print`` values); an edit
+marker ran (``(prune k)`` **removed** the k forms before it, ``(rethink k "..." ...)``
+**replaced** them by ``(think ...)``, ``(persist x expr)`` was **rewritten**); a **human**
+edited the program at a pause point (with who and when); error **recovery** wrote it.
 
-* the model **appended** forms at the end of the ``do`` body (the normal extension);
-* the runtime **injected** forms at edit time (``!call-now``/``!peek`` defs, ``!print`` values),
-  recognisable because they sit in the *prefix* part of the new program yet are not in the old;
-* an edit marker ran: ``(prune k)`` **removed** the k forms before it, ``(rethink k "..." ...)``
-  **replaced** them by ``(think ...)``, ``(persist x expr)`` was **rewritten** to
-  ``(persist x (quote value))``;
-* a **human** edited the program at a pause point (provenance segments with source ``human``,
-  plus the edit's author and time).
+This module does not know what any marker does: the core reports it. Each program version
+comes with its **edit trace** (``spellide.spell.api.trace_program``; the run records it with
+the ``program`` event and the step keeps it), a list of rows saying which forms who removed,
+replaced or added, with their spans; for a version stored without one, the core rebuilds it
+from the two texts with the same code edit time runs. Here the rows only become display rows.
 
-The structural diff works on the top-level forms of the quine's ``(eval (do ...))`` body (and,
-separately, the quine's other arguments). It first replays the edit markers of the old body
-symbolically (keeping track of which marker removed what), then aligns the result with the new
-body using a sequence matcher over canonical printed forms.
-
-The plain line diff uses the standard library's ``difflib``: it is always there, well tested,
-and its ``SequenceMatcher`` is exactly the alignment needed; no third-party diff library would
-add anything here. It compares one printed top-level form per line, not the raw texts, because
+The plain line diff uses the standard library's ``difflib`` (through the core's trimmed
+``opcodes``): it compares one printed top-level form per line, not the raw texts, because
 the runtime re-prints the program between turns (formatting and comments are not kept), so a
 raw-text diff of a model's multi-line completion against the next one-line prefix would mark
 everything as changed.
@@ -27,12 +22,10 @@ everything as changed.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
-from spellide.spell.data import List, Map, Set, Symbol, Vector
-from spellide.spell.errors import SpellError
+from spellide.spell.api import List, SpellError, Symbol, opcodes, pr_str, split_program, trace_program
 
 from .program_tree import _preview
 
@@ -64,6 +57,19 @@ MAX_LINE_CHARS = 400
 MAX_PRETTY_CHARS = 20_000   # a changed form up to this long can be expanded, laid out, on the page
 PRETTY_WIDTH = 80
 BIG_MIDDLE = 2000   # differing middles longer than this use difflib's autojunk heuristic
+
+# The row kind of each (op, by) of the core's edit trace; a removed marker itself (role
+# "marker") is MARKER. Unknown combinations fall back to CHANGED / REMOVED / APPENDED.
+_KINDS = {
+    ("removed", "prune"): PRUNED, ("removed", "rethink"): RETHOUGHT,
+    ("removed", "human"): HUMAN_REMOVED,
+    ("replaced", "rethink"): THINK, ("replaced", "persist"): PERSISTED,
+    ("replaced", "markers"): EDITED_INSIDE, ("replaced", "human"): HUMAN,
+    ("added", "model"): APPENDED, ("added", "human"): HUMAN, ("added", "recovery"): RECOVERY,
+    ("added", "program"): INJECTED, ("added", "edit time"): INJECTED,
+    ("added", "!call-now"): INJECTED, ("added", "!peek"): INJECTED, ("added", "!print"): INJECTED,
+}
+_DEFAULT_KIND = {"removed": REMOVED, "replaced": CHANGED, "added": APPENDED}
 
 
 class FormRef:
@@ -160,7 +166,6 @@ class ProgramDiff:
 
 
 def _pr(form: Any) -> str:
-    from spellide.spell.printer import pr_str  # late: keep import of this module cheap
     return pr_str(form)
 
 
@@ -177,249 +182,72 @@ def _pretty_form(form: Any, span: Any, source: str) -> str:
         return ""
 
 
-def _head(form: Any) -> Optional[str]:
-    if isinstance(form, List) and form and isinstance(form[0], Symbol) and form[0].ns is None:
-        return form[0].name
-    return None
+def row_kind(row: dict) -> str:
+    """The display kind of one row of the core's edit trace."""
+    if row.get("role") == "marker":
+        return MARKER
+    return _KINDS.get((row["op"], row.get("by")), _DEFAULT_KIND.get(row["op"], CHANGED))
 
 
-def _is_quine_eval_do(form: Any) -> bool:
-    return (_head(form) == "quine" and len(form) >= 3 and _head(form[-1]) == "eval"
-            and len(form[-1]) == 2 and _head(form[-1][1]) == "do")
-
-
-def split_program(form: Any) -> tuple[list, list, list, list]:
-    """(quine args, their spans, body forms, their spans) of a program form.
-
-    For the standard wrapper the body is the ``do`` inside ``(eval (do ...))`` and the quine
-    args are the others (normally just the name); a bare ``(do ...)`` has only a body; any
-    other program is a single body form."""
-    spans = list(getattr(form, "spans", None) or ())
-    if _is_quine_eval_do(form):
-        tail = form[-1][1]
-        tspans = list(getattr(tail, "spans", None) or ())
-        args = list(form[1:-1])
-        return (args, (spans[1:-1] + [None] * len(args))[:len(args)],
-                list(tail[1:]), (tspans[1:] + [None] * len(tail))[:len(tail) - 1])
-    if _head(form) == "do":
-        return [], [], list(form[1:]), (spans[1:] + [None] * len(form))[:len(form) - 1]
-    return [], [], [form], [getattr(form, "span", None)]
-
-
-def _prune_count(form: List) -> Optional[int]:
-    if len(form) == 1:
-        return 1
-    if len(form) == 2 and isinstance(form[1], int) and not isinstance(form[1], bool):
-        return form[1]
-    return None
-
-
-def _erase_persist(form: Any) -> Any:
-    """``(persist x anything)`` -> ``(persist x)`` everywhere outside quote/fn: the key used
-    to match a persist with its rewritten self."""
-    if isinstance(form, List):
-        h = _head(form)
-        if h in ("quote", "fn", "fn*"):
-            return form
-        if h == "persist" and len(form) in (2, 3) and isinstance(form[1], Symbol):
-            return List((form[0], form[1]))
-        return List(_erase_persist(x) for x in form)
-    if isinstance(form, Vector):
-        return Vector(_erase_persist(x) for x in form)
-    if isinstance(form, Map):
-        m = Map()
-        for k, v in form.items():
-            dict.__setitem__(m, _erase_persist(k), _erase_persist(v))
-        return m
-    if isinstance(form, Set):
-        return Set(_erase_persist(x) for x in form)
-    return form
-
-
-@dataclass
-class _Expected:
-    """A form the new program should contain if only edit markers had run."""
-
-    old_index: int
-    form: Any
-    origin: str              # kept | think
-    by: str = ""
-    replaced: int = 0
-
-
-def _replay_markers(forms: Sequence[Any], spans: Sequence[Any], text: str
-                    ) -> tuple[list[_Expected], dict[int, tuple[str, str]]]:
-    """Symbolic sibling processing (spell-language 5.4) over one level, remembering who
-    removed what: returns the expected forms and {old index: (how, marker text)}."""
-    from spellide.spell.edits import THINK as THINK_SYM
-
-    acc: list[_Expected] = []
-    gone: dict[int, tuple[str, str]] = {}
-    for i, f in enumerate(forms):
-        h = _head(f)
-        marker_text = _preview(text, spans[i] if i < len(spans) else None, "")
-        if h == "prune" and _prune_count(f) is not None:
-            k = _prune_count(f) or 0
-            victims = acc[max(0, len(acc) - k):] if k > 0 else []
-            del acc[len(acc) - len(victims):]
-            for v in victims:
-                gone[v.old_index] = (PRUNED, marker_text or _pr(f))
-            gone[i] = (MARKER, "")
-            continue
-        if h == "rethink" and len(f) >= 2:
-            k, rest = 1, list(f[1:])
-            if isinstance(rest[0], int) and not isinstance(rest[0], bool):
-                k, rest = rest[0], rest[1:]
-            victims = acc[max(0, len(acc) - k):] if k > 0 else []
-            del acc[len(acc) - len(victims):]
-            for v in victims:
-                gone[v.old_index] = (RETHOUGHT, marker_text or _pr(f))
-            acc.append(_Expected(i, List((THINK_SYM, *rest)), "think", marker_text, len(victims)))
-            continue
-        acc.append(_Expected(i, f, "kept"))
-    return acc, gone
-
-
-def _segments_overlap(segs: Iterable[dict], start: Optional[int], end: Optional[int], source: str) -> Optional[dict]:
-    if start is None or end is None:
+def _ref(place: Optional[list], forms: Sequence[Any], spans: Sequence[Any], text: str) -> Optional[FormRef]:
+    if not place:
         return None
-    for s in segs:
-        if s.get("source") == source and s["start"] < end and start < s["end"]:
-            return s
-    return None
-
-
-def _dominant_source(segs: Sequence[dict], start: Optional[int], end: Optional[int]) -> Optional[str]:
-    """The provenance source covering most of [start, end)."""
-    if start is None or end is None or not segs:
+    i = place[0]
+    if not 0 <= i < len(forms):
         return None
-    best, best_len = None, 0
-    for s in segs:
-        overlap = min(end, s["end"]) - max(start, s["start"])
-        if overlap > best_len:
-            best, best_len = s.get("source"), overlap
-    return best
+    return FormRef(i, forms[i], spans[i] if i < len(spans) else None, text)
 
 
-def _ref(index: int, form: Any, span: Any, text: str) -> FormRef:
-    return FormRef(index, form, span, text)
+def _by(row: dict, op: str, old_text: str, old_spans: Sequence[Any]) -> str:
+    """What the row says did it: the marker's source text, or the injecting helper."""
+    marker = row.get("marker")
+    if marker and marker[1] is not None:
+        return _preview(old_text, _Span(marker[1], marker[2]), "")
+    by = row.get("by") or ""
+    return by if by.startswith("!") else ""
 
 
-def _diff_level(old_forms: Sequence[Any], old_spans: Sequence[Any], old_text: str,
-                new_forms: Sequence[Any], new_spans: Sequence[Any], new_text: str,
-                provenance: Sequence[dict], edits: Sequence[dict], section: str,
-                offset: int = 0) -> list[Row]:
-    from spellide.spell.edits import apply_edits
+class _Span:
+    __slots__ = ("start", "end")
 
-    expected, gone = _replay_markers(old_forms, old_spans, old_text)
-    exp_full = [_pr(apply_edits(e.form, None)) for e in expected]
-    exp_keys = [_pr(_erase_persist(apply_edits(e.form, None))) for e in expected]
-    new_full = [_pr(f) for f in new_forms]
-    new_keys = [_pr(_erase_persist(f)) for f in new_forms]
-    human_segs = [s for s in provenance if s.get("source") == "human"]
-    first_edit = edits[0] if edits else {}
+    def __init__(self, start: int, end: int):
+        self.start, self.end = start, end
+
+
+def rows_from_trace(trace: dict, old_form: Any, old_text: str, new_form: Any, new_text: str) -> list[Row]:
+    """Display rows of the core's edit trace (``api.trace_program``) of ``new`` against ``old``."""
+    oa, oas, ob, obs = split_program(old_form)
+    na, nas, nb, nbs = split_program(new_form)
+    parts = {"quine": (oa, oas, na, nas), "body": (ob, obs, nb, nbs)}
     rows: list[Row] = []
-    emitted_old: set[int] = set()
-
-    def old_ref(i: int) -> FormRef:
-        return _ref(offset + i, old_forms[i], old_spans[i] if i < len(old_spans) else None, old_text)
-
-    def new_ref(j: int) -> FormRef:
-        return _ref(offset + j, new_forms[j], new_spans[j] if j < len(new_spans) else None, new_text)
-
-    def flush_gone(upto: int) -> None:
-        """Emit the old forms removed by markers that come before old index ``upto``."""
-        for i in sorted(k for k in gone if k < upto and k not in emitted_old):
-            how, by = gone[i]
-            rows.append(Row(how, old=old_ref(i), by=by, section=section))
-            emitted_old.add(i)
-
-    def attribute_new(j: int, replaced: bool) -> Row:
-        """Why a form that the markers do not explain is in the new program: a human segment
-        wins; otherwise its provenance decides: model text is the model's extension, prefix
-        text that is new was injected by the runtime at edit time (``!call-now`` defs, ...)."""
-        ref = new_ref(j)
-        seg = _segments_overlap(human_segs, ref.start, ref.end, "human")
-        if seg is not None:
-            return Row(HUMAN, new=ref, author=seg.get("author") or first_edit.get("author"),
-                       at=seg.get("at") or first_edit.get("at"), section=section)
-        src = _dominant_source(provenance, ref.start, ref.end)
-        if src == "recovery":
-            return Row(RECOVERY, new=ref, section=section)
-        if src == "prefix":
-            return Row(CHANGED if replaced else INJECTED, new=ref, section=section)
-        return Row(APPENDED, new=ref, section=section)
-
-    for tag, i1, i2, j1, j2 in _opcodes(exp_keys, new_keys):
-        if tag == "equal":
-            for a, b in zip(range(i1, i2), range(j1, j2)):
-                e = expected[a]
-                flush_gone(e.old_index)
-                original = _pr(old_forms[e.old_index])
-                if e.origin == "think":
-                    kind, by = THINK, e.by
-                elif exp_full[a] != new_full[b]:
-                    kind, by = PERSISTED, ""
-                elif original != exp_full[a]:
-                    kind, by = EDITED_INSIDE, ""
-                else:
-                    kind, by = KEPT, ""
-                row = Row(kind, old=old_ref(e.old_index), new=new_ref(b), by=by, section=section)
-                seg = _segments_overlap(human_segs, row.new.start, row.new.end, "human")
-                if seg is not None and kind != KEPT:
-                    row.kind, row.author, row.at = HUMAN, seg.get("author"), seg.get("at")
-                rows.append(row)
-                emitted_old.add(e.old_index)
+    for sec in trace.get("sections") or ():
+        name = sec.get("name")
+        if name not in parts:
             continue
-        for a in range(i1, i2):
-            e = expected[a]
-            flush_gone(e.old_index)
-            kind = HUMAN_REMOVED if (human_segs or edits) else REMOVED
-            rows.append(Row(kind, old=old_ref(e.old_index), by=e.by, section=section,
-                            author=first_edit.get("author") if kind == HUMAN_REMOVED else None,
-                            at=first_edit.get("at") if kind == HUMAN_REMOVED else None))
-            emitted_old.add(e.old_index)
-        for b in range(j1, j2):
-            rows.append(attribute_new(b, tag == "replace"))
-    flush_gone(len(old_forms))
+        of, os_, nf, ns = parts[name]
+        for r in sec.get("rows") or ():
+            if r["op"] == "kept":
+                for k in range(r["n"]):
+                    i, j = r["old"] + k, r["new"] + k
+                    if i < len(of) and j < len(nf):
+                        rows.append(Row(KEPT, old=FormRef(i, of[i], os_[i], old_text),
+                                        new=FormRef(j, nf[j], ns[j], new_text), section=name))
+                continue
+            rows.append(Row(row_kind(r), old=_ref(r.get("old"), of, os_, old_text),
+                            new=_ref(r.get("new"), nf, ns, new_text), by=_by(r, r["op"], old_text, os_),
+                            author=r.get("author"), at=r.get("at"), section=name))
     return rows
 
 
-def _opcodes(a: Sequence[str], b: Sequence[str]) -> list[tuple[str, int, int, int, int]]:
-    """``SequenceMatcher`` opcodes, after cutting the common head and tail.
-
-    Programs repeat forms a lot (every inert ``(quote (!extend))``), and the matcher's longest
-    match search is quadratic on such repetitive input; successive programs differ in a small
-    middle part, so trimming first keeps a 10,000-form diff fast."""
-    n = min(len(a), len(b))
-    p = 0
-    while p < n and a[p] == b[p]:
-        p += 1
-    q = 0
-    while q < n - p and a[len(a) - 1 - q] == b[len(b) - 1 - q]:
-        q += 1
-    ops: list[tuple[str, int, int, int, int]] = []
-    if p:
-        ops.append(("equal", 0, p, 0, p))
-    mid_a, mid_b = a[p:len(a) - q], b[p:len(b) - q]
-    # Exact matching (no "junk") is best for the usual small middles; on big ones, difflib's
-    # popularity heuristic keeps the search near linear (repeated forms attach to their
-    # neighbours' matches instead of being searched for everywhere).
-    sm = difflib.SequenceMatcher(None, mid_a, mid_b, autojunk=len(mid_b) > BIG_MIDDLE)
-    for tag, i1, i2, j1, j2 in sm.get_opcodes():
-        if i1 == i2 and j1 == j2:
-            continue
-        ops.append((tag, i1 + p, i2 + p, j1 + p, j2 + p))
-    if q:
-        ops.append(("equal", len(a) - q, len(a), len(b) - q, len(b)))
-    merged: list[tuple[str, int, int, int, int]] = []
-    for op in ops:
-        if merged and merged[-1][0] == op[0] == "equal":
-            t, i1, _, j1, _ = merged[-1]
-            merged[-1] = (t, i1, op[2], j1, op[4])
-        else:
-            merged.append(op)
-    return merged
+def _usable(trace: Any, old_text: str) -> bool:
+    """A stored trace describes this comparison when it was made against this old text."""
+    if not isinstance(trace, dict) or trace.get("version") != 1:
+        return False
+    base = trace.get("base")
+    if not (isinstance(base, list) and len(base) == 2 and all(isinstance(x, int) for x in base)):
+        return False
+    whole = old_text.strip()
+    return base[1] - base[0] == len(whole) and old_text[base[0]:base[1]] == whole
 
 
 def _grouped(ops: list[tuple[str, int, int, int, int]], context: int) -> list[list[tuple[str, int, int, int, int]]]:
@@ -450,7 +278,7 @@ def _grouped(ops: list[tuple[str, int, int, int, int]], context: int) -> list[li
 def line_diff(old_lines: Sequence[str], new_lines: Sequence[str], context: int = 3) -> list[LineRow]:
     """Unified-style rows with line numbers; ``@`` rows separate hunks."""
     out: list[LineRow] = []
-    for group in _grouped(_opcodes(old_lines, new_lines), context):
+    for group in _grouped(opcodes(old_lines, new_lines), context):
         first = group[0]
         out.append(LineRow("@", f"@@ -{first[1] + 1} +{first[3] + 1} @@"))
         for tag, i1, i2, j1, j2 in group:
@@ -465,52 +293,6 @@ def line_diff(old_lines: Sequence[str], new_lines: Sequence[str], context: int =
     return out
 
 
-def _slice(text: str, span: Any) -> Optional[str]:
-    return text[span.start:span.end] if span is not None else None
-
-
-_MARKER_WORDS = ("prune", "rethink", "persist")
-
-
-def common_head(old_forms: Sequence[Any], old_spans: Sequence[Any], old_text: str,
-                new_forms: Sequence[Any], new_spans: Sequence[Any], new_text: str,
-                provenance: Sequence[dict] = ()) -> int:
-    """How many leading body forms are certainly unchanged, found by comparing source text.
-
-    Successive programs share almost all of their text, so comparing the forms' source slices
-    settles most of a long program at C speed, without printing every form. The head stops
-    before anything an edit marker of the old program could have touched (a ``(prune k)``
-    reaches k forms back; a form containing any marker may itself be rewritten) and before
-    any human-edited text."""
-    limit = min(len(old_forms), len(new_forms))
-    for i, span in enumerate(old_spans[:len(old_forms)]):
-        sl = _slice(old_text, span)
-        if sl is None:
-            limit = min(limit, i)
-            break
-        if any(w in sl for w in _MARKER_WORDS):
-            f = old_forms[i]
-            h = _head(f)
-            k = 0
-            if h == "prune":
-                k = _prune_count(f) or 0
-            elif h == "rethink" and len(f) >= 2 and isinstance(f[1], int) and not isinstance(f[1], bool):
-                k = f[1]
-            elif h == "rethink":
-                k = 1
-            limit = min(limit, max(0, i - max(0, k)))
-    human = [s for s in provenance if s.get("source") == "human"]
-    n = 0
-    while n < limit:
-        a, b = _slice(old_text, old_spans[n]), _slice(new_text, new_spans[n] if n < len(new_spans) else None)
-        if a is None or a != b:
-            break
-        if human and _segments_overlap(human, new_spans[n].start, new_spans[n].end, "human"):
-            break
-        n += 1
-    return n
-
-
 def form_lines(form: Any, text: str = "", head: int = 0) -> list[str]:
     """The program as lines to diff: the quine head on a line of its own, then each
     top-level body form pretty-printed (so a change inside a long form is a changed line,
@@ -521,7 +303,7 @@ def form_lines(form: Any, text: str = "", head: int = 0) -> list[str]:
 
     args, _, body, spans = split_program(form)
     lines = []
-    if args or _is_quine_eval_do(form):
+    if args:
         lines.append("(quine " + " ".join(_pr(a) for a in args) + " (eval (do")
     for i, f in enumerate(body):
         if i < head and spans[i] is not None:
@@ -550,17 +332,35 @@ def _read_one(text: str) -> Any:
     return forms[0]
 
 
+def _leading_kept(rows: Sequence[Row]) -> int:
+    """How many leading body forms are the same forms in both programs (their source text is
+    used for the line diff instead of printing each again)."""
+    n = 0
+    for r in rows:
+        if r.section != "body":
+            continue
+        if r.kind != KEPT or r.old is None or r.new is None or r.old.index != n or r.new.index != n:
+            break
+        n += 1
+    return n
+
+
 def diff_programs(old_text: str, new_text: str, provenance: Sequence[dict] = (),
-                  edits: Sequence[dict] = ()) -> ProgramDiff:
+                  edits: Sequence[dict] = (), trace: Optional[dict] = None) -> ProgramDiff:
     """The structural and line diff of step k-1's program against step k's.
 
-    ``provenance`` is step k's list of ``{start, end, source, author?, at?}`` segments;
-    ``edits`` are the human edits made during step k as ``{author, at, point}`` dicts.
+    ``trace`` is step k's edit trace as the run reported it (used when it was made against
+    ``old_text``; otherwise the core rebuilds it from the texts). ``provenance`` is step k's
+    list of ``{start, end, source, author?, at?}`` segments; ``edits`` are the human edits
+    made during step k as ``{author, at, point}`` dicts.
     """
     result = ProgramDiff(human_edits=list(edits))
     try:
         old_form = _read_one(old_text)
         new_form = _read_one(new_text)
+        if not _usable(trace, old_text):
+            trace = trace_program(old_form, new_form, provenance,
+                                  human_edits=[{"author": e.get("author"), "at": e.get("at")} for e in edits])
     except SpellError as err:
         result.error = f"structural diff unavailable: {err.message}"
         result.lines = line_diff(old_text.splitlines(), new_text.splitlines())
@@ -569,20 +369,12 @@ def diff_programs(old_text: str, new_text: str, provenance: Sequence[dict] = (),
         result.error = "structural diff unavailable: the program is nested too deeply"
         result.lines = line_diff(old_text.splitlines(), new_text.splitlines())
         return result
-    oa, oas, ob, obs = split_program(old_form)
-    na, nas, nb, nbs = split_program(new_form)
-    rows: list[Row] = []
-    if [_pr(x) for x in oa] != [_pr(x) for x in na]:
-        rows.extend(_diff_level(oa, oas, old_text, na, nas, new_text, provenance, edits, "quine"))
-    head = common_head(ob, obs, old_text, nb, nbs, new_text, provenance)
-    rows.extend(Row(KEPT, old=FormRef(i, ob[i], obs[i], old_text), new=FormRef(i, nb[i], nbs[i], new_text))
-                for i in range(head))
-    rows.extend(_diff_level(ob[head:], obs[head:], old_text, nb[head:], nbs[head:], new_text,
-                            provenance, edits, "body", offset=head))
+    rows = rows_from_trace(trace, old_form, old_text, new_form, new_text)
     result.rows = rows
     summary: dict[str, int] = {}
     for r in rows:
         summary[r.kind] = summary.get(r.kind, 0) + 1
     result.summary = summary
+    head = _leading_kept(rows)
     result.lines = line_diff(form_lines(old_form, old_text, head), form_lines(new_form, new_text, head))
     return result

@@ -33,6 +33,7 @@ from django.utils.html import escape
 from spellide.web import stepinfo
 from spellide.web.bidi import mark_html
 from spellide.web.models import Run
+from spellide.web.stepinfo import int_or_none
 
 
 @dataclass
@@ -68,13 +69,6 @@ def _controls(run: Any) -> dict[str, Optional[str]]:
     return out
 
 
-def _int(x: Any) -> Optional[int]:
-    try:
-        return int(x)
-    except (TypeError, ValueError):
-        return None
-
-
 # events after which the pause panel is rendered again (it holds an editor: not on every batch)
 _PAUSE_EVENTS = frozenset({"paused", "resumed", "run_started", "run_finished", "run_failed", "diverged"})
 
@@ -85,9 +79,9 @@ def _marker(seq: int) -> str:
 
 
 def _event_step(data: dict) -> Optional[int]:
-    sid = _int(data.get("step"))
+    sid = int_or_none(data.get("step"))
     if sid is None:
-        sid = _int((data.get("effect") or {}).get("step")) if isinstance(data.get("effect"), dict) else None
+        sid = int_or_none((data.get("effect") or {}).get("step")) if isinstance(data.get("effect"), dict) else None
     return sid if sid is not None and sid >= 0 else None
 
 
@@ -137,7 +131,7 @@ def state_html(run: Run, seq: int, step_ids: list[int], *, pause: bool) -> str:
             parts.append(f'<hx-partial hx-target="#step-row-{r["id"]}" hx-swap="outerHTML" '
                          f'data-seq="{seq}" data-row="{r["id"]}">'
                          + _part("step_row", {"r": r, "nav": nav}) + "</hx-partial>")
-    total = _int((run.totals or {}).get("steps")) or 0
+    total = int_or_none((run.totals or {}).get("steps")) or 0
     status = stepinfo.status_info(run)
     parts += [
         _wrap(seq, "#step-count", "innerHTML", str(total)),
@@ -155,9 +149,7 @@ def render_failed(event: dict[str, Any]) -> str:
     seq marker, so the page does not take it for a gap, and a notice that a reload shows it."""
     seq = int(event.get("seq") or 0)
     return (_marker(seq)
-            + _wrap(seq, "#run-control-result", "innerHTML",
-                    f'<span class="control-result refused">Update {seq} could not be shown here; '
-                    f'reload the page to see it.</span>'))
+            + _wrap(seq, "#run-control-result", "innerHTML", _part("update_failed", {"seq": seq})))
 
 
 def _nav(run: Any) -> _Nav:
@@ -167,8 +159,8 @@ def _nav(run: Any) -> _Nav:
 def _completion_delta(seq: int, data: dict) -> str:
     """A piece of streamed model text, placed by the page's script at its offset in the step's
     live text (see ide.js), so a piece already shown is not added twice and a gap is refetched."""
-    sid = _int(data.get("step"))
-    at = _int(data.get("at"))
+    sid = int_or_none(data.get("step"))
+    at = int_or_none(data.get("at"))
     if sid is None or at is None:
         return ""
     text = escape(str(data.get("text") or ""))

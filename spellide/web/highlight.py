@@ -28,12 +28,14 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import ClojureLexer
 from pygments.token import Keyword, Name, Text, Whitespace, _TokenType
 
+from spellide.spell import api
+
 # Spell-specific token types (Pygments derives CSS classes from the parent type plus a suffix).
 Effect = Name.Function.Effect          # !call-now, !extend, io/!x ... -> class "nf-Effect"
 Marker = Keyword.Marker                # prune / rethink / persist / think -> "k-Marker"
 Boundary = Keyword.Boundary            # quine / eval -> "k-Boundary"
 
-MARKERS = frozenset({"prune", "rethink", "persist", "think"})
+MARKERS = frozenset((*api.MARKERS, api.THINK.name))   # the core's edit markers and their note
 BOUNDARY = frozenset({"quine", "eval"})
 
 # Above this size a text is shown as one plain token: lexing megabytes on every page view

@@ -332,6 +332,8 @@ class Step(models.Model):
     # Additions:
     segment = models.IntegerField(default=0)     # which execution of the run last produced this step
     recovered = models.BooleanField(default=False)
+    # How the program came from the one before (the core's edit trace), when the run knew.
+    edit_trace = models.JSONField(null=True, blank=True)
 
     class Meta:
         unique_together = [("run", "step_id")]

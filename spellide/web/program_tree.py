@@ -20,8 +20,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from spellide.spell.data import Char, Keyword, List, Map, Regex, Set, Span, Symbol, Vector
-from spellide.spell.errors import SpellError
+from spellide.spell import api
+from spellide.spell.api import Char, Keyword, List, Map, Regex, Set, Span, SpellError, Symbol, Vector
 from spellide.spell.api import pretty_text
 
 PREVIEW_CHARS = 100
@@ -35,17 +35,19 @@ MAX_CHILDREN = 60         # a list with more elements shows its first few and it
 HEAD_CHILDREN = 5         # ...(the end of a do body is where an agent's newest moves are)
 CHUNK = 200               # children fetched per "more" click
 
+# The edit markers and the note a rethink leaves, as the core names them: each is its own kind.
+_MARKER_KINDS = {w: w for w in (*api.MARKERS, api.THINK.name)}
 # Forms whose kind is named after their head symbol.
 HEAD_KINDS = {
-    "quine": "quine", "eval": "eval", "do": "do", "def": "def", "persist": "persist",
-    "think": "think", "rethink": "rethink", "prune": "prune", "fn": "fn", "fn*": "fn",
+    "quine": "quine", "eval": "eval", "do": "do", "def": "def", **_MARKER_KINDS,
+    "fn": "fn", "fn*": "fn",
     "defn": "defn", "defmacro": "defn", "let": "let", "loop": "let", "binding": "let",
     "quote": "quote",
 }
 # The human-readable label of each kind, shown as a badge.
 KIND_LABELS = {
-    "quine": "quine", "eval": "eval", "do": "do", "def": "def", "persist": "persist",
-    "think": "think", "rethink": "rethink", "prune": "prune", "trailing": "trailing",
+    "quine": "quine", "eval": "eval", "do": "do", "def": "def", **_MARKER_KINDS,
+    "trailing": "trailing",
     "quote": "quote", "effect": "effect", "fn": "fn", "defn": "defn", "let": "let",
     "call": "call", "vector": "vector", "map": "map", "set": "set", "entry": "entry",
     "string": "string", "literal": "literal", "symbol": "symbol", "more": "more",
@@ -74,6 +76,8 @@ class TreeNode:
     depth: int = 0
     full: str = ""                    # a cut leaf's whole form, pretty-printed (expandable)
     open_preview: str = ""            # what an open node's row says (its head): children follow
+    change: str = ""                  # how this form came into the program (the edit trace)
+    change_label: str = ""
 
 
     @property
@@ -281,32 +285,6 @@ class _Builder:
         return -1
 
 
-def balance_open(text: str) -> tuple[str, int]:
-    """Close an open prefix so it can be read: count ``(`` minus ``)`` outside strings,
-    character literals and comments, and append the missing closers."""
-    depth = 0
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c == '"':
-            i += 1
-            while i < n and text[i] != '"':
-                i += 2 if text[i] == "\\" else 1
-        elif c == ";":
-            while i < n and text[i] != "\n":
-                i += 1
-        elif c == "\\":
-            i += 1
-        elif c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-        i += 1
-    if depth > 0:
-        return text + ")" * depth, depth
-    return text, 0
-
-
 _PARSED: "OrderedDict[str, tuple[list, list]]" = OrderedDict()
 _PARSED_MAX = 4
 _PARSED_LOCK = threading.Lock()
@@ -316,7 +294,7 @@ def read_cached(text: str) -> tuple[list, list]:
     """``read_all_spans`` with a small per-process cache: following a run, switching tabs and
     diffing step k against k-1 read the same few programs again and again, and reading a long
     program is the biggest cost of those pages. Callers must not mutate the forms."""
-    from spellide.spell.reader import read_all_spans  # late: keeps this module cheap to import
+    from spellide.spell.api import read_all_spans
 
     with _PARSED_LOCK:
         hit = _PARSED.get(text)
@@ -338,7 +316,7 @@ def read_forms(text: str, open_prefix: bool = False) -> tuple[list, list, int]:
     Raises ``SpellError`` (a ``ReadError`` with line and column) when the text cannot be read."""
     added = 0
     if open_prefix:
-        text, added = balance_open(text)
+        text, added = api.balance_open(text)
     forms, spans = read_cached(text)
     return forms, spans, added
 

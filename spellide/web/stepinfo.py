@@ -21,10 +21,10 @@ from django.db.models.functions import Substr
 
 from spellide.web import program_tree as ptree
 from spellide.web.demos import list_demos
-from spellide.web.diff import LABELS, diff_programs
+from spellide.web.diff import LABELS, diff_programs, row_kind
 from spellide.web.highlight import MAX_HIGHLIGHT_CHARS, highlight_lines
-from spellide.spell.api import Layout, MissingText, SpellError, pretty_text, rebuild_request
-from spellide.spell.prompts import PROMPT_VERSION, prompt_digest, system_prompt, transports
+from spellide.spell.api import (PROMPT_VERSION, Layout, MissingText, SpellError, effect_namespaces,
+                                 pretty_text, prompt_digest, rebuild_request, system_prompt, transports)
 from spellide.web.models import Edit, Effect, Run, RunEvent, Step
 
 SUMMARY_CHARS = 300       # completion characters read for a row's one-line summary
@@ -163,10 +163,6 @@ class Window:
     def last(self) -> Optional[int]:
         return self.rows[-1]["id"] if self.rows else None
 
-    @property
-    def at_tail(self) -> bool:
-        return self.later == 0
-
 
 def _finish_window(run: Run, steps: list[Step], selected: Optional[int]) -> Window:
     w = Window(rows=_rows(run, steps), selected=selected)
@@ -214,6 +210,29 @@ def tree_text(step: Step) -> tuple[str, bool]:
     if program:
         return program, False
     return step.prefix_text(), True
+
+
+def mark_changes(roots: Iterable[ptree.TreeNode], trace: Any) -> None:
+    """Label the forms the step's edit trace says were added or replaced (by the model, a
+    marker, edit time, a person, recovery), found by their span in the program."""
+    if not isinstance(trace, dict):
+        return
+    new: dict[tuple[int, int], str] = {}
+    for sec in trace.get("sections") or ():
+        for r in sec.get("rows") or ():
+            place = r.get("new")
+            if r.get("op") in ("added", "replaced") and place and place[1] is not None:
+                new[(place[1], place[2])] = row_kind(r)
+    if not new:
+        return
+    stack = list(roots)
+    while stack:
+        n = stack.pop()
+        kind = new.get((n.start, n.end)) if n.start is not None else None
+        if kind:
+            n.change, n.change_label = kind, LABELS.get(kind, kind)
+        if n.depth < 4:    # body forms are at depth 3 (quine > eval > do > form)
+            stack.extend(n.children)
 
 
 def flatten(roots: Iterable[ptree.TreeNode]) -> list[dict]:
@@ -325,7 +344,7 @@ def prev_program(run: Run, step: Step) -> tuple[str, str, Optional[int]]:
     if cfg.get("init"):
         return cfg["init"], "the initial program", None
     if cfg.get("prompt") is not None:
-        from spellide.spell.edits import build_init
+        from spellide.spell.api import build_init
         try:
             return build_init(cfg["prompt"]), "the initial program (from the prompt)", None
         except Exception:  # the printer may reject odd prompts; fall back to no comparison
@@ -469,6 +488,7 @@ def detail_context(nav: Any, step: Step, tab: str, request: Any = None) -> dict:
     """Everything the detail pane of one step shows; only the open tab's data is computed."""
     run = nav.run
     d: dict[str, Any] = {"step": step, "sid": step.step_id, "tab": tab,
+                         "tab_partial": STEP_TABS[tab].partial,
                          "base": f"{nav.base}/steps/{step.step_id}/"}
     d["status"] = row_status(step.status, step.error, step.continued_by, getattr(step, "recovered", False))
     d["ms"] = _duration_ms(step, paused_ms(run, [step.step_id]).get(step.step_id, 0.0))
@@ -481,69 +501,119 @@ def detail_context(nav: Any, step: Step, tab: str, request: Any = None) -> dict:
     d["completion_live_len"] = utf16_len(d["completion_live"])
     d["tree_url"] = f"{nav.base}/steps/{step.step_id}/tree/"
     d["source_url"] = f"{nav.base}/steps/{step.step_id}/?tab=source"
-    if tab == "tree":
-        text, is_prefix = tree_text(step)
-        tree = ptree.build_tree(text, open_prefix=is_prefix) if text else None
-        d["tree"] = tree
-        d["tree_is_prefix"] = is_prefix
-        d["items"] = flatten(tree.roots) if tree else []
-    elif tab == "source":
-        sel = request.GET.get("sel", "") if request is not None else ""
-        sel_ok = bool(re.fullmatch(r"\d+-\d+", sel))
-        d["sel"] = sel if sel_ok else ""
-        d["error_span"] = step.error_span
-        d["err_line"] = _int((step.error_span or {}).get("line"))
-        program = step.program_text()
-        if program:
-            text, segs = program, list(step.provenance or [])
-            d["source_kind"] = "program"
-        else:
-            prefix = step.prefix_text()
-            text = prefix + (step.completion or "")
-            segs = [{"start": 0, "end": len(prefix), "source": "prefix"},
-                    {"start": len(prefix), "end": len(text), "source": "model"}]
-            d["source_kind"] = "prefix + completion so far"
-        focus = int(sel.split("-")[0]) if sel_ok else None
-        err_at = None
-        if d["err_line"]:
-            err_at = _line_offset(text, d["err_line"]) + max(0, (_int((step.error_span or {}).get("col")) or 1) - 1)
-        d["legend"] = _legend(segs)
-        d["layout"], text, segs, moved = _source_layout(request, text, segs, open_prefix=not program)
-        if moved is not None:
-            if sel_ok:
-                a, b = (int(x) for x in sel.split("-"))
-                d["sel"] = f"{moved.offset(a)}-{moved.end_offset(b)}"
-                focus = moved.offset(a)
-            if err_at is not None:
-                err_at = moved.offset(err_at)
-                d["err_line"] = text.count("\n", 0, err_at) + 1
-        if focus is None:
-            focus = err_at
-        d["source"] = _lines_html(text, segs, focus)
-    elif tab == "diff":
-        program = step.program_text()
-        prev, label, prev_id = prev_program(run, step)
-        edits = step_edits(run, step.step_id)
-        d["prev_label"], d["prev_id"] = label, prev_id
-        d["edits"] = edits
-        if program:
-            diff = diff_programs(prev, program, list(step.provenance or []), edits)
-            d["diff"] = diff
-            d["groups"] = diff_groups(diff.rows)
-            d["summary"] = [{"kind": k, "label": LABELS.get(k, k), "n": n}
-                            for k, n in diff.summary.items() if k != "kept"]
-        else:
-            d["diff"] = None
-    elif tab == "effects":
-        d["effects"] = explain_misses(run, [effect_row(e) for e in Effect.objects.filter(run=run, step_id=step.step_id)
-                                            .order_by("ordinal", "id")[:500]])
-    elif tab == "sent":
-        d["sent"] = as_sent(run, step)
-    elif tab == "value":
-        d["value"] = step.value
-        d["error"] = step.error
-        d["error_span"] = step.error_span
+    STEP_TABS[tab].fill(d, nav, step, request)
     return d
+
+
+# --- step tabs -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StepTab:
+    """One tab of the step detail: its label, the partial that renders it
+    (``spellide/parts.html#tab_<name>``) and what it adds to the detail context. Adding a tab
+    is one ``@step_tab`` function here plus its partial."""
+
+    name: str
+    label: str
+    fill: Any   # fill(d, nav, step, request): put what the tab shows into ``d``
+    template: str = ""   # another partial than the conventional one
+
+    @property
+    def partial(self) -> str:
+        return self.template or f"spellide/parts.html#tab_{self.name}"
+
+
+STEP_TABS: dict[str, StepTab] = {}
+
+
+def step_tab(name: str, label: str, template: str = "") -> Any:
+    """Register the decorated ``fill`` function as the step tab ``name`` (in order)."""
+    def deco(fill: Any) -> Any:
+        STEP_TABS[name] = StepTab(name, label, fill, template)
+        return fill
+    return deco
+
+
+@step_tab("tree", "Program tree")
+def _tab_tree(d: dict, nav: Any, step: Step, request: Any) -> None:
+    text, is_prefix = tree_text(step)
+    tree = ptree.build_tree(text, open_prefix=is_prefix) if text else None
+    d["tree"] = tree
+    d["tree_is_prefix"] = is_prefix
+    if tree is not None and not is_prefix:
+        mark_changes(tree.roots, step.edit_trace)
+    d["items"] = flatten(tree.roots) if tree else []
+
+
+@step_tab("source", "Source")
+def _tab_source(d: dict, nav: Any, step: Step, request: Any) -> None:
+    sel = request.GET.get("sel", "") if request is not None else ""
+    sel_ok = bool(re.fullmatch(r"\d+-\d+", sel))
+    d["sel"] = sel if sel_ok else ""
+    d["error_span"] = step.error_span
+    d["err_line"] = int_or_none((step.error_span or {}).get("line"))
+    program = step.program_text()
+    if program:
+        text, segs = program, list(step.provenance or [])
+        d["source_kind"] = "program"
+    else:
+        prefix = step.prefix_text()
+        text = prefix + (step.completion or "")
+        segs = [{"start": 0, "end": len(prefix), "source": "prefix"},
+                {"start": len(prefix), "end": len(text), "source": "model"}]
+        d["source_kind"] = "prefix + completion so far"
+    focus = int(sel.split("-")[0]) if sel_ok else None
+    err_at = None
+    if d["err_line"]:
+        err_at = _line_offset(text, d["err_line"]) + max(0, (int_or_none((step.error_span or {}).get("col")) or 1) - 1)
+    d["legend"] = _legend(segs)
+    d["layout"], text, segs, moved = _source_layout(request, text, segs, open_prefix=not program)
+    if moved is not None:
+        if sel_ok:
+            a, b = (int(x) for x in sel.split("-"))
+            d["sel"] = f"{moved.offset(a)}-{moved.end_offset(b)}"
+            focus = moved.offset(a)
+        if err_at is not None:
+            err_at = moved.offset(err_at)
+            d["err_line"] = text.count("\n", 0, err_at) + 1
+    if focus is None:
+        focus = err_at
+    d["source"] = _lines_html(text, segs, focus)
+
+
+@step_tab("diff", "Diff")
+def _tab_diff(d: dict, nav: Any, step: Step, request: Any) -> None:
+    run = nav.run
+    program = step.program_text()
+    prev, label, prev_id = prev_program(run, step)
+    edits = step_edits(run, step.step_id)
+    d["prev_label"], d["prev_id"] = label, prev_id
+    d["edits"] = edits
+    if program:
+        diff = diff_programs(prev, program, list(step.provenance or []), edits, step.edit_trace)
+        d["diff"] = diff
+        d["groups"] = diff_groups(diff.rows)
+        d["summary"] = [{"kind": k, "label": LABELS.get(k, k), "n": n}
+                        for k, n in diff.summary.items() if k != "kept"]
+    else:
+        d["diff"] = None
+
+
+@step_tab("effects", "Effects")
+def _tab_effects(d: dict, nav: Any, step: Step, request: Any) -> None:
+    d["effects"] = explain_misses(nav.run, [effect_row(e) for e in Effect.objects.filter(
+        run=nav.run, step_id=step.step_id).order_by("ordinal", "id")[:500]])
+
+
+@step_tab("value", "Value")
+def _tab_value(d: dict, nav: Any, step: Step, request: Any) -> None:
+    d["value"] = step.value
+    d["error"] = step.error
+    d["error_span"] = step.error_span
+
+
+@step_tab("sent", "As sent")
+def _tab_sent(d: dict, nav: Any, step: Step, request: Any) -> None:
+    d["sent"] = as_sent(nav.run, step)
 
 
 def _sent_prefix(run: Run, step: Step) -> str:
@@ -609,7 +679,8 @@ def _sent_parts(body: Any) -> list[dict]:
     return parts
 
 
-def _int(x: Any) -> Optional[int]:
+def int_or_none(x: Any) -> Optional[int]:
+    """``int(x)``, or None for what is not a whole number (event payloads, query values)."""
     try:
         return int(x)
     except (TypeError, ValueError):
@@ -648,13 +719,17 @@ def _legend(segments: list[dict]) -> list[dict]:
     return [{"source": k, "chars": v} for k, v in out.items()]
 
 
+def effect_kinds() -> list[dict]:
+    """The effect namespaces an effect breakpoint can name, with what each is for (from the
+    core's declarations)."""
+    return [{"name": ns.name, "doc": ns.doc} for ns in effect_namespaces()]
+
+
 def read_problem(text: str, open_prefix: bool = False) -> Optional[dict]:
     """Why a text cannot be read, with line, column and offset (None when it reads). An open
     prefix may end inside forms but not inside a string, a comment or a character literal
     (``check_prefix``); a program may end inside forms (the runtime closes missing parens)."""
-    from spellide.spell.api import check_prefix
-    from spellide.spell.errors import ReadError, SpellError
-    from spellide.spell.reader import read_all
+    from spellide.spell.api import ReadError, SpellError, check_prefix, read_all
     if open_prefix:
         err = check_prefix(text)
         return None if err is None else {"message": err.reason, "line": err.line, "col": err.col,
@@ -790,7 +865,7 @@ def model_choices(user: Any = None) -> list[tuple[str, list[tuple[str, str]]]]:
         groups.append(("Recorded runs (replayed from the effect cache)",
                        [("replay", "replay of a recorded run (choose it below)")]))
     try:
-        from spellide.spell.models.profiles import load_profiles
+        from spellide.spell.api import load_profiles
         profiles = []
         for name, prof in sorted(load_profiles().items()):
             missing = prof.api_key_env and not os.environ.get(prof.api_key_env)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from spellide.spell.prompts import system_prompt
+from spellide.spell.api import system_prompt
 from tests.providers.servers import ModelServer, Reply
 
 from .conftest import open_page

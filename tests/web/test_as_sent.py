@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from spellide.spell.prompts import system_prompt
+from spellide.spell.api import system_prompt
 
 from .test_controls import _fast, client, run_from  # noqa: F401  (fixtures)
 from .conftest import finish

@@ -182,3 +182,54 @@ def test_line_diff_lays_long_forms_out_so_a_change_inside_one_is_one_line():
     # the structural row of the changed form offers the whole form, laid out
     (row,) = [x for x in r.rows if x.new is not None and x.kind != "kept"]
     assert row.new.cut and row.new.pretty.startswith("(def config\n") and ':mode "slow"' in row.new.pretty
+
+
+# --- the diff renders the core's edit trace ------------------------------------------------
+
+def _run_programs(init: str, script: list[str]) -> list[tuple[str, list, dict]]:
+    """(program, provenance, trace) of each ``program`` event of a real run."""
+    from spellide.spell import api
+
+    events: list = []
+    run = api.Run(api.RunConfig(init=init, budget=None), model=api.ScriptedModel(script), listeners=[events.append])
+    assert api.execute_with_deep_stack(run.execute).error is None
+    return [(e.data["program"], e.data["provenance"], e.data.get("trace")) for e in events if e.type == "program"]
+
+
+def test_the_diff_shows_what_the_run_reported():
+    init = ('(quine completion (eval (do (def rows [1 2 3]) (persist kept (count rows)) '
+            '(quote (!call-now x (+ 1 1))))))')
+    [(program, prov, trace)] = _run_programs(init, ["9"])
+    assert trace is not None
+    r = D.diff_programs(init, program, prov, trace=trace)
+    assert ("persisted", "(persist kept (count rows))", "(persist kept 3)") in kinds(r)
+    injected = [x for x in r.rows if x.kind == "injected"]
+    assert [x.new.text for x in injected] == ["(def x 2)"] and injected[0].by == "!call-now"
+    assert r.rows[-1].kind == "appended" and r.rows[-1].new.text == "9"
+    # without the run's trace the value of persist is unknown, but the rewrite is still named
+    assert ("persisted", "(persist kept (count rows))", "(persist kept 3)") in kinds(D.diff_programs(init, program, prov))
+
+
+def test_a_trace_made_against_another_program_is_not_used():
+    init = '(quine completion (eval (do (def a 1) (prune) (quote (!extend)))))'
+    [(program, prov, trace)] = _run_programs(init, ["2"])
+    other = '(quine completion (eval (do (def z 0) (quote (!extend)))))'
+    r = D.diff_programs(other, program, prov, trace=trace)
+    assert "pruned" not in r.summary and r.summary.get("removed") == 1
+
+
+def test_a_markers_meaning_is_the_cores(monkeypatch):
+    """Change what prune does in the core and the diff says the new thing: the diff has no
+    rule of its own."""
+    from spellide.spell import edits
+
+    old = '(quine completion (eval (do (def a 1) (def b 2) (def c 3) (prune 1) (quote (!extend)))))'
+    new = '(quine completion (eval (do (def a 1) (quote (!extend)) (def d 4))))'
+    prov = prefix_model(new, "(def d 4)")
+    assert [x.old.text for x in D.diff_programs(old, new, prov).rows if x.kind == "pruned"] == ["(def c 3)"]
+    original = edits._prune_count
+    monkeypatch.setattr(edits, "_prune_count", lambda form: 2 * (original(form) or 0))
+    assert [x.old.text for x in D.diff_programs(old, new, prov).rows if x.kind == "pruned"] == ["(def b 2)", "(def c 3)"]
+    [(program, prov2, trace)] = _run_programs(old, ["(def d 4)"])
+    assert [x.old.text for x in D.diff_programs(old, program, prov2, trace=trace).rows
+            if x.kind == "pruned"] == ["(def b 2)", "(def c 3)"]

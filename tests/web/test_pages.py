@@ -386,7 +386,7 @@ def _started(run, model_settings: dict) -> None:
 
 
 def test_setup_view_shows_config_settings_and_the_system_prompt(client, user, run):
-    from spellide.spell.prompts import PROMPT_VERSION, prompt_digest, system_prompt
+    from spellide.spell.api import PROMPT_VERSION, prompt_digest, system_prompt
 
     run.config = {"prompt": PAYLOADS[0], "model": "profile:local", "depth": 7, "budget": 0.5,
                   "workspace": "/srv/ws/task-1", "breakpoints": {"before_model": True, "effect_kinds": ["io/"]}}
@@ -479,3 +479,20 @@ def test_live_state_of_the_tail_has_no_later_rows_when_steps_arrive_meanwhile(cl
     client.force_login(user)
     html = client.get(f"/runs/{run.public_id}/live/?first=3&tail=1").content.decode()
     assert re.findall(r'id="step-row-(\d+)"', html) == ["3", "4", "5"] and "rows-later" not in html
+
+
+def test_a_step_tab_is_one_registry_entry_plus_a_partial(client, user, run, monkeypatch):
+    """A new tab appears in the tab bar, is fetched by its URL and on the page, from its entry."""
+    from spellide.web import stepinfo
+
+    monkeypatch.setattr(stepinfo, "STEP_TABS", dict(stepinfo.STEP_TABS))
+
+    @stepinfo.step_tab("probe", "Probe <tab>", template="spellide/parts.html#tab_value")
+    def _probe(d, nav, step, request):
+        d["error"] = f"probed step {step.step_id} of {nav.run.title}"
+
+    client.force_login(user)
+    html = client.get(f"/runs/{run.public_id}/steps/3/tab/probe/").content.decode()
+    assert "probed step 3 of count &lt;b&gt;down&lt;/b&gt;" in html
+    page = client.get(f"/runs/{run.public_id}/steps/3/?tab=probe").content.decode()
+    assert 'data-tab="probe"' in page and "Probe &lt;tab&gt;" in page and "probed step 3 of count" in page

@@ -181,7 +181,7 @@ def test_highlighted_lines_always_reproduce_the_text(text, cuts):
 def test_cut_rows_expand_to_the_whole_form_laid_out_and_open_rows_show_their_head():
     """A row's preview is cut at ``PREVIEW_CHARS``: a leaf carries its whole form
     pretty-printed (to expand), an open node a head (``(def todo …``) as its children follow."""
-    from spellide.spell.reader import read_one
+    from spellide.spell.api import read_one
 
     long_note = "write the parser, add tests, update the README and say what changed " * 2
     text = f'(do (def todo (quote {{:ok "{long_note}"}})) (str "{long_note}"))'
@@ -196,3 +196,23 @@ def test_cut_rows_expand_to_the_whole_form_laid_out_and_open_rows_show_their_hea
     # short rows are not cut and carry nothing extra
     short = T.build_tree("(do (def x 1) (f 2))").roots[0]
     assert all(not n.full and not n.open_preview for n in short.children)
+
+
+def test_the_tree_labels_the_forms_the_edit_trace_says_are_new():
+    """The tree shows who brought each new form in, from the core's edit trace of the step."""
+    from spellide.spell import api
+    from spellide.web.program_tree import build_tree
+    from spellide.web.stepinfo import flatten, mark_changes
+
+    init = '(quine completion (eval (do (def a 1) (rethink "r" 2) (quote (!call-now x (+ 1 1))))))'
+    events: list = []
+    run = api.Run(api.RunConfig(init=init, budget=None), model=api.ScriptedModel(["(def y 3) 5"]),
+                  listeners=[events.append])
+    assert api.execute_with_deep_stack(run.execute).error is None
+    [program] = [e.data for e in events if e.type == "program"]
+    tree = build_tree(program["program"])
+    mark_changes(tree.roots, program["trace"])
+    labels = {it["node"].preview: it["node"].change for it in flatten(tree.roots)
+              if "node" in it and it["node"].change}
+    assert labels == {'(think "r" 2)': "think", "(def x 2)": "injected", "(def y 3)": "appended",
+                      "5": "appended"}

@@ -204,7 +204,7 @@ def test_resume_interrupted_equals_uninterrupted(user, scripted, tmp_path):
                                  config=dict(partial.config, breakpoints={}), last_seq=partial.last_seq)
     events = load_events(partial)
     from spellide.web.runner.persist import RunPersister
-    from spellide.spell.events import Event
+    from spellide.spell.api import Event
     writer = RunPersister(crashed, threaded=False, broadcast=False)
     for e in events:
         writer(Event(e["seq"], e["type"], e["data"], e["ts"]))
@@ -276,8 +276,8 @@ def test_effect_lost_before_persisting_is_recovered_from_the_journal(user, scrip
     """The process died after an io/ effect ran but before its event reached the database: the
     effect journal written by the run's process has it, so the resume serves it from the cache
     instead of appending the line a second time."""
-    from spellide.spell.events import Event
-    from spellide.spell.journal import EffectJournal
+    from spellide.spell.api import Event
+    from spellide.spell.api import EffectJournal
     from spellide.web.runner.journal import journal_path
     from spellide.web.runner.persist import RunPersister
 
@@ -339,7 +339,7 @@ def test_inline_writer_flushes_at_step_starts_and_after_a_short_delay(user):
     """Inline persistence: a step's start is written at once; streamed text that is not
     followed by a step boundary is written by the flusher within MAX_DELAY."""
 
-    from spellide.spell.events import Event
+    from spellide.spell.api import Event
     from spellide.web.runner import persist
     from spellide.web.runner.persist import RunPersister
 
@@ -362,7 +362,7 @@ def test_inline_writer_behind_the_run_writes_several_steps_in_one_transaction(us
     """When more of the run's events already wait (the relay fell behind), a step's start is
     not written alone: the steps after it join its batch, which the flusher still writes
     within MAX_DELAY; caught up, a step's start is written at once again."""
-    from spellide.spell.events import Event
+    from spellide.spell.api import Event
     from spellide.web.runner import persist
     from spellide.web.runner.persist import RunPersister
 
@@ -387,7 +387,7 @@ def test_streamed_pieces_carry_their_offset_and_the_step_keeps_the_text_so_far(u
     """Each persisted piece says where it goes in the step's text (UTF-16 units, as the page
     counts), a reset starts over, and the step row holds the text so far for a page that
     opens the step mid-stream."""
-    from spellide.spell.events import Event
+    from spellide.spell.api import Event
     from spellide.web.fragments import render_event_html
     from spellide.web.runner.persist import RunPersister
 
@@ -412,7 +412,7 @@ def test_streamed_pieces_carry_their_offset_and_the_step_keeps_the_text_so_far(u
 def test_a_batch_renders_the_state_it_leaves_in_a_bounded_number_of_queries(user, django_assert_max_num_queries):
     """A batch's fragments carry whole rows read from the database after its commit (two
     queries however many events and steps), with the step count and each step's duration."""
-    from spellide.spell.events import Event
+    from spellide.spell.api import Event
     from spellide.web.fragments import render_batch
     from spellide.web.runner.persist import RunPersister
 
@@ -455,7 +455,7 @@ def test_the_live_frames_carry_what_persisting_derived(user, monkeypatch):
     """The frames broadcast while a run streams carry each piece's offset, the step count and
     the step's duration, as a reload's frames do (they were rendered from the raw events, so
     pieces were appended blindly and each step start cost a COUNT query)."""
-    from spellide.spell.events import Event
+    from spellide.spell.api import Event
     from spellide.web.runner import persist
 
     sent: list[dict] = []
@@ -481,7 +481,7 @@ def test_a_run_that_ends_with_open_steps_ends_them_in_its_final_event(user, monk
     """Stopped at a pause: the paused step and the steps waiting on it end with the run, in the
     final event's transaction, and the final frame carries their rows (no page keeps them
     paused or running while a reload shows them failed)."""
-    from spellide.spell.events import Event
+    from spellide.spell.api import Event
     from spellide.web import stepinfo
     from spellide.web.runner import persist
 
@@ -522,8 +522,8 @@ def test_effects_lost_past_a_gap_are_stored_as_the_next_events(user, scripted, t
     """The process died with a batch unwritten: the events before an io/ effect are lost and
     the journal has the effect under a number past them. Resumed, the run's events are
     numbered without a gap and the effect does not run twice."""
-    from spellide.spell.events import Event
-    from spellide.spell.journal import EffectJournal
+    from spellide.spell.api import Event
+    from spellide.spell.api import EffectJournal
     from spellide.web.runner.journal import journal_path
     from spellide.web.runner.persist import RunPersister
 
@@ -552,3 +552,23 @@ def test_effects_lost_past_a_gap_are_stored_as_the_next_events(user, scripted, t
     assert seqs == list(range(1, resumed.last_seq + 1))
     assert (ws / "log.txt").read_text() == (ref_ws / "log.txt").read_text()
     assert resumed.value == reference.value
+
+
+def test_each_step_keeps_the_edit_trace_the_run_reported(user, scripted, client):
+    """The diff tab renders the core's trace; the run's events bring it to the step row."""
+    run = finish(runner.start_run(user, RunConfig(prompt="p", model=scripted(["(def a 1) (prune) '(!extend)", "2"])), "t"))
+    assert run.status == Run.Status.FINISHED, run.error
+    steps = list(Step.objects.filter(run=run).order_by("step_id"))
+    rows = [s for s in steps[1].edit_trace["sections"] if s["name"] == "body"][0]["rows"]
+    removed = [r for r in rows if r["op"] == "removed"]
+    assert [r["by"] for r in removed] == ["prune", "prune"]
+    program = steps[0].program_text()
+    assert program[removed[0]["old"][1]:removed[0]["old"][2]] == "(def a 1)"
+    # the trace is kept on the step, not a second time in the event log
+    assert all("trace" not in e.data for e in RunEvent.objects.filter(run=run, type="program"))
+    # the diff and the tree of the step show it
+    client.force_login(user)
+    diff = client.get(f"/runs/{run.public_id}/steps/1/tab/diff/").content.decode()
+    assert "pruned" in diff and "(def a 1)" in diff
+    tree = client.get(f"/runs/{run.public_id}/steps/1/tab/tree/").content.decode()
+    assert 'class="chip dk dk-appended change">appended by the model' in tree

@@ -388,7 +388,7 @@ def connect_ws(scale: Scale, client, base: str, public_id: str) -> RawWebsocket:
 # --- headless reference -------------------------------------------------------------------------
 def headless(config: dict[str, Any], workspace: Path) -> Any:
     from spellide.spell.api import Breakpoints, RunConfig
-    from spellide.spell.machine import Run, execute_with_deep_stack
+    from spellide.spell.api import Run, execute_with_deep_stack
     cfg = RunConfig.from_json(config)
     cfg.breakpoints = Breakpoints()
     workspace.mkdir(parents=True, exist_ok=True)

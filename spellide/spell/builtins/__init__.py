@@ -33,6 +33,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ..data import Builtin, Keyword, Map, Symbol
+from ..namespaces import Fn, Namespace, arity_of, declare
 
 CORE: dict[str, Builtin] = {}
 DOCS: dict[str, str] = {}
@@ -55,7 +56,8 @@ def builtin(*names: str, ctx: bool = False, tail: bool = False, doc: str = "",
 def namespace(ns: str, fns: dict[str, Builtin], constants: dict[str, Any] | None = None,
               overview: str = "") -> Map:
     """A namespace map ``{:name fn ... :docs {:name "doc"}}``; builtin names become
-    ``ns/name`` so error messages say which function failed."""
+    ``ns/name`` so error messages say which function failed. The namespace is also declared
+    (``namespaces.py``: name, overview, each function's arity and doc), as a pure one."""
     m = Map()
     docs = Map()
     for name, b in fns.items():
@@ -70,6 +72,8 @@ def namespace(ns: str, fns: dict[str, Builtin], constants: dict[str, Any] | None
     if overview:
         dict.__setitem__(docs, Keyword("overview"), overview)
     dict.__setitem__(m, Keyword("docs"), docs)
+    declare(Namespace(ns, overview, [Fn(name, arity_of(b.fn, 2 if b.needs_ctx else 0), b.doc)
+                                     for name, b in fns.items()], effect=False))
     return m
 
 
@@ -102,4 +106,8 @@ def core_table() -> dict:
     ns = Map(docs)
     dict.__setitem__(ns, Keyword("docs"), docs)
     table[Symbol("builtins")] = ns
+    declare(Namespace("builtins", "The core functions, special forms and macros every program sees "
+                                  "(unqualified: (count xs), not builtins/count).",
+                      [Fn(name, arity_of(b.fn, 2 if b.needs_ctx else 0), b.doc) for name, b in sorted(CORE.items())],
+                      effect=False))
     return table

@@ -93,10 +93,6 @@ class GlobalsStore:
             self._write(self._state.assoc(key, rest))
             return value[0]
 
-    def replace_all(self, state: Map) -> None:
-        with self._lock:
-            self._write(state)
-
     def wait_until(self, pred: Callable[[Map], Any], timeout: Optional[float] = None) -> bool:
         """Block until ``pred(state)`` is truthy; True then, False if ``timeout`` seconds
         pass first. The predicate is checked now and after every write, under the lock, so
@@ -194,3 +190,25 @@ def make_globals_namespace(store: GlobalsStore, apply_fn: ApplyFn) -> dict[str, 
 
     return {"get": get, "set": set_, "update": update, "pop": pop, "keys": keys, "all": all_,
             "wait-until": wait_until}
+
+
+# --- the declaration (namespaces.py) ----------------------------------------------------------
+
+def _globals_for_run(setup: Any) -> dict[str, Callable[..., Any]]:
+    """A fresh store per run, kept in the setup's state (the machine exposes it as ``globals``)."""
+    store = setup.state.setdefault("globals", GlobalsStore())
+    return make_globals_namespace(store, setup.apply_fn)
+
+
+def _declare() -> None:
+    from ..namespaces import Fn, Namespace, declare
+    declare(Namespace(
+        "globals", "One map shared by the agents of this run (and futures inside them); it "
+                   "starts as {:roles {:main {}} :tasks []}.",
+        [Fn("get", (1, 1)), Fn("set", (2, 2)), Fn("update", (2, None)), Fn("pop", (1, 1)),
+         Fn("keys", (0, 0)), Fn("all", (0, 0)), Fn("wait-until", (1, 2))],
+        make=_globals_for_run,
+        sample=lambda: make_globals_namespace(GlobalsStore(), lambda f, args: None)))
+
+
+_declare()

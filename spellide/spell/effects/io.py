@@ -1036,3 +1036,40 @@ def _glob_match(segs: list[str], names: tuple[str, ...]) -> bool:
     if name.startswith(".") and not head.startswith("."):
         return False
     return fnmatchcase(name, head) and _glob_match(segs[1:], names[1:])
+
+
+# --- the declaration (namespaces.py) ----------------------------------------------------------
+
+def _io_for_run(setup: Any) -> dict[str, Callable[..., Any]]:
+    cfg = setup.config
+    return make_io_namespace(cfg.workspace, allow_shell=cfg.allow_shell, shell_timeout=cfg.shell_timeout)
+
+
+def _io_sample() -> dict[str, Callable[..., Any]]:
+    """The functions over a throwaway directory: their docstrings are the namespace's docs."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        return make_io_namespace(d)
+
+
+def _declare() -> None:
+    from ..namespaces import Fn, Namespace, declare
+    declare(Namespace(
+        "io", "Files and directories of the run's workspace (paths are relative to it and cannot "
+              "leave it), and shell commands when the run allows them.",
+        [Fn("slurp", (1, 1)), Fn("spit", (2, 3)), Fn("read-file", (1, 3)), Fn("read-lines", (1, 3)),
+         Fn("write-file", (2, 2)), Fn("str-replace", (3, 4)), Fn("replace-lines", (2, 4)),
+         Fn("exists?", (1, 1)), Fn("directory?", (1, 1)), Fn("ls", (0, 1)), Fn("mkdir", (1, 1)),
+         Fn("mkdirs", (1, 1)), Fn("cwd", (0, 0)), Fn("delete", (1, 2)), Fn("copy", (2, 2)),
+         Fn("move", (2, 2)), Fn("stat", (1, 1)), Fn("temp-file", (0, 2)), Fn("grep", (1, 3)),
+         Fn("glob", (1, 2)),
+         # a shell command can reach outside the workspace: running it again in a fork or
+         # replay (a cache miss) waits for a person
+         Fn("sh", (1, None), approve_replay_miss=True, setting="allow_shell"),
+         Fn("exec", (1, 2), approve_replay_miss=True, setting="allow_shell"),
+         Fn("env", (0, 1))],
+        setting="workspace", unavailable="io/ is not available in this run (no workspace was given)",
+        make=_io_for_run, sample=_io_sample))
+
+
+_declare()

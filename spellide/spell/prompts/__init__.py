@@ -3,7 +3,8 @@
 Each ``sysprompt-<transport>.txt`` holds the transport-specific instructions (how the answer
 must be shaped) and a ``{{spell-guide}}`` placeholder for the shared guide to the language
 (``spell-guide.txt``: the wrapper, the effect boundary, the turn helpers, the edit markers,
-worked examples). ``system_prompt(transport)`` returns the assembled text; that text is what
+worked examples), whose ``{{effect-namespaces}}`` is the list of effect namespaces from their
+declarations (``namespaces.effects_guide``). ``system_prompt(transport)`` returns the assembled text; that text is what
 providers send and what the IDE shows for a run.
 
 ``PROMPT_VERSION`` must be bumped whenever a prompt file changes: it is part of every model
@@ -17,7 +18,7 @@ import hashlib
 from functools import lru_cache
 from pathlib import Path
 
-PROMPT_VERSION = "2026-11-22.1"
+PROMPT_VERSION = "2026-12-03.1"
 
 _DIR = Path(__file__).resolve().parent
 _FILES = {"prefill": "sysprompt-prefill.txt", "message": "sysprompt-message.txt",
@@ -32,8 +33,10 @@ def system_prompt(transport: str) -> str:
     except KeyError:
         raise ValueError(f"no system prompt for transport {transport!r}; "
                          f"known: {', '.join(_FILES)}") from None
+    from ..namespaces import effects_guide
     head = (_DIR / name).read_text(encoding="utf-8")
     guide = (_DIR / "spell-guide.txt").read_text(encoding="utf-8")
+    guide = guide.replace("{{effect-namespaces}}", effects_guide())
     return head.replace("{{spell-guide}}", guide.strip()).strip() + "\n"
 
 

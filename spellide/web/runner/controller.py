@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from spellide.spell import api
-from spellide.spell import events as ev
+from spellide.spell.api import events as ev
 from spellide.spell.api import Controller, Decision, PausePoint
 
 # Actions a person can take (controls, websocket frames).
@@ -61,8 +61,7 @@ def check_parse(kind: str, text: str) -> Optional[ActResult]:
         if err is None:
             return None
         return ActResult(False, "edit refused", error=err.reason, line=err.line, col=err.col, text=text)
-    from spellide.spell.errors import ReadError
-    from spellide.spell.reader import read_all
+    from spellide.spell.api import ReadError, read_all
     try:
         read_all(text)
     except ReadError as e:

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.conf import settings
 
-from spellide.spell import journal as core
+from spellide.spell import api as core
 
 log = logging.getLogger("spellide.runner")
 

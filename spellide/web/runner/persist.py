@@ -17,7 +17,8 @@ the database before any client sees it, which is what lets a consumer fill a gap
 reconnect, a dropped message) from the database. Writing in the run's thread avoids a thread
 hand-off (a GIL hand-off) per event: measured on the 1,000-step bench, it cut the IDE's
 overhead from about 16 s to about 10 s and the event -> browser p95 from ~110 ms to ~70 ms
-against a writer thread ("thread" mode, SPELLIDE_PERSIST_MODE=thread, kept for comparison).
+against a writer thread (a mode since removed). "sync" mode writes each event at once (tests,
+and rebuilding a run from its events).
 
 The run's process appends executed effects to the run's effect journal before it goes on
 (``spellide/spell/journal.py``), so a crash between an effect and its batch's commit cannot
@@ -31,8 +32,6 @@ edited texts, long effect arguments) are stored as ``ProgramVersion`` deltas and
 from __future__ import annotations
 
 import logging
-import os
-import queue
 import threading
 import time
 from datetime import datetime, timezone
@@ -41,7 +40,7 @@ from typing import Any, Callable, Iterator, Optional
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 
-from spellide.spell import events as ev
+from spellide.spell.api import events as ev
 
 from ..fragments import render_batch, render_failed
 from ..models import Edit, Effect, ProgramVersion, Run, RunEvent, Step, empty_totals
@@ -50,15 +49,11 @@ from .broadcast import broadcaster
 
 log = logging.getLogger("spellide.runner")
 
-BATCH = 500
 BATCH_INLINE = 64
 MAX_DELAY = 0.025    # seconds an event may wait for its batch (inline mode)
-DEFAULT_MODE = os.environ.get("SPELLIDE_PERSIST_MODE", "inline")
 # events written at once (inline mode): a step's start, pauses and the end of the run
 FLUSH_NOW = frozenset({ev.RUN_STARTED, ev.STEP_STARTED, ev.PAUSED, ev.RESUMED, ev.RUN_FINISHED,
                        ev.RUN_FAILED, ev.DIVERGED})
-BACKLOG_HIGH = 18   # queued events above which the run waits for the writer...
-BACKLOG_LOW = 6     # ...until this many are left
 
 
 def _dt(ts: float) -> datetime:
@@ -163,21 +158,16 @@ class RunPersister:
         # whether more of the run's events already wait to be taken (set by whoever relays them)
         self.behind: Callable[[], bool] = lambda: False
         # "inline": written by the run's own thread, a batch per step (the default: no thread
-        # hand-offs per event); "thread": queued to a writer thread; "sync": one write per event.
-        self.mode = mode or (DEFAULT_MODE if threaded else "sync")
-        self._threaded = self.mode == "thread"
-        self._q: "queue.Queue[Optional[ev.Event]]" = queue.Queue()
-        self._drained = threading.Condition()
-        self._thread: Optional[threading.Thread] = None
+        # hand-offs per event); "sync": one write per event.
+        self.mode = mode or ("inline" if threaded else "sync")
+        if self.mode not in ("inline", "sync"):
+            raise ValueError(f"unknown persist mode {self.mode!r}")
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)   # the flusher waits on it for pending events
         self._pending: list[ev.Event] = []
         self._pending_since = 0.0
         self._flusher: Optional[threading.Thread] = None
         self._closing = threading.Event()
-        if self._threaded:
-            self._thread = threading.Thread(target=self._loop, name=f"spellide-persist-{run.pk}", daemon=True)
-            self._thread.start()
 
     # the listener the run's events go to (the thread relaying its process)
     def __call__(self, event: ev.Event) -> None:
@@ -202,21 +192,10 @@ class RunPersister:
                         self._flusher.start()
                     self._wake.notify()
             return
-        if self._threaded:
-            self._q.put(event)
-            if self._q.qsize() > BACKLOG_HIGH:
-                # Back-pressure: let the writer catch up (waiting releases the GIL, which a
-                # CPU-bound run would otherwise hold for most of each switch interval), so
-                # what a viewer sees lags the run by a bounded number of events.
-                with self._drained:
-                    while (self._q.qsize() > BACKLOG_LOW and self._thread is not None
-                           and self._thread.is_alive()):
-                        self._drained.wait(0.05)
-        else:
-            self._write([event])
+        self._write([event])
 
     def close(self, timeout: Optional[float] = None) -> None:
-        """Write everything queued, then stop the writer thread."""
+        """Write everything pending, then stop the flusher thread."""
         if self.mode == "inline":
             self._closing.set()
             with self._lock:
@@ -225,11 +204,6 @@ class RunPersister:
             if self._flusher is not None:
                 self._flusher.join(timeout)
                 self._flusher = None
-            return
-        if self._thread is not None:
-            self._q.put(None)
-            self._thread.join(timeout)
-            self._thread = None
 
     def _flush_locked(self) -> None:
         if not self._pending:
@@ -257,34 +231,6 @@ class RunPersister:
                         self._wake.wait(due)
                         continue
                     self._flush_locked()
-        finally:
-            connection.close()
-
-    def _loop(self) -> None:
-        try:
-            stop = False
-            while not stop:
-                first = self._q.get()
-                if first is None:
-                    break
-                batch = [first]
-                while len(batch) < BATCH:
-                    try:
-                        nxt = self._q.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is None:
-                        stop = True
-                        break
-                    batch.append(nxt)
-                try:
-                    self._write(batch)
-                except Exception as e:  # keep draining so the run is never blocked by us
-                    log.exception("persisting events of run %s failed", self.run.public_id)
-                    self.error = e
-                if self._q.qsize() <= BACKLOG_LOW:
-                    with self._drained:
-                        self._drained.notify_all()
         finally:
             connection.close()
 
@@ -410,7 +356,8 @@ class RunPersister:
                           prefix_version_id=pv.pk, program_version_id=None, completion="", value=None,
                           error=None, error_span=None, model=str(d.get("model") or "")[:200],
                           transport="", usage={}, started_at=_dt(e.ts), finished_at=None,
-                          provenance=[], continued_by=None, segment=self.segment, recovered=False)
+                          provenance=[], continued_by=None, segment=self.segment, recovered=False,
+                          edit_trace=None)
             if sid in self.known_steps and sid not in self._new_steps:
                 self._step_updates[sid] = fields      # a replayed step: its row is rewritten
             else:
@@ -448,7 +395,8 @@ class RunPersister:
             cur = self.step_texts.get(sid)
             if cur is not None:
                 cur["program"] = d.get("program")
-            self._step_update(sid, program_version_id=pv.pk, provenance=d.get("provenance") or [])
+            self._step_update(sid, program_version_id=pv.pk, provenance=d.get("provenance") or [],
+                              edit_trace=d.pop("trace", None))
             d["program"] = {"$v": pv.pk}
         elif t == ev.EFFECT:
             d["effect"] = self._effect(e, dict(d.get("effect") or {}))

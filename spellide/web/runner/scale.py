@@ -50,6 +50,8 @@ from typing import Any, Awaitable, Callable, Optional
 from django.conf import settings
 from django.db.models import Q
 
+from .pids import pid_alive
+
 log = logging.getLogger("spellide.runner")
 
 RUNS_CHANNEL = "spellide-runs"
@@ -340,19 +342,9 @@ def forget(worker_id: str) -> None:
     redis_client().delete(heartbeat_key(worker_id))
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def worker_alive(worker_id: str) -> bool:
     host, pid, _tag = worker_id.split(":")
-    if host == HOST and pid.isdigit() and not _pid_alive(int(pid)):
+    if host == HOST and pid.isdigit() and not pid_alive(int(pid)):
         return False
     return bool(redis_client().exists(heartbeat_key(worker_id)))
 

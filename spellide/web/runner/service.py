@@ -26,14 +26,13 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 
 from spellide.spell import api
-from spellide.spell import events as ev
-from spellide.spell.api import RunConfig
-from spellide.spell.process import ProcessRun, RunProcessDied, RunProcessFailed
+from spellide.spell.api import ProcessRun, RunConfig, RunProcessDied, RunProcessFailed, events as ev
 
 from ..models import ACTIVE_STATUSES, Run, Step
 from .controller import ActResult, IdeController, check_parse
 from .journal import journal_path, read_journal, remove_journal
 from .persist import RunPersister, load_events
+from .pids import pid_alive
 
 log = logging.getLogger("spellide.runner")
 
@@ -122,7 +121,7 @@ def start_run(owner: Any, config: RunConfig, title: str = "", parent_run: Option
     ``fork_edit`` (``{"text", "point", "author"}``, or a program text) is applied at the fork
     step's pause point (``after_completion`` by default, ``before_model`` for a prefix edit).
     """
-    from spellide.spell.record import RecordedEdit
+    from spellide.spell.api import RecordedEdit
 
     if parent_run is not None:
         if record is None:
@@ -158,7 +157,7 @@ def start_run(owner: Any, config: RunConfig, title: str = "", parent_run: Option
 
 def record_of(run: Run) -> Any:
     """The run's record, rebuilt from its persisted events."""
-    from spellide.spell.record import Record
+    from spellide.spell.api import Record
     return Record.from_events(load_events(run))
 
 
@@ -182,7 +181,7 @@ def resume_interrupted(run: Run) -> Run:
     """Resume a run a server restart interrupted, on the same row: its record (rebuilt from
     the persisted events) is replayed from the effect cache, so no recorded effect runs
     again, and the run goes on live where the record ends. Event numbering continues."""
-    from spellide.spell.record import Record
+    from spellide.spell.api import Record
 
     if run.status != Run.Status.INTERRUPTED:
         raise RunRefused(f"only an interrupted run can be resumed (this one is {run.status})")
@@ -336,16 +335,6 @@ def control(run: Run, action: str, text: Optional[str] = None, author: Optional[
 
 
 # --- restarts -------------------------------------------------------------------------------
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def mark_interrupted_runs() -> int:
     """Runs left queued/running/paused by a server process that is gone become interrupted.
 
@@ -362,7 +351,7 @@ def mark_interrupted_runs() -> int:
             w_host, w_pid = parts[0], parts[1]
             if w_host != host:
                 continue
-            if w_pid.isdigit() and int(w_pid) != int(pid) and _pid_alive(int(w_pid)):
+            if w_pid.isdigit() and int(w_pid) != int(pid) and pid_alive(int(w_pid)):
                 continue
         if Run.objects.filter(pk=r.pk, status__in=ACTIVE_STATUSES).update(
                 status=Run.Status.INTERRUPTED, pause=None, worker=""):

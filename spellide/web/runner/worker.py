@@ -100,7 +100,7 @@ class WorkerServices:
     # --- executing ---------------------------------------------------------------------------
     def execute(self, message: dict[str, Any]) -> None:
         from spellide.spell.api import RunConfig
-        from spellide.spell.record import Record
+        from spellide.spell.api import Record
 
         from ..models import Run
         from . import service

@@ -11,7 +11,8 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 
 from spellide.web import charts
-from spellide.web.views.pages import _is_htmx, _public, _resolve, _run_view
+from spellide.web.views import is_htmx
+from spellide.web.views.pages import _public, _resolve, _run_view
 
 
 @require_GET
@@ -22,7 +23,7 @@ def run_charts(request: HttpRequest, public_id: Any = None, token: Optional[str]
     svg = {k: mark_safe(v) for k, v in data.svg().items()}
     ctx = {"nav": nav, "run": nav.run, "view": "charts", "svg": svg, "points": data.points,
            "summary": charts.summary(data), "chars_per_token": charts.CHARS_PER_TOKEN}
-    if _is_htmx(request):
+    if is_htmx(request):
         return render(request, "spellide/charts.html#charts_view", ctx)
     return _run_view(request, nav, ctx)
 

@@ -18,7 +18,8 @@ from typing import Any, Optional
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.html import escape, format_html
+from django.template.loader import render_to_string
+from django.utils.html import escape
 from django.views.decorators.http import require_GET, require_POST
 
 from spellide.spell import api
@@ -28,6 +29,7 @@ from ..access import can_control, can_fork, can_view
 from ..forms import NewRunForm
 from ..models import Run
 from ..runner.controller import ActResult
+from . import is_htmx
 
 __all__ = ["can_view", "start", "rename", "set_tags", "delete", "pause", "resume", "step", "stop", "edit", "approve", "reject", "fork",
            "resume_interrupted_view", "share", "unshare", "status"]
@@ -36,24 +38,9 @@ MAX_TEXT = 5_000_000
 
 
 # --- helpers --------------------------------------------------------------------------------
-def is_htmx(request: HttpRequest) -> bool:
-    return request.headers.get("HX-Request") == "true"
-
-
 def result_fragment(result: ActResult, status: Optional[int] = None) -> HttpResponse:
-    where = ""
-    if result.line is not None:
-        where = format_html(' <span class="where">at line {}, column {}</span>', result.line, result.col)
-    detail = format_html(": {}", result.error) if result.error else ""
-    kept = ""
-    if not result.ok and result.text is not None:
-        kept = format_html('<textarea class="kept-text" name="text" hidden>{}</textarea>', result.text)
-    html = format_html('<span class="control-result {}" data-ok="{}"{}>{}{}{}</span>{}',
-                       "ok" if result.ok else "refused", "true" if result.ok else "false",
-                       format_html(' data-line="{}" data-col="{}"', result.line, result.col)
-                       if result.line is not None else "",
-                       result.message, detail, where, kept)
-    return HttpResponse(html, status=status or (200 if result.ok else 409))
+    return HttpResponse(render_to_string("spellide/parts.html#control_result", {"r": result}),
+                        status=status or (200 if result.ok else 409))
 
 
 def _respond(request: HttpRequest, run: Run, result: ActResult, status: Optional[int] = None) -> HttpResponse:
@@ -69,8 +56,8 @@ def _respond(request: HttpRequest, run: Run, result: ActResult, status: Optional
 def _redirect_to(request: HttpRequest, run: Run) -> HttpResponse:
     url = run.get_absolute_url()
     if is_htmx(request):
-        resp = HttpResponse(format_html('<span class="control-result ok" data-ok="true">'
-                                        '<a href="{}">{}</a></span>', url, run.title or "run"))
+        resp = HttpResponse(render_to_string("spellide/parts.html#control_run_link",
+                                             {"url": url, "title": run.title or "run"}))
         resp["HX-Redirect"] = url
         return resp
     if request.headers.get("Accept", "").startswith("application/json"):
@@ -96,7 +83,8 @@ def _refuse(request: HttpRequest, message: str, status: int = 400, run: Optional
                                                                        content_type="text/plain")
 
 
-def _int(value: Any, name: str, lo: Optional[int] = None) -> Optional[int]:
+def _whole_number(value: Any, name: str, lo: Optional[int] = None) -> Optional[int]:
+    """A form field as a whole number (None when empty); a ValueError naming the field if not."""
     if value in (None, ""):
         return None
     try:
@@ -219,7 +207,7 @@ def fork(request: HttpRequest, public_id: Any) -> HttpResponse:
     if not can_fork(request.user, parent):
         return _refuse(request, "you cannot fork this run", 403, parent)
     try:
-        step_id = _int(request.POST.get("step"), "step", 0)
+        step_id = _whole_number(request.POST.get("step"), "step", 0)
         text = _text(request)
     except ValueError as e:
         return _refuse(request, str(e), 400, parent)
@@ -331,8 +319,7 @@ def share(request: HttpRequest, public_id: Any) -> HttpResponse:
         run.save(update_fields=["share_token", "updated_at"])
     url = request.build_absolute_uri(share_url(run))
     if is_htmx(request):
-        return HttpResponse(format_html('<span class="share-link" data-ok="true"><a href="{}">{}</a></span>',
-                                        url, url))
+        return HttpResponse(render_to_string("spellide/parts.html#control_share_link", {"url": url}))
     if request.headers.get("Accept", "").startswith("application/json"):
         return JsonResponse({"ok": True, "url": url, "token": run.share_token})
     messages.success(request, f"Read-only link: {url}")

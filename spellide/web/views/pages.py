@@ -26,6 +26,7 @@ from spellide.web.highlight import highlight, highlight_marked
 from spellide.web.models import Effect, Run, Step
 from spellide.web import access, run_search, stepinfo
 from spellide.web.forms import MAX_DEPTH
+from spellide.web.views import is_htmx
 
 WINDOW = 60             # step rows rendered around the selected step
 MAX_WINDOW = 200        # the most rows one window request returns
@@ -34,9 +35,6 @@ RUNS_PAGE = 50
 STEP_HITS_PAGE = 50
 REPLAY_CHOICES = 12     # recorded runs the replay picker lists at once
 TEXT_INLINE = 20_000    # longer effect args/results are cut on the page (full text via raw view)
-TABS = ("tree", "source", "diff", "effects", "value", "sent")
-TAB_LABELS = {"tree": "Program tree", "source": "Source", "diff": "Diff", "effects": "Effects",
-              "value": "Value", "sent": "As sent"}
 CONTROL_NAMES = ("run_pause", "run_resume", "run_step", "run_stop", "run_edit", "run_fork",
                  "run_resume_interrupted", "run_approve", "run_reject", "run_share", "run_unshare")
 
@@ -56,9 +54,6 @@ class Nav:
     base: str
     readonly: bool
     token: Optional[str] = None
-
-    def step_url(self, step_id: int) -> str:
-        return f"{self.base}/steps/{step_id}/"
 
 
 def _resolve(request: HttpRequest, public_id: Any = None, token: Optional[str] = None) -> Nav:
@@ -96,14 +91,10 @@ def _public(view: Callable) -> Callable:
 def _share_gone(request: HttpRequest) -> HttpResponse:
     """A share link whose token no run holds: revoked by the run's owner (tokens are random,
     so a mistyped one is far less likely), said on a page of the app rather than a bare 404."""
-    if _is_htmx(request):
+    if is_htmx(request):
         return HttpResponse('<p class="warn share-gone">This share link was revoked: '
                             'the run is no longer shared.</p>', status=404)
     return render(request, "spellide/share_gone.html", status=404)
-
-
-def _is_htmx(request: HttpRequest) -> bool:
-    return request.headers.get("HX-Request") == "true"
 
 
 def _controls(nav: Nav, user: Any) -> dict[str, Optional[str]]:
@@ -129,7 +120,7 @@ def _controls(nav: Nav, user: Any) -> dict[str, Optional[str]]:
 def _detail_ctx(request: HttpRequest, nav: Nav, d: Optional[dict], **extra: Any) -> dict:
     """Context shared by every render of the step detail (page, htmx partial, tabs)."""
     ctx = {"nav": nav, "run": nav.run, "d": d, "controls": _controls(nav, request.user),
-           "tabs": [(t, TAB_LABELS[t]) for t in TABS]}
+           "tabs": [(t.name, t.label) for t in stepinfo.STEP_TABS.values()]}
     ctx.update(extra)
     return ctx
 
@@ -162,7 +153,8 @@ def run_list_context(request: HttpRequest, form: Any = None) -> dict:
     query.pop("page", None)
     return {
         "page": page, "filter_form": filter_form, "filtered": bool(filters), "query": query.urlencode(),
-        "models": stepinfo.model_choices(request.user), "start_url": _url_or_none("run_start"),
+        "models": stepinfo.model_choices(request.user),
+        "effect_kinds": stepinfo.effect_kinds(), "start_url": _url_or_none("run_start"),
         "demos": stepinfo.demo_choices(), "workspaces": stepinfo.workspace_choices(),
         "form": form if form is not None else NewRunForm(initial={"budget": "1.00"}, user=request.user),
         "max_depth": MAX_DEPTH, **replayable(request.user, ""),
@@ -202,7 +194,7 @@ def run_page(request: HttpRequest, public_id: Any = None, step_id: Optional[int]
              token: Optional[str] = None) -> HttpResponse:
     nav = _resolve(request, public_id, token)
     run = nav.run
-    tab = request.GET.get("tab") if request.GET.get("tab") in TABS else "tree"
+    tab = request.GET.get("tab") if request.GET.get("tab") in stepinfo.STEP_TABS else "tree"
     if step_id is None:
         step_id = _default_step(run)
     step = None
@@ -212,13 +204,13 @@ def run_page(request: HttpRequest, public_id: Any = None, step_id: Optional[int]
         if step is None and request.resolver_match and "step_id" in (request.resolver_match.kwargs or {}):
             raise Http404("No such step")
     detail = stepinfo.detail_context(nav, step, tab, request) if step is not None else None
-    if _is_htmx(request) and request.GET.get("part") == "detail":
+    if is_htmx(request) and request.GET.get("part") == "detail":
         return render(request, "spellide/parts.html#step_detail", _detail_ctx(request, nav, detail))
     window = stepinfo.window_around(run, step.step_id if step else None, WINDOW)
     ctx = _detail_ctx(
         request, nav, detail, window=window, tab=tab, status=stepinfo.status_info(run),
         lineage=_lineage(run, request.user, nav.token), view="steps",
-        ws_url=None if nav.token else f"/ws/runs/{run.public_id}/?last_seq={run.last_seq}",
+        ws_url=None if nav.token else run.ws_path(),
         control_token=None if nav.readonly else access.control_token(
             request.user, run, request.session.session_key))
     return render(request, "spellide/run_page.html", ctx)
@@ -228,14 +220,14 @@ def run_page(request: HttpRequest, public_id: Any = None, step_id: Optional[int]
 def step_tab(request: HttpRequest, step_id: int, tab: str, public_id: Any = None,
              token: Optional[str] = None) -> HttpResponse:
     nav = _resolve(request, public_id, token)
-    if tab not in TABS:
+    if tab not in stepinfo.STEP_TABS:
         raise Http404("No such tab")
     step = Step.objects.filter(run=nav.run, step_id=step_id).select_related(
         "program_version", "prefix_version").first()
     if step is None:
         raise Http404("No such step")
     d = stepinfo.detail_context(nav, step, tab, request)
-    return render(request, f"spellide/parts.html#tab_{tab}", _detail_ctx(request, nav, d))
+    return render(request, stepinfo.STEP_TABS[tab].partial, _detail_ctx(request, nav, d))
 
 
 @require_GET
@@ -303,7 +295,7 @@ def step_search(request: HttpRequest, public_id: Any = None, token: Optional[str
         query.pop("page", None)
         ctx.update(page=page, hits=run_search.hits(rows, f["q"], f["where"]), query=query.urlencode())
     status = 400 if form.errors else 200
-    if _is_htmx(request):
+    if is_htmx(request):
         return render(request, "spellide/step_search.html#step_hits", ctx, status=status)
     return render(request, "spellide/step_search.html", ctx, status=status)
 
@@ -382,7 +374,7 @@ def run_setup(request: HttpRequest, public_id: Any = None, token: Optional[str] 
 def _run_view(request: HttpRequest, nav: Nav, ctx: dict) -> HttpResponse:
     """A run-wide view (effects, forks, setup): the partial for htmx, else the whole page
     around it (header, status, the steps pane) without the live socket."""
-    if _is_htmx(request):
+    if is_htmx(request):
         return render(request, f"spellide/parts.html#{ctx['view']}_view", ctx)
     run = nav.run
     ctx.update(status=stepinfo.status_info(run), controls=_controls(nav, request.user),

@@ -13,7 +13,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from spellide.web import access, review
 from spellide.web.models import ReviewThread, Run, Step
-from spellide.web.views.pages import _is_htmx, _resolve, _run_view
+from spellide.web.views import is_htmx
+from spellide.web.views.pages import _resolve, _run_view
 
 
 def _reviewable(request: HttpRequest, public_id: Any) -> Run:
@@ -52,7 +53,7 @@ def run_review(request: HttpRequest, public_id: Any) -> HttpResponse:
     if not access.can_comment(request.user, nav.run):
         raise Http404("No such run")
     ctx = _run_ctx(request, nav)
-    if _is_htmx(request):
+    if is_htmx(request):
         return render(request, "spellide/review.html#review_view", ctx)
     return _run_view(request, nav, ctx)
 
@@ -60,7 +61,7 @@ def run_review(request: HttpRequest, public_id: Any) -> HttpResponse:
 def _back(request: HttpRequest, run: Run, step_id: Optional[int], error: Optional[str] = None) -> HttpResponse:
     """After a change: the panel that made it (htmx), else the page it came from."""
     status = 400 if error else 200
-    if _is_htmx(request):
+    if is_htmx(request):
         if request.POST.get("from") == "run" or step_id is None:
             return render(request, "spellide/review.html#review_view", _run_ctx(request, _resolve(request, run.public_id), error),
                           status=status)
