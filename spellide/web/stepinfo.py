@@ -23,6 +23,7 @@ from spellide.web import program_tree as ptree
 from spellide.web.demos import list_demos
 from spellide.web.diff import LABELS, diff_programs, row_kind
 from spellide.web.highlight import MAX_HIGHLIGHT_CHARS, highlight_lines
+from spellide.spell import api
 from spellide.spell.api import (PROMPT_VERSION, Layout, MissingText, SpellError, effect_namespaces,
                                  pretty_text, prompt_digest, rebuild_request, system_prompt, transports)
 from spellide.web.models import Edit, Effect, Run, RunEvent, Step
@@ -423,8 +424,8 @@ def _prefix_changes(old_run: Run, new_run: Run, sid: int) -> Optional[list]:
     new_step = Step.objects.filter(run=new_run, step_id=sid).first()
     if old_step is None or new_step is None:
         return None
-    old = ptree.balance_open(_sent_prefix(old_run, old_step))[0]
-    new = ptree.balance_open(_sent_prefix(new_run, new_step))[0]
+    old = api.balance_open(_sent_prefix(old_run, old_step))[0]
+    new = api.balance_open(_sent_prefix(new_run, new_step))[0]
     diff = diff_programs(old, new)
     return None if diff.error else [x for x in diff.rows if x.kind != "kept"]
 

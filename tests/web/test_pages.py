@@ -122,14 +122,14 @@ def test_value_tab_shows_error_with_position(client, user):
     assert 'class="sl err-line" id="L1"' in compact
     # laid out, the error's line is the one where the failing step's completion starts
     src = client.get(f"/runs/{run.public_id}/steps/2/tab/source/").content.decode()
-    line = re.search(r'class="sl err-line" id="L(\d+)">(.*?)</span>\n?<span class="sl', src, re.S)
+    line = re.search(r'class="sl err-line" id="L(\d+)"[^>]*>(.*?)</span>\n?<span class="sl', src, re.S)
     assert line and int(line.group(1)) > 1 and "prov-model" in line.group(2)
 
 
 def test_source_tab_is_pretty_printed_with_the_compact_text_a_click_away(client, user, run):
     client.force_login(user)
     html = client.get(f"/runs/{run.public_id}/steps/3/tab/source/").content.decode()
-    lines = re.findall(r'<span class="sl[^"]*" id="L(\d+)">(.*?)</span>(?=<span class="sl|</pre>)', html, re.S)
+    lines = re.findall(r'<span class="sl[^"]*" id="L(\d+)"[^>]*>(.*?)</span>(?=<span class="sl|</pre>)', html, re.S)
     assert len(lines) > 5 and 'data-layout="pretty"' in html
     text = [re.sub(r"<[^>]+>", "", body) for _, body in lines]
     assert text[0].rstrip() == "(quine completion" and text[1].startswith("  (eval")

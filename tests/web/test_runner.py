@@ -410,8 +410,9 @@ def test_streamed_pieces_carry_their_offset_and_the_step_keeps_the_text_so_far(u
 
 
 def test_a_batch_renders_the_state_it_leaves_in_a_bounded_number_of_queries(user, django_assert_max_num_queries):
-    """A batch's fragments carry whole rows read from the database after its commit (two
-    queries however many events and steps), with the step count and each step's duration."""
+    """A batch's fragments carry whole rows read from the database after its commit (three
+    queries however many events and steps: the rows, their effects, and their paused time,
+    which a step's time leaves out), with the step count and each step's duration."""
     from spellide.spell.api import Event
     from spellide.web.fragments import render_batch
     from spellide.web.runner.persist import RunPersister
@@ -423,7 +424,7 @@ def test_a_batch_renders_the_state_it_leaves_in_a_bounded_number_of_queries(user
     writer(Event(3, "step_started", {"step": 1, "parent": 0, "depth": 2, "prefix": "(do 1 ", "model": "m"}, ts=100.3))
     writer.close()
     events = [{"seq": e.seq, "type": e.type, "data": e.data} for e in RunEvent.objects.filter(run=run).order_by("seq")]
-    with django_assert_max_num_queries(2):
+    with django_assert_max_num_queries(3):
         items = render_batch(writer.run, events)
     assert [seq for seq, _ in items] == [1, 2, 3]
     state = items[-1][1]
