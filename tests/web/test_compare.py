@@ -79,3 +79,12 @@ def test_fork_pages_link_the_comparison(client, user, parent_and_fork):
     assert f'href="/runs/{parent.public_id}/compare/{fork.public_id}/" id="compare-parent"' in html
     forks = client.get(f"/runs/{parent.public_id}/forks/").content.decode()
     assert f'href="/runs/{parent.public_id}/compare/{fork.public_id}/"' in forks
+
+
+def test_the_run_list_selects_two_runs_to_compare(client, user):
+    a, b = make_run(user, 2, title="a"), make_run(user, 2, title="b")
+    client.force_login(user)
+    html = client.get("/").content.decode()
+    assert 'id="compare-form"' in html and html.count('form="compare-form"') == 2
+    r = client.get(f"/compare/?run={a.public_id}&run={b.public_id}")
+    assert r.status_code == 302 and r["Location"] == f"/runs/{a.public_id}/compare/{b.public_id}/"

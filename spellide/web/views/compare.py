@@ -47,5 +47,6 @@ def compare_pick(request: HttpRequest) -> HttpResponse:
     except ValueError:
         a = b = None
     if a is None or b is None:
-        return HttpResponseBadRequest("pick two runs to compare")
+        return render(request, "spellide/refused.html", {
+            "title": "Compare", "message": "Tick two runs in the list to compare them."}, status=400)
     return HttpResponseRedirect(f"/runs/{a}/compare/{b}/")
