@@ -308,7 +308,7 @@ def test_a_fork_from_the_middle_of_a_run(context, app, load):
 def test_a_page_closed_and_reopened_mid_run(context, app, load):
     with watching(context) as first:
         url = start(context, app, first, demo="spit120")
-        first.wait_for_function("document.querySelectorAll('#step-rows > .row').length >= 5")
+        first.wait_for_function("() => document.querySelectorAll('#step-rows > .row').length >= 5")
     reopened = 0
     while server_status(context, url)["status"] not in TERMINAL and reopened < 3:
         with watching(context, url) as again:
@@ -323,9 +323,9 @@ def test_a_page_closed_and_reopened_mid_run(context, app, load):
 def test_a_socket_dropped_and_frames_lost_mid_run(context, app, load):
     with watching(context) as live:
         start(context, app, live, demo="spit120")
-        live.wait_for_function("document.querySelectorAll('#step-rows > .row').length >= 5")
+        live.wait_for_function("() => document.querySelectorAll('#step-rows > .row').length >= 5")
         live.evaluate("window.__dropSocket()")               # the page reconnects and reloads its state
-        live.wait_for_function("window.__sockets.length >= 2", timeout=15_000)
+        live.wait_for_function("() => window.__sockets.length >= 2", timeout=15_000)
         live.wait_for_timeout(200)
         live.evaluate("window.__loseFrames = 3")              # a gap: the page must notice it
         settled(live, context)
@@ -358,7 +358,7 @@ def test_pause_edit_resume_step_and_stop(context, app):
         seen = assert_live_equals_fresh(context, live)
         assert seen["state"] == "stopped"
         assert not [r for r in seen["rows"] if r["status"] in ("running", "paused")], seen["rows"]
-        live.wait_for_function("!document.querySelector('#run-controls').innerText.includes('stop requested')",
+        live.wait_for_function("() => !document.querySelector('#run-controls').innerText.includes('stop requested')",
                                timeout=6000)
 
 
@@ -384,7 +384,7 @@ def test_a_server_killed_mid_run_then_the_run_resumed(tmp_path_factory, browser)
         pg.close()
         with watching(ctx) as live:
             url = start(ctx, srv, live, demo="spit120")
-            live.wait_for_function("document.querySelectorAll('#step-rows > .row').length >= 15")
+            live.wait_for_function("() => document.querySelectorAll('#step-rows > .row').length >= 15")
             srv.proc.kill()
             srv.proc.wait(10)
             srv.start()                                    # the same port: the page reconnects

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.browser
 
 def test_a_bad_field_shows_its_error_inline_and_keeps_what_was_typed(page, server):
     page.goto(server.url + "/")
-    page.fill("input[name=title]", "careful <run>")
+    page.fill("#new-run-form input[name=title]", "careful <run>")
     page.fill("textarea[name=prompt]", "Count the words in notes.txt")
     page.fill("input[name=budget]", "-5")
     page.fill("input[name=depth]", "4")
@@ -24,7 +24,7 @@ def test_a_bad_field_shows_its_error_inline_and_keeps_what_was_typed(page, serve
     error = page.locator("label:has(input[name=budget]) .field-error")
     assert error.is_visible() and "budget must not be negative" in error.inner_text()
     assert page.locator(".field-error").count() == 1
-    assert page.input_value("input[name=title]") == "careful <run>"
+    assert page.input_value("#new-run-form input[name=title]") == "careful <run>"
     assert page.input_value("textarea[name=prompt]") == "Count the words in notes.txt"
     assert page.input_value("input[name=budget]") == "-5"
     assert page.input_value("input[name=depth]") == "4"

@@ -115,7 +115,7 @@ def test_the_ides_controls_work_over_http_and_the_socket(page, server):
       htmx.process(f);
       f.requestSubmit();
     }""")
-    page.wait_for_selector("#pause-box[data-step='1'][data-point='before_effect']")   # stepped
+    page.wait_for_selector("#pause-box[data-step='1'][data-point='after_completion']")   # stepped: one model call, one stop
     assert "stepping" in page.inner_text("#pause-box .pause-head")
     # the same frame without the token (a raw socket of this page) is refused
     answer = page.evaluate("""(url) => new Promise((resolve) => {

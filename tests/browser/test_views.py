@@ -104,7 +104,7 @@ def test_share_link_copy_button_and_a_revoked_link_says_so(page, server):
     assert anon.request.get(icon).status == 200
     # the sign-in page is in the app's style too
     anon.goto(server.url + "/accounts/login/")
-    assert anon.locator("main.auth #id_username").count() == 1
+    assert anon.locator("main.auth-box #id_username").count() == 1
     assert anon.evaluate("getComputedStyle(document.body).backgroundColor") == \
         page.evaluate("getComputedStyle(document.body).backgroundColor")
     other.close()
@@ -125,14 +125,14 @@ def test_pages_fit_1024_px_and_long_words_do_not_widen_them(page, server):
     page.set_viewport_size({"width": 1024, "height": 800})
     long_title = "x" * 190
     page.goto(server.url + "/")
-    page.fill("input[name=title]", long_title)
+    page.fill("#new-run-form input[name=title]", long_title)
     page.fill("textarea[name=prompt]", "Count down from 10, one number per turn.")
     page.select_option("select[name=model]", "demo:countdown")
     page.check("input[name=bp_before_model]")
     page.click("#new-run-form button.primary")
     page.wait_for_url(re.compile(r".*/runs/[0-9a-f-]{36}/$"))
     page.wait_for_selector("#pause-box[data-point='before_model']")
-    page.wait_for_function("document.querySelector('#ide').dataset.state === 'paused'")
+    page.wait_for_function("() => document.querySelector('#ide').dataset.state === 'paused'")
     assert _fits(page)
     assert _inside(page, "#run-controls .ctl-paused button")          # Resume, Step, Stop not clipped
     assert _inside(page, ".views a")
@@ -148,7 +148,7 @@ def test_pages_fit_1024_px_and_long_words_do_not_widen_them(page, server):
     page.goto(parent + "steps/3/")
     page.click(".fork-box > summary")
     page.check(".fork-edit-toggle")
-    page.wait_for_function("document.querySelector('.fork-edit textarea').value.length > 0")
+    page.wait_for_function("() => document.querySelector('.fork-edit textarea').value.length > 0")
     ta = page.locator(".fork-edit textarea")
     ta.fill(ta.input_value() + "(def human-note 1) ")
     page.click(".fork-form button.primary")
