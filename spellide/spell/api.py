@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, asdict
 from typing import Any, Callable, Optional
 
+from .limits import DEFAULT_MEMORY_MB, DEFAULT_RUN_SECONDS, DEFAULT_STEP_SECONDS
+
 # Pause point kinds.
 BEFORE_MODEL = "before_model"          # text = the prefix; an edit replaces the prefix
 AFTER_COMPLETION = "after_completion"  # text = the whole program; an edit replaces it
@@ -60,6 +62,9 @@ class RunConfig:
     cache_mode: str = "live"           # live | replay | strict
     allow_multiple_top_level: bool = False
     inline_limit: int = 10000
+    memory_mb: Optional[int] = DEFAULT_MEMORY_MB          # the run's memory; None = unlimited
+    step_time_limit: Optional[float] = DEFAULT_STEP_SECONDS  # a step's own evaluation, seconds
+    run_time_limit: Optional[float] = DEFAULT_RUN_SECONDS    # the run, pauses excluded; None = none
     breakpoints: Breakpoints = field(default_factory=Breakpoints)
 
     def to_json(self) -> dict[str, Any]:

@@ -49,6 +49,7 @@ from typing import Any, Callable, Iterator, Optional
 from . import api
 from . import events as ev
 from .api import Controller, Decision, PausePoint, RunConfig
+from .limits import process_memory
 
 PAUSE_KINDS = (api.BEFORE_MODEL, api.AFTER_COMPLETION, api.BEFORE_EFFECT, api.ON_ERROR, api.ON_MODEL_ERROR)
 AHEAD = 16            # events the run may be ahead of the parent's listeners before it waits
@@ -303,10 +304,13 @@ def _child_main(conn: Any, payload: _Payload) -> None:
 
     def run() -> None:
         listeners = [forward] if journal is None else [journal, forward]   # journaled before sent
-        machine = Run(RunConfig.from_json(payload.config), listeners=listeners,
-                      controller=controller, record=payload.record, fork_at=payload.fork_at,
-                      start_seq=payload.start_seq)
-        machine.execute()
+        config = RunConfig.from_json(payload.config)
+        # the limit is set here, in the thread with the run's big stack, so that it counts the
+        # stack as already there (limits.process_memory)
+        with process_memory(config.memory_mb):
+            machine = Run(config, listeners=listeners, controller=controller, record=payload.record,
+                          fork_at=payload.fork_at, start_seq=payload.start_seq)
+            machine.execute()
 
     try:
         execute_with_deep_stack(run, payload.stack_mb, payload.recursion)

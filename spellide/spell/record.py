@@ -14,6 +14,7 @@ from typing import Any, Iterable, Optional
 
 from . import events as ev
 from .effects.cache import EffectRecord
+from .limits import read_input
 
 FORMAT_VERSION = 1
 
@@ -66,7 +67,7 @@ class Record:
     def load(cls, path: str | Path) -> "Record":
         p = Path(path)
         try:
-            data = json.loads(p.read_text(encoding="utf-8"))
+            data = json.loads(read_input(p, "record file"))
         except FileNotFoundError:
             raise ValueError(f"record file not found: {p}") from None
         except json.JSONDecodeError as e:
