@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, asdict
 from typing import Any, Callable, Optional
 
-from .limits import DEFAULT_MEMORY_MB, DEFAULT_RUN_SECONDS, DEFAULT_STEP_SECONDS
+from .limits import DEFAULT_MEMORY_MB, DEFAULT_RUN_SECONDS, DEFAULT_STEP_SECONDS, MIN_MEMORY_MB  # noqa: F401
 
 # Pause point kinds.
 BEFORE_MODEL = "before_model"          # text = the prefix; an edit replaces the prefix

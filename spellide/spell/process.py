@@ -148,6 +148,7 @@ class ProcessRun:
         self._conn: Any = None
         self._send_lock = threading.Lock()
         self._ended = False
+        self.killed = False   # ended by ``kill`` (its ``RunProcessDied`` is expected)
 
     def _watch_child(self) -> None:
         """A child that dies while its run waits at a pause point for a person: release the
@@ -178,6 +179,15 @@ class ProcessRun:
 
     def _send_flags(self) -> None:
         self._send(("flags", self._flags()))
+
+    def kill(self) -> None:
+        """End the child now: a Stop it cannot see (its run is inside one long builtin or loop,
+        away from any pause point) must still end it. ``execute`` then raises
+        ``RunProcessDied`` with ``killed`` set; the journal has every effect it executed."""
+        self.killed = True
+        process = self.process
+        if process is not None and process.is_alive():
+            process.kill()
 
     def execute(self) -> None:
         ctx = _mp_context()

@@ -72,7 +72,9 @@ class IdeController(Controller):
         self._decision: Optional[Decision] = None
         self.finished = False
         self.pauses = 0
+        self.stop_answered = False   # the run reached a pause point after Stop: it is ending
         self._watchers: list[Callable[[], None]] = []
+        self._on_stop: list[Callable[[], None]] = []
 
     def watch(self, callback: Callable[[], None]) -> None:
         self._watchers.append(callback)
@@ -81,6 +83,11 @@ class IdeController(Controller):
         for callback in self._watchers:
             callback()
 
+    def on_stop(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when Stop is asked while the run is not at a pause point (it sees
+        the request only when it reaches one; the service ends its process if it does not)."""
+        self._on_stop.append(callback)
+
     # --- called by the thread relaying the run's process -------------------------------------
     def wants_pause(self, kind: str) -> bool:
         return self.pause_requested or self.stop_requested
@@ -88,6 +95,7 @@ class IdeController(Controller):
     def checkpoint(self, point: PausePoint) -> Decision:
         with self._cond:
             if self.stop_requested or self.finished:
+                self.stop_answered = self.stop_answered or self.stop_requested
                 return Decision(api.STOP)
             self.pause_requested = False
             self.pending = point
@@ -126,10 +134,15 @@ class IdeController(Controller):
                 self._changed()
                 return ActResult(True, "pause requested: the run stops at its next pause point")
             if action == STOP:
+                first = not self.stop_requested
                 self.stop_requested = True
                 self._changed()
                 if point is not None:
+                    self.stop_answered = True
                     self._decide(Decision(api.STOP, None, author))
+                elif first:
+                    for callback in self._on_stop:
+                        callback()
                 return ActResult(True, "stop requested")
             if point is None:
                 if action in (RESUME, STEP) and self.pause_requested:

@@ -12,6 +12,7 @@ fragment's ``data-text``-free ``<textarea>`` and on the paused run as ``pause.dr
 from __future__ import annotations
 
 import json
+import math
 import secrets
 from typing import Any, Optional
 
@@ -22,7 +23,7 @@ from django.utils.html import escape, format_html
 from django.views.decorators.http import require_GET, require_POST
 
 from spellide.spell import api
-from spellide.spell.api import Breakpoints, RunConfig
+from spellide.spell.api import MIN_MEMORY_MB, Breakpoints, RunConfig
 
 from .. import runner
 from ..access import can_control, can_fork, can_view
@@ -209,6 +210,14 @@ def build_config(request: HttpRequest) -> tuple[RunConfig, str, Optional[str], A
     budget = _float(p.get("budget"), "budget")
     if budget is not None:
         config.budget = budget or None
+    memory = _int(p.get("memory_mb"), "memory limit (MB)", MIN_MEMORY_MB)
+    if memory is not None:
+        config.memory_mb = memory
+    step_time = _float(p.get("step_time"), "step time limit (s)")
+    if step_time is not None:
+        if not math.isfinite(step_time) or step_time == 0:
+            raise ValueError("step time limit (s) must be a positive number of seconds")
+        config.step_time_limit = step_time
     if cache_mode:
         config.cache_mode = cache_mode
     if any(k in p for k in ("bp_before_model", "bp_after_completion", "bp_on_error", "effect_kinds",
