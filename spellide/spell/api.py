@@ -119,6 +119,11 @@ class Controller:
         mirrors the answers there, so its machine asks them as cheaply as in-process. This
         controller's answers never change."""
 
+    def pause_coming(self) -> None:
+        """The run announced a pause (its ``paused`` event) whose ``checkpoint`` follows: a
+        run in another process (``process``) tells this before its listeners see the event,
+        so a person who acts on the shown pause meanwhile is not refused."""
+
     def close(self) -> None:
         """The run ended, or its process died: release a ``checkpoint`` that is waiting (it
         answers stop) and any later one."""

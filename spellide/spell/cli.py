@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -115,15 +116,27 @@ def _config_from(args: argparse.Namespace) -> Any:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .limits import process_memory
+    from .limits import process_memory, watch_overrun
     from .machine import Run, execute_with_deep_stack
     cfg = _config_from(args)
     try:
         run = Run(cfg)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    def end_past_limit(message: str) -> None:   # one long call past the time limit
+        if args.json:
+            json.dump({"value": None, "error": message, "error_kind": "timeout", "status": "failed"},
+                      sys.stdout)
+            sys.stdout.write("\n")
+        print(f"spellide: failed: {message} (the run was ended inside one long call; no record "
+              f"or trace was written)", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_FAILED)
+
     def execute() -> Any:
         with process_memory(cfg.memory_mb):   # the command runs the agent in its own process
+            watch_overrun(run.clock, end_past_limit)
             return run.execute()
 
     result = execute_with_deep_stack(execute)

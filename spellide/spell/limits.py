@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextvars
 import os
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,6 +39,10 @@ MIN_MEMORY_MB = 64
 DEFAULT_STEP_SECONDS = 60.0
 DEFAULT_RUN_SECONDS = 6 * 3600.0
 MAX_INPUT_BYTES = 16 * MB
+# A run this far past its time limit is inside one call that checks no deadline (a builtin in
+# C: squaring a huge integer; the regex package's match timeout counts CPU time, which a busy
+# machine stretches): ``watch_overrun`` ends it, so the limit holds in wall-clock time.
+OVERRUN_GRACE = 2.0
 # Results smaller than this are never checked: reading the process's size costs ~10 us.
 _CHECK_FROM = 1 * MB
 
@@ -217,6 +222,20 @@ class RunClock:
             _evaluation.reset(token)
             self._frames.remove(frame)
 
+    def overrun(self) -> Optional[tuple[float, str]]:
+        """How far the evaluation in progress is past its deadline, with its message (None: it
+        is not, or it is suspended). Safe to ask from another thread: a watchdog's question
+        when the evaluation is inside one long call that checks no deadline."""
+        try:
+            sh, _, suspended = self._frames[-1]
+        except IndexError:
+            return None
+        deadline = sh.deadline
+        if suspended is not None or deadline is None:
+            return None
+        late = time.monotonic() - deadline
+        return (late, sh.timeout_message or "Evaluation timed out") if late > 0 else None
+
     @contextmanager
     def off_step_clock(self, paused: bool = False) -> Iterator[None]:
         frame = self._frames[-1] if self._frames else None
@@ -236,6 +255,19 @@ class RunClock:
                 self.run_deadline += spent
             for f in self._frames:
                 self._apply(f)
+
+
+def watch_overrun(clock: RunClock, end: Callable[[str], None]) -> None:
+    """Call ``end(message)`` (which must end the process) from a watchdog thread once the
+    evaluation in progress is ``OVERRUN_GRACE`` past its deadline."""
+    def watch() -> None:
+        while True:
+            time.sleep(OVERRUN_GRACE / 4)
+            late = clock.overrun()
+            if late is not None and late[0] > OVERRUN_GRACE:
+                end(late[1])
+                return
+    threading.Thread(target=watch, name="spell-run-watchdog", daemon=True).start()
 
 
 # --- inputs ---------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import pytest
 from spellide.spell.api import RunConfig
 from spellide.web import runner
 from spellide.web.models import Effect, Run
+from spellide.spell.limits import OVERRUN_GRACE
 from spellide.web.runner.persist import load_events
 
 from .conftest import finish, wait_status
@@ -83,14 +84,40 @@ def test_stop_at_a_pause_point_still_ends_the_run_without_ending_its_process(use
     assert not execution.killed
 
 
-def test_a_run_evaluating_its_init_program_shows_as_running(user):
+def test_a_run_evaluating_its_init_program_shows_as_running_and_stop_ends_it(user):
     """A catastrophic regex in the init program: the run is running (not queued) while it
-    matches, and ends at its step time limit."""
-    run = runner.start_run(user, RunConfig(init=CATASTROPHIC, step_time_limit=2), "regex")
+    matches, and Stop ends it although the match never reaches a pause point."""
+    run = runner.start_run(user, RunConfig(init=CATASTROPHIC), "regex")
     wait_status(run, "running", timeout=5)
-    run = finish(run, 60)
+    time.sleep(0.5)
+    assert Run.objects.get(pk=run.pk).status == "running"
+    runner.control(run, "stop")
+    run = finish(run, 30)
+    assert run.status == "stopped", (run.status, run.error)
+
+
+def test_a_catastrophic_regex_ends_at_the_step_time_limit_in_wall_clock_time(user):
+    """The regex package's timeout counts CPU time; a busy machine stretches it, so the run's
+    process also ends itself once it is ``OVERRUN_GRACE`` past the limit."""
+    started = time.monotonic()
+    run = finish(runner.start_run(user, RunConfig(init=CATASTROPHIC, step_time_limit=2), "regex"), 60)
     assert run.status == "failed"
     assert run.error == "Step time limit exceeded (2 s)"
+    assert run.error_kind == "timeout"
+    assert time.monotonic() - started < 2 + OVERRUN_GRACE + 6
+
+
+def test_a_long_call_past_the_step_time_limit_ends_the_runs_process(user):
+    """Squaring a huge integer is one call in C that checks no deadline: the watchdog of the
+    run's process ends the run at its time limit (plus the grace), with the limit's message."""
+    squaring = "(loop [x 3 i 0] (if (< i 40) (recur (* x x) (inc i)) 1))"
+    started = time.monotonic()
+    run = finish(runner.start_run(user, RunConfig(init=squaring, step_time_limit=1), "squaring"), 60)
+    assert run.status == "failed"
+    assert (run.error, run.error_kind) == ("Step time limit exceeded (1 s)", "timeout")
+    assert time.monotonic() - started < 1 + OVERRUN_GRACE + 6
+    after = finish(runner.start_run(user, RunConfig(prompt="hi"), "after"))
+    assert after.status == "finished"
 
 
 def test_the_new_run_form_sets_the_limits(client, user):
@@ -121,3 +148,24 @@ def test_the_new_run_form_shows_the_limit_fields(client, user):
     client.force_login(user)
     page = client.get("/").content.decode()
     assert 'name="memory_mb"' in page and 'name="step_time"' in page
+
+
+def test_an_action_on_an_announced_pause_waits_for_its_checkpoint():
+    """The run's ``paused`` event reaches the page (and the database) just before its pause
+    point reaches the controller: a Resume in between waits for it instead of being taken as
+    cancelling a pause request (which left the run paused for good)."""
+    import threading
+
+    from spellide.spell import api
+    from spellide.web.runner.controller import IdeController
+    controller = IdeController()
+    controller.act("pause")
+    controller.pause_coming()
+    results = []
+    acting = threading.Thread(target=lambda: results.append(controller.act("resume")))
+    acting.start()
+    time.sleep(0.2)
+    decision = controller.checkpoint(api.PausePoint(api.BEFORE_MODEL, 0, "(do "))
+    acting.join(5)
+    assert results and results[0].ok and results[0].message == "resumed"
+    assert decision.action == api.CONTINUE

@@ -28,6 +28,7 @@ REJECT = "reject"
 ACTIONS = (PAUSE, RESUME, STEP, STOP, EDIT, APPROVE, REJECT)
 
 EDITABLE_POINTS = (api.BEFORE_MODEL, api.AFTER_COMPLETION, api.ON_ERROR, api.ON_MODEL_ERROR)
+PAUSE_ARRIVING = 5.0   # seconds an action waits for a pause the run announced to arrive
 
 
 @dataclass
@@ -73,6 +74,7 @@ class IdeController(Controller):
         self.finished = False
         self.pauses = 0
         self.stop_answered = False   # the run reached a pause point after Stop: it is ending
+        self._coming = False         # a pause was announced; its checkpoint has not arrived yet
         self._watchers: list[Callable[[], None]] = []
         self._on_stop: list[Callable[[], None]] = []
 
@@ -92,8 +94,13 @@ class IdeController(Controller):
     def wants_pause(self, kind: str) -> bool:
         return self.pause_requested or self.stop_requested
 
+    def pause_coming(self) -> None:
+        with self._cond:
+            self._coming = True
+
     def checkpoint(self, point: PausePoint) -> Decision:
         with self._cond:
+            self._coming = False
             if self.stop_requested or self.finished:
                 self.stop_answered = self.stop_answered or self.stop_requested
                 return Decision(api.STOP)
@@ -101,6 +108,7 @@ class IdeController(Controller):
             self.pending = point
             self.pauses += 1
             self._decision = None
+            self._cond.notify_all()   # an act() waiting for this announced pause
             while self._decision is None:
                 self._cond.wait()
             decision = self._decision
@@ -144,6 +152,14 @@ class IdeController(Controller):
                     for callback in self._on_stop:
                         callback()
                 return ActResult(True, "stop requested")
+            if point is None and self._coming:
+                # the run announced its pause (a page may show it already): its checkpoint is
+                # on the way from the run's process
+                self._cond.wait_for(lambda: self.pending is not None or not self._coming or self.finished,
+                                    PAUSE_ARRIVING)
+                point = self.pending
+                if self.finished:
+                    return ActResult(False, "the run is not active")
             if point is None:
                 if action in (RESUME, STEP) and self.pause_requested:
                     # not yet at a pause point: cancel the request (resume) or keep it (step)

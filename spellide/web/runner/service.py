@@ -285,13 +285,15 @@ def _launch(run: Run, config: RunConfig, *, record: Any, fork_at: Optional[int],
                 persister.emit_synthetic(ev.RUN_FAILED, execution.last_seq + 1, kind="interrupted",
                                          error=f"{e}; resume it to continue from its record.", span=None)
         except BaseException as e:  # never crash the server for a run
+            kind = "internal"
             if isinstance(e, RunProcessFailed):
-                log.error("run %s crashed: %s\n%s", run.public_id, e.message, e.detail)
-                message = e.message
+                if e.kind == "internal":
+                    log.error("run %s crashed: %s\n%s", run.public_id, e.message, e.detail)
+                kind, message = e.kind, e.message
             else:
                 log.exception("run %s crashed", run.public_id)
                 message = f"internal error: {type(e).__name__}: {e}"
-            persister.emit_synthetic(ev.RUN_FAILED, execution.last_seq + 1, error=message, kind="internal",
+            persister.emit_synthetic(ev.RUN_FAILED, execution.last_seq + 1, error=message, kind=kind,
                                      span=None)
         finally:
             controller.close()
