@@ -1,6 +1,7 @@
 """Resource limits of a run: its memory and its time.
 
-Memory. A run may use at most ``memory_mb`` megabytes. The process that executes it (the run's
+Memory. A run may use at most ``memory_mb`` megabytes beyond what its process held when it
+started (a few tens of MB in a run's own process). The process that executes it (the run's
 child in the IDE, the ``spellide`` command itself) gets that as its data limit
 (``RLIMIT_DATA``), so a runaway program cannot take the machine's memory: an allocation past
 it fails and Python raises ``MemoryError``, which the evaluator and the turn machine turn into
@@ -46,27 +47,29 @@ OVERRUN_GRACE = 2.0
 # Results smaller than this are never checked: reading the process's size costs ~10 us.
 _CHECK_FROM = 1 * MB
 
-_memory_mb: contextvars.ContextVar[Optional[int]] = contextvars.ContextVar(
-    "spell_memory_mb", default=DEFAULT_MEMORY_MB)
+# (limit in MB, resident bytes when the run started) of the run in this thread
+_memory: contextvars.ContextVar[tuple[Optional[int], int]] = contextvars.ContextVar(
+    "spell_memory", default=(DEFAULT_MEMORY_MB, 0))
 _evaluation: contextvars.ContextVar[Any] = contextvars.ContextVar("spell_evaluation", default=None)
 
 
 # --- memory ---------------------------------------------------------------------------------
 def memory_error(limit_mb: Optional[int] = None, detail: str = "") -> TypedError:
     """The run's error when it needs more memory than its limit."""
-    mb = limit_mb if limit_mb is not None else _memory_mb.get()
+    mb = limit_mb if limit_mb is not None else _memory.get()[0]
     text = f"Memory limit exceeded ({mb} MB)" if mb else "Memory limit exceeded (out of memory)"
     return TypedError(f"{text}: {detail}" if detail else text, kind="memory-limit")
 
 
 @contextmanager
 def memory_limit(mb: Optional[int]) -> Iterator[None]:
-    """Size checks of the builtins use ``mb`` (None: unlimited) in this thread meanwhile."""
-    token = _memory_mb.set(mb)
+    """Size checks of the builtins use ``mb`` (None: unlimited) in this thread meanwhile,
+    counted from what the process holds now."""
+    token = _memory.set((mb, _resident_bytes() if mb else 0))
     try:
         yield
     finally:
-        _memory_mb.reset(token)
+        _memory.reset(token)
 
 
 def _resident_bytes() -> int:
@@ -89,14 +92,14 @@ def _data_bytes() -> Optional[int]:
 
 
 def check_size(nbytes: int, what: str) -> None:
-    """Refuse to build a value of about ``nbytes`` bytes that would take the process past the
-    run's memory limit (with what it holds already)."""
+    """Refuse to build a value of about ``nbytes`` bytes that would take the run past its
+    memory limit (with what it holds already)."""
     if nbytes < _CHECK_FROM:
         return
-    mb = _memory_mb.get()
+    mb, base = _memory.get()
     if mb is None:
         return
-    if _resident_bytes() + nbytes > mb * MB:
+    if _resident_bytes() - base + nbytes > mb * MB:
         raise memory_error(mb, f"{what} would build a value of about {max(1, nbytes // MB)} MB")
 
 
@@ -114,12 +117,12 @@ def seq_bytes(*counts: int) -> int:
 
 @contextmanager
 def process_memory(mb: Optional[int]) -> Iterator[None]:
-    """Limit this process's data (``RLIMIT_DATA``) so that it can grow by about what ``mb``
-    leaves beside what it holds now, and the builtins' size checks to ``mb``; restored after.
+    """Limit this process's data (``RLIMIT_DATA``) so that it can grow by ``mb`` beyond what it
+    holds now, and the builtins' size checks to ``mb``; restored after.
 
     The limit is set relative to the process's present data size, which counts reserved but
     untouched memory (thread stacks of hundreds of MB) that the resident size does not: the
-    resident size then stays near ``mb``."""
+    resident size then stays near what it was plus ``mb``."""
     if not mb:
         with memory_limit(None):
             yield
@@ -129,8 +132,7 @@ def process_memory(mb: Optional[int]) -> Iterator[None]:
     data = _data_bytes()
     changed = False
     if data is not None:
-        room = max(mb * MB - _resident_bytes(), 32 * MB)
-        soft = data + room
+        soft = data + mb * MB
         hard = previous[1]
         if hard == resource.RLIM_INFINITY or soft <= hard:
             resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
