@@ -10,7 +10,9 @@ starts the run with the new-run form (memory limit 1024 MB, the default; step ti
   server) every 20 ms: **peak RSS**;
 * requests the run page every 100 ms: the **server's response time** (median and worst).
 
-A last row starts an endless loop and presses Stop after 1 s: time from Stop to *stopped*.
+A row starts an endless loop and presses Stop after 1 s: time from Stop to *stopped*. The
+last row is the same page requests for 5 s with no run executing: the server's response time on
+this machine as loaded at the moment, to compare against.
 
 Targets (issue 11): every runaway ends within 10 s or at its memory limit, the peak RSS stays
 under 1.2x the limit, the server answers in < 200 ms throughout.
@@ -165,6 +167,19 @@ def measure(client: Client, server_pid: int, program: str, step_time: float,
             "page_requests": len(response_ms)}
 
 
+def idle(client: Client, page: str, seconds: float = 5.0) -> dict[str, Any]:
+    response_ms = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        s = time.monotonic()
+        client.get(page)
+        response_ms.append((time.monotonic() - s) * 1000)
+        time.sleep(0.1)
+    return {"seconds": 0.0, "status": "-", "error": "no run executing", "peak_rss_mb": 0.0,
+            "response_ms_median": round(statistics.median(response_ms), 1),
+            "response_ms_max": round(max(response_ms), 1), "page_requests": len(response_ms)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=3)
@@ -177,13 +192,16 @@ def main() -> None:
         cases = [c for c in cases if args.only in c[0]]
     server = AppServer(Path(tempfile.mkdtemp(prefix="spellide-limits-"))).start()
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in cases}
+    rows["no run (baseline)"] = []
     try:
         client = Client(server.url)
         client.login()
-        measure(client, server.proc.pid, "(+ 1 2)", args.step_time)   # warm up the fork server
+        _, url = client.post("/runs/start/", {"program": "(+ 1 2)", "model": "hello"})   # warm up
+        page = urllib.parse.urlparse(url).path
         for _ in range(args.repeats):
             for name, program, stop_after in cases:
                 rows[name].append(measure(client, server.proc.pid, program, args.step_time, stop_after))
+            rows["no run (baseline)"].append(idle(client, page))
     finally:
         server.stop()
     summary = {}
@@ -203,7 +221,7 @@ def main() -> None:
         ending = (s["error"] or s["status"])[:70]
         print(f"  {name:22} {s['seconds']:>10.2f} s {s['peak_rss_mb']:>7.0f} MB {s['response_ms_median']:>9.1f} ms "
               f"{s['response_ms_max']:>8.1f} ms  {s['status']}: {ending}")
-    worst_page = max(s["response_ms_max"] for s in summary.values())
+    worst_page = max(s["response_ms_max"] for n, s in summary.items() if n != "no run (baseline)")
     worst_rss = max(s["peak_rss_mb"] for s in summary.values())
     print(f"  targets: <= 10 s or at the memory limit; peak RSS < {1.2 * MEMORY_MB:.0f} MB (worst median "
           f"{worst_rss:.0f} MB); page < 200 ms (worst median {worst_page:.1f} ms)")

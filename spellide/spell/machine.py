@@ -31,8 +31,8 @@ from .data import Builtin, List, Map, Symbol, Vector, kw
 from .effects.cache import EffectCache, EffectRecord, digest
 from .effects.gate import LIVE_MODE, REPLAY_MODE, STRICT_MODE, EffectGate
 from .errors import ReadError, SpellError, TypedError
-from .limits import RunClock, memory_error, memory_limit
 from .evaluator import TailCall, core_builtins, evaluate, make_context, make_eval, apply_fn
+from .limits import RunClock, memory_error, memory_limit
 from .models.base import Completion, Model, ModelError, ModelRequest, Usage
 from .printer import pr_str
 from .reader import read_all, read_one
