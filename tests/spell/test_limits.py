@@ -40,10 +40,11 @@ def test_cli_string_doubling_fails_at_the_memory_limit():
     started = time.monotonic()
     p = cli("--memory-mb", "256", "--init", DOUBLING)
     assert p.returncode == 1, p.stderr
-    # the size check of str, or the process's limit a little before it (whichever comes first)
-    assert re.search(r"failed: Memory limit exceeded \(256 MB\): str (would build a value of about|ran out)",
-                     p.stderr), p.stderr
-    assert time.monotonic() - started < 60
+    # the size check of str, or the process's limit a little before it (in str, or in the
+    # evaluator around it), whichever comes first
+    assert re.search(r"failed: Memory limit exceeded \(256 MB\)(: str (would build a value of about|ran out)"
+                     r"| \(line)", p.stderr), p.stderr
+    assert time.monotonic() - started < 90
 
 
 def test_cli_nested_maps_printed_fail_at_the_memory_limit():
