@@ -30,6 +30,10 @@ changed (``Controller.watch``), so the machine asks them as cheaply as in-proces
 writes the run's effect journal itself (``journal.py``), before it goes on, since events in
 the pipe are lost if the parent dies. If the parent goes away, the child ends at once: a run
 nobody stores must not go on performing effects.
+
+The child runs under the run's limits (``limits.py``): its data limit is the run's memory
+limit, and a watchdog thread ends it once its evaluation is well past its time limit inside
+one long call. ``kill`` ends it from here: the IDE's Stop when the run reaches no pause point.
 """
 
 from __future__ import annotations

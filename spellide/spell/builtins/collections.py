@@ -356,7 +356,7 @@ def into(to: Any, frm: Any = _MISSING, *more: Any) -> Any:
     if more:
         raise TypeError("into with a transducer is not supported; use (into to (map f coll))")
     xs = items(frm)
-    check_size(seq_bytes(len(to or ()), len(xs)), "into")
+    check_size(seq_bytes(len(to) if hasattr(to, "__len__") else 0, len(xs)), "into")
     if type(to) is Vector:
         return Vector((*to, *xs))
     if isinstance(to, Map):
