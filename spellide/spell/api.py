@@ -47,6 +47,8 @@ import importlib
 from dataclasses import dataclass, field, asdict
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from .limits import DEFAULT_MEMORY_MB, DEFAULT_RUN_SECONDS, DEFAULT_STEP_SECONDS, MIN_MEMORY_MB  # noqa: F401
+
 # Pause point kinds.
 BEFORE_MODEL = "before_model"          # text = the prefix; an edit replaces the prefix
 AFTER_COMPLETION = "after_completion"  # text = the whole program; an edit replaces it
@@ -95,6 +97,9 @@ class RunConfig:
     cache_mode: str = "live"           # live | replay | strict
     allow_multiple_top_level: bool = False
     inline_limit: int = 10000
+    memory_mb: Optional[int] = DEFAULT_MEMORY_MB          # the run's memory; None = unlimited
+    step_time_limit: Optional[float] = DEFAULT_STEP_SECONDS  # a step's own evaluation, seconds
+    run_time_limit: Optional[float] = DEFAULT_RUN_SECONDS    # the run, pauses excluded; None = none
     breakpoints: Breakpoints = field(default_factory=Breakpoints)
 
     def to_json(self) -> dict[str, Any]:
@@ -148,6 +153,11 @@ class Controller:
         (a pause or stop was requested). A run executing in another process (``process``)
         mirrors the answers there, so its machine asks them as cheaply as in-process. This
         controller's answers never change."""
+
+    def pause_coming(self) -> None:
+        """The run announced a pause (its ``paused`` event) whose ``checkpoint`` follows: a
+        run in another process (``process``) tells this before its listeners see the event,
+        so a person who acts on the shown pause meanwhile is not refused."""
 
     def close(self) -> None:
         """The run ended, or its process died: release a ``checkpoint`` that is waiting (it

@@ -24,7 +24,7 @@ from typing import Any, Iterable, Optional
 
 FORMAT = "spellide-bundle"
 VERSION = 1
-MAX_BUNDLE_BYTES = 2 * 1024 ** 3     # a bundle file or upload larger than this is refused
+MAX_BUNDLE_BYTES = 512 * 1024 ** 2   # a bundle or record file (or upload) larger than this is refused
 
 
 class BundleError(ValueError):

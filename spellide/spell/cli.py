@@ -9,9 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
+
+from .limits import DEFAULT_MEMORY_MB, DEFAULT_RUN_SECONDS, DEFAULT_STEP_SECONDS, MIN_MEMORY_MB
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 MAX_DEPTH = 1000  # deeper self-calls than this are a runaway, not a limit (the IDE's form agrees)
@@ -47,14 +50,17 @@ def _depth(text: str) -> int:
 
 
 def _read_file(path: str, what: str) -> str:
+    from .limits import read_input
     try:
-        return Path(path).read_text(encoding="utf-8")
+        return read_input(path, what)
     except FileNotFoundError:
         raise UsageError(f"{what} not found: {path}") from None
     except IsADirectoryError:
         raise UsageError(f"{what} is a directory: {path}") from None
     except UnicodeDecodeError as e:
         raise UsageError(f"{what} {path} is not UTF-8 text (byte {e.start})") from None
+    except ValueError as e:   # larger than the input limit
+        raise UsageError(str(e)) from None
     except OSError as e:
         raise UsageError(f"cannot read {what} {path}: {e.strerror}") from None
 
@@ -79,6 +85,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--allow-multiple", action="store_true",
                      help="wrap several top-level forms in (do ...) instead of failing")
     run.add_argument("--seed", type=int, default=0, help="seed of the per-step random generators")
+    run.add_argument("--memory-mb", type=int, default=DEFAULT_MEMORY_MB,
+                     help=f"the run's memory limit in MB (0 = unlimited; default {DEFAULT_MEMORY_MB})")
+    run.add_argument("--step-time", type=float, default=DEFAULT_STEP_SECONDS,
+                     help="seconds a step's own evaluation may take (0 = unlimited; default "
+                          f"{DEFAULT_STEP_SECONDS:g})")
+    run.add_argument("--run-time", type=float, default=DEFAULT_RUN_SECONDS,
+                     help="seconds the whole run may take (0 = unlimited; default "
+                          f"{DEFAULT_RUN_SECONDS:g})")
     run.add_argument("--strict", action="store_true",
                      help="with replay:FILE, treat any difference from the record as a divergence")
     run.add_argument("--record", help="write the run's record (for replay) to FILE")
@@ -110,6 +124,14 @@ def _config_from(args: argparse.Namespace) -> Any:
         if not ws.is_dir():
             raise UsageError(f"workspace is not a directory: {ws}")
         cfg.workspace = str(ws.resolve())
+    if args.memory_mb < 0 or 0 < args.memory_mb < MIN_MEMORY_MB:
+        raise UsageError(f"--memory-mb must be 0 (unlimited) or at least {MIN_MEMORY_MB}")
+    for flag, value in (("--step-time", args.step_time), ("--run-time", args.run_time)):
+        if not math.isfinite(value) or value < 0:
+            raise UsageError(f"{flag} must be a number of seconds >= 0, not {value:g}")
+    cfg.memory_mb = args.memory_mb or None
+    cfg.step_time_limit = args.step_time or None
+    cfg.run_time_limit = args.run_time or None
     if args.model.startswith("replay:"):
         cfg.cache_mode = "strict" if args.strict else "replay"
     elif args.strict:
@@ -119,12 +141,29 @@ def _config_from(args: argparse.Namespace) -> Any:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from .api import Run, execute_with_deep_stack
+    from .limits import process_memory, watch_overrun
     cfg = _config_from(args)
     try:
         run = Run(cfg)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    result = execute_with_deep_stack(run.execute)
+    def end_past_limit(message: str) -> None:   # one long call past the time limit
+        if args.json:
+            json.dump({"value": None, "error": message, "error_kind": "timeout", "status": "failed"},
+                      sys.stdout)
+            sys.stdout.write("\n")
+        print(f"spellide: failed: {message} (the run was ended inside one long call; no record "
+              f"or trace was written)", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_FAILED)
+
+    def execute() -> Any:
+        with process_memory(cfg.memory_mb):   # the command runs the agent in its own process
+            watch_overrun(run.clock, end_past_limit)
+            return run.execute()
+
+    result = execute_with_deep_stack(execute)
     out = result.to_json()
     if args.record:
         try:

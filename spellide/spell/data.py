@@ -21,6 +21,8 @@ from fractions import Fraction
 from typing import Any, Callable, Iterable, Iterator, Optional
 import re
 
+import regex as _regex
+
 
 class SourceLines:
     """Where the lines of one source text start, found on first use. The reader gives every
@@ -214,12 +216,22 @@ class Char:
         return f"Char({self.c!r})"
 
 
+def compile_regex(pattern: str, flags: int = 0) -> Any:
+    """A pattern of the ``regex`` package, whose matching takes a timeout (Python's ``re`` has
+    none: one catastrophic match would hold the run for minutes, limits.py). Its syntax errors
+    are raised as ``re.error``, which every caller already handles."""
+    try:
+        return _regex.compile(pattern, flags)
+    except _regex.error as e:
+        raise re.error(e.msg, pattern, e.pos) from None
+
+
 class Regex:
     __slots__ = ("pattern", "compiled", "span")
 
     def __init__(self, pattern: str, span: Optional[Span] = None):
         self.pattern = pattern
-        self.compiled = re.compile(pattern)
+        self.compiled = compile_regex(pattern)
         self.span = span
 
     def __eq__(self, other: object) -> bool:

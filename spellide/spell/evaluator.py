@@ -52,6 +52,7 @@ from . import destructure
 from .data import (Builtin, Char, Keyword, List, Map, Regex, Set, SpellFn, SpellMacro, Symbol,
                    Vector, _Seq)
 from .errors import ReadError, SpellError, TypedError
+from .limits import memory_error, timeout_error
 
 Env = immutables.Map
 EMPTY_ENV: Env = immutables.Map()
@@ -69,8 +70,8 @@ _MISSING = object()
 # Errors a Spell ``try`` cannot catch: limits and policy (a program must not be able to
 # swallow its own step limit or a user's stop). Rejected effects are catchable on purpose:
 # the program may adapt to a person's "no".
-_NOT_CATCHABLE = ("eval-limit", "timeout", "stopped", "budget-exceeded", "depth-exceeded",
-                  "internal")
+_NOT_CATCHABLE = ("eval-limit", "timeout", "memory-limit", "stopped", "budget-exceeded",
+                  "depth-exceeded", "internal")
 
 
 class TailCall:
@@ -101,12 +102,13 @@ class _Shared:
     """Mutable state shared by a context and every context derived from it (``eval`` derives
     one), so step counts, depth and gensym numbering are per evaluation, not per ``eval``."""
 
-    __slots__ = ("steps", "max_steps", "deadline", "depth", "max_depth", "gensym")
+    __slots__ = ("steps", "max_steps", "deadline", "timeout_message", "depth", "max_depth", "gensym")
 
     def __init__(self, max_steps: int, deadline: Optional[float], max_depth: int):
         self.steps = 0
         self.max_steps = max_steps
         self.deadline = deadline
+        self.timeout_message: Optional[str] = None   # names the limit (limits.RunClock)
         self.depth = 0
         self.max_depth = max_depth
         self.gensym = 0
@@ -243,11 +245,7 @@ def _tick(sh: _Shared) -> None:
         raise TypedError(f"Evaluation step limit exceeded ({sh.max_steps} steps)",
                          kind="eval-limit")
     if not steps & 255 and sh.deadline is not None and time.monotonic() > sh.deadline:
-        raise _timeout()
-
-
-def _timeout() -> SpellError:
-    return TypedError("Evaluation timed out (deadline exceeded)", kind="timeout")
+        raise timeout_error(sh)
 
 
 def _stack_error() -> SpellError:
@@ -275,6 +273,8 @@ def host_message(e: BaseException) -> str:
 def _wrap_host(name: str, e: BaseException, nargs: int) -> SpellError:
     if isinstance(e, RecursionError):
         return _stack_error()
+    if isinstance(e, MemoryError):   # past the process's limit (limits.process_memory)
+        return memory_error(detail=f"{name} ran out of memory")
     if (isinstance(e, TypeError) and e.__traceback__ is not None
             and e.__traceback__.tb_next is None and "argument" in str(e)):
         return SpellError(f"Function call failed: {name}: wrong number of args ({nargs})")
@@ -444,7 +444,7 @@ def _eval_list(form: List, env: Env, ctx: Context, tail: bool) -> tuple[Any, Env
     if steps > sh.max_steps:
         raise _step_limit(ctx)
     if not steps & 255 and sh.deadline is not None and time.monotonic() > sh.deadline:
-        raise _timeout()
+        raise timeout_error(sh)
     head = form[0]
     try:
         if type(head) is Symbol:
@@ -1247,6 +1247,8 @@ def run(form: Any, env: Optional[Env] = None, ctx: Optional[Context] = None) -> 
         return Result(None, getattr(e, "env", None) or env, e)
     except RecursionError:
         return Result(None, env, _stack_error())
+    except MemoryError:
+        return Result(None, env, memory_error())
     except Exception as e:  # noqa: BLE001 - a bug in the runtime must not crash the caller
         return Result(None, env, SpellError(f"Internal error: {type(e).__name__}: {e}",
                                             kind="internal", form=form))

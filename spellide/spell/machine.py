@@ -33,6 +33,7 @@ from .effects.cache import EffectCache, EffectRecord, digest
 from .effects.gate import LIVE_MODE, REPLAY_MODE, STRICT_MODE, EffectGate
 from .errors import ReadError, SpellError, TypedError
 from .evaluator import TailCall, core_builtins, evaluate, make_context, make_eval, apply_fn
+from .limits import RunClock, memory_error, memory_limit
 from .models.base import Completion, Model, ModelError, ModelRequest, Usage
 from .printer import pr_str
 from .reader import read_all, read_one
@@ -151,6 +152,7 @@ class Run:
         self.model_calls = 0
         self.cost = 0.0
         self.stepping = False
+        self.clock = RunClock(config.step_time_limit, config.run_time_limit)
         self.steps: dict[int, dict] = {}
         self.root_effects: list[dict] = []
         self.edits_made: list[RecordedEdit] = []
@@ -219,7 +221,8 @@ class Run:
     def _checkpoint(self, point: PausePoint) -> Decision:
         self.bus.emit(ev.PAUSED, point=point.kind, step=point.step, text=point.text,
                       effect=point.effect, error=point.error, reason=point.reason)
-        decision = self.controller.checkpoint(point)
+        with self.clock.off_step_clock(paused=True):   # a person's time is on no clock
+            decision = self.controller.checkpoint(point)
         if decision.action == api.STOP:
             self.bus.emit(ev.RESUMED, action=api.STOP, edited=False, step=point.step, point=point.kind)
             raise TypedError("Run stopped by the user", kind="stopped")
@@ -282,7 +285,12 @@ class Run:
 
     def _evaluate(self, form: Any, step: int, depth: int) -> Any:
         env = immutables.Map({Symbol("eval"): self._eval})
-        value, _ = evaluate(form, env, self._ctx(step, depth), tail=True)
+        ctx = self._ctx(step, depth)
+        with self.clock.evaluating(ctx.shared):
+            try:
+                value, _ = evaluate(form, env, ctx, tail=True)
+            except MemoryError:   # outside a builtin (those report which one)
+                raise memory_error() from None
         return value
 
     def _normalize_prefix(self, prefix: Any, env: Any) -> str:
@@ -305,7 +313,8 @@ class Run:
         frame: Frame = ctx.machine
         if tail:
             return TailCall(text, opts)
-        return self._chain(text, frame.step if frame.step >= 0 else None, frame.depth)
+        with self.clock.off_step_clock():   # the nested steps have clocks of their own
+            return self._chain(text, frame.step if frame.step >= 0 else None, frame.depth)
 
     def _leaf_llm(self, ctx: Any, env: Any, prompt: Any, *rest: Any) -> str:
         text = prompt if isinstance(prompt, str) else pr_str(prompt)
@@ -333,12 +342,13 @@ class Run:
                     f"${need:.4f}, and ${max(budget - self.cost, 0.0):.4f} of ${budget:.2f} is left",
                     kind="budget-exceeded")
         before = self.gate.executed
-        comp = self.gate.perform(
-            name, (), thunk, args_text=args_text,
-            encode=lambda c: c.text,
-            decode=lambda t, rec: Completion(t, Usage.from_json(rec.usage), self.model.name,
-                                             self.model.transport),
-            usage_of=lambda c: c.usage.to_json())
+        with self.clock.off_step_clock():   # a provider has timeouts of its own
+            comp = self.gate.perform(
+                name, (), thunk, args_text=args_text,
+                encode=lambda c: c.text,
+                decode=lambda t, rec: Completion(t, Usage.from_json(rec.usage), self.model.name,
+                                                 self.model.transport),
+                usage_of=lambda c: c.usage.to_json())
         if self.gate.executed > before:
             self.cost += comp.usage.cost
             if budget and self.cost > budget:
@@ -392,6 +402,7 @@ class Run:
         limit = self.config.depth
         if limit and depth > limit:
             raise TypedError(f"LLM recursion limit exceeded (depth {limit})", kind="depth-exceeded")
+        self.clock.check_run()
         sid = self.next_step
         self.next_step += 1
         if self.keep_history:
@@ -651,6 +662,10 @@ class Run:
 
     # --- the run ---------------------------------------------------------------------------
     def execute(self) -> RunResult:
+        with memory_limit(self.config.memory_mb):
+            return self._execute()
+
+    def _execute(self) -> RunResult:
         cfg = self.config
         self.bus.emit(ev.RUN_STARTED, config=cfg.to_json(), model_settings=self.model_settings,
                       model=self.model.name)
@@ -691,6 +706,11 @@ class Run:
             result.error_kind = "stack"
             result.status = "failed"
             self.bus.emit(ev.RUN_FAILED, error=result.error, kind="stack", span=None)
+        except MemoryError:   # outside evaluation (printing a value, an event): the same limit
+            result.error = memory_error(cfg.memory_mb).message
+            result.error_kind = "memory-limit"
+            result.status = "failed"
+            self.bus.emit(ev.RUN_FAILED, error=result.error, kind="memory-limit", span=None)
         result.steps = [self.steps[k] for k in sorted(self.steps)]
         result.effects = list(self.root_effects) + [e for s in result.steps for e in s["effects"]]
         result.effects_executed = self.gate.executed

@@ -204,6 +204,7 @@ def _emit(x: Any, out: list) -> None:
     # Each frame: [iterator over children, closing text, count printed so far]
     stack: list = []
     item = x
+    opens = _CHECK_EVERY   # collections to open before the next size check
     while True:
         f = scalars.get(type(item))
         if f is not None:
@@ -216,6 +217,9 @@ def _emit(x: Any, out: list) -> None:
                 opener, children, closer = opened
                 append(opener)
                 stack.append([iter(children), closer, 0])
+                opens -= 1
+                if not opens:   # shared parts print many times over: check the size
+                    opens = _check_printed(out)
         # next item to print: pop finished frames
         while stack:
             fr = stack[-1]
@@ -234,6 +238,18 @@ def _emit(x: Any, out: list) -> None:
 
 
 _END = object()
+_CHECK_EVERY = 1 << 15
+
+
+def _check_printed(out: list) -> int:
+    """The run's memory limit while a big printed form grows (``limits.check_size``): a value
+    whose parts are shared prints far bigger than it is. Each piece printed so far is taken
+    at 64 bytes (a pointer to it and a small string: big strings meet the process's limit
+    soon enough); and the evaluation's deadline. Returns how many collections to open before the next check."""
+    from .limits import check_size, remaining
+    check_size(64 * len(out), "printing a value")
+    remaining()   # and the evaluation's time limit: printing runs inside one builtin
+    return _CHECK_EVERY
 
 
 def _open(x: Any) -> Any:

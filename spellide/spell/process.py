@@ -13,7 +13,8 @@ each event to the listeners, each pause point to the controller's ``checkpoint``
 decision back. Messages are pickled tuples over a pipe, in order:
 
 * child -> parent: ``("event", seq, type, data, ts)``, ``("pause", PausePoint)``, ``("done",)``,
-  ``("crashed", message, traceback)``;
+  ``("crashed", message, traceback)``, ``("limit", message, kind)`` (the run's time limit passed
+  inside one long call: the child ends itself, ``limits.watch_overrun``);
 * parent -> child: ``("flags", {kind: wants_pause})``, ``("decision", Decision)``,
   ``("ack", seq)``.
 
@@ -29,6 +30,10 @@ changed (``Controller.watch``), so the machine asks them as cheaply as in-proces
 writes the run's effect journal itself (``journal.py``), before it goes on, since events in
 the pipe are lost if the parent dies. If the parent goes away, the child ends at once: a run
 nobody stores must not go on performing effects.
+
+The child runs under the run's limits (``limits.py``): its data limit is the run's memory
+limit, and a watchdog thread ends it once its evaluation is well past its time limit inside
+one long call. ``kill`` ends it from here: the IDE's Stop when the run reaches no pause point.
 """
 
 from __future__ import annotations
@@ -49,20 +54,23 @@ from typing import Any, Callable, Iterator, Optional
 from . import api
 from . import events as ev
 from .api import Controller, Decision, PausePoint, RunConfig
+from .limits import process_memory, watch_overrun
 
 PAUSE_KINDS = (api.BEFORE_MODEL, api.AFTER_COMPLETION, api.BEFORE_EFFECT, api.ON_ERROR, api.ON_MODEL_ERROR)
 AHEAD = 16            # events the run may be ahead of the parent's listeners before it waits
 ACK_EVERY = AHEAD // 2
 EXIT_ORPHANED = 75    # the child's exit status when its parent went away
+EXIT_LIMIT = 76       # the child's exit status when it ended itself past its time limit
 
 
 class RunProcessFailed(Exception):
     """The run ended with an error outside the language (a bad model spec, an internal bug)."""
 
-    def __init__(self, message: str, detail: str = "") -> None:
+    def __init__(self, message: str, detail: str = "", kind: str = "internal") -> None:
         super().__init__(message)
         self.message = message
         self.detail = detail
+        self.kind = kind   # "internal", or the kind of the limit that ended the run
 
 
 class RunProcessDied(Exception):
@@ -147,6 +155,7 @@ class ProcessRun:
         self._conn: Any = None
         self._send_lock = threading.Lock()
         self._ended = False
+        self.killed = False   # ended by ``kill`` (its ``RunProcessDied`` is expected)
 
     def _watch_child(self) -> None:
         """A child that dies while its run waits at a pause point for a person: release the
@@ -177,6 +186,15 @@ class ProcessRun:
 
     def _send_flags(self) -> None:
         self._send(("flags", self._flags()))
+
+    def kill(self) -> None:
+        """End the child now: a Stop it cannot see (its run is inside one long builtin or loop,
+        away from any pause point) must still end it. ``execute`` then raises
+        ``RunProcessDied`` with ``killed`` set; the journal has every effect it executed."""
+        self.killed = True
+        process = self.process
+        if process is not None and process.is_alive():
+            process.kill()
 
     def execute(self) -> None:
         ctx = _mp_context()
@@ -221,6 +239,8 @@ class ProcessRun:
             if kind == "event":
                 event = ev.Event(message[1], message[2], message[3], message[4])
                 self.last_seq = event.seq
+                if event.type == ev.PAUSED:
+                    self.controller.pause_coming()
                 for listener in self.listeners:
                     listener(event)
             elif kind == "pause":
@@ -233,6 +253,9 @@ class ProcessRun:
             elif kind == "crashed":
                 self._ended = True
                 raise RunProcessFailed(message[1], message[2])
+            elif kind == "limit":
+                self._ended = True
+                raise RunProcessFailed(message[1], kind=message[2])
 
 
 # --- the child ------------------------------------------------------------------------------
@@ -263,6 +286,7 @@ def _child_main(conn: Any, payload: _Payload) -> None:
     controller = _ChildController(payload.interactive, payload.flags, outbox)
     acked = threading.Condition()
     taken = [payload.start_seq]   # the last event the parent's listeners took
+    started_sent = threading.Event()
 
     def send_loop() -> None:
         while True:
@@ -273,6 +297,8 @@ def _child_main(conn: Any, payload: _Payload) -> None:
                 conn.send(message)
             except (OSError, ValueError):
                 os._exit(EXIT_ORPHANED)
+            if message[0] == "event" and message[2] == ev.RUN_STARTED:
+                started_sent.set()
 
     def receive_loop() -> None:
         while True:
@@ -300,13 +326,27 @@ def _child_main(conn: Any, payload: _Payload) -> None:
             while event.seq - taken[0] > AHEAD:
                 acked.wait()
         outbox.put(("event", event.seq, event.type, event.data, event.ts))
+        if event.type == ev.RUN_STARTED:
+            # sent before the evaluation starts: one long call that holds the interpreter lock
+            # (a C builtin) would keep it from the sender, and the run would show as queued
+            started_sent.wait(5)
 
     def run() -> None:
         listeners = [forward] if journal is None else [journal, forward]   # journaled before sent
-        machine = Run(RunConfig.from_json(payload.config), listeners=listeners,
-                      controller=controller, record=payload.record, fork_at=payload.fork_at,
-                      start_seq=payload.start_seq)
-        machine.execute()
+        config = RunConfig.from_json(payload.config)
+        # the limit is set here, in the thread with the run's big stack, so that it counts the
+        # stack as already there (limits.process_memory)
+        with process_memory(config.memory_mb):
+            machine = Run(config, listeners=listeners, controller=controller, record=payload.record,
+                          fork_at=payload.fork_at, start_seq=payload.start_seq)
+            watch_overrun(machine.clock, end_past_limit)
+            machine.execute()
+
+    def end_past_limit(message: str) -> None:
+        outbox.put(("limit", message, "timeout"))   # after every event sent so far
+        outbox.put(None)
+        sender.join(5)
+        os._exit(EXIT_LIMIT)
 
     try:
         execute_with_deep_stack(run, payload.stack_mb, payload.recursion)

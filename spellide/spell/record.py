@@ -69,9 +69,12 @@ class Record:
         from . import bundle
         p = Path(path)
         try:
-            raw = p.read_bytes()
+            with open(p, "rb") as f:   # bounded: a record or bundle, not any file (/dev/zero)
+                raw = f.read(bundle.MAX_BUNDLE_BYTES + 1)
         except FileNotFoundError:
             raise ValueError(f"record file not found: {p}") from None
+        if len(raw) > bundle.MAX_BUNDLE_BYTES:
+            raise ValueError(f"record file {p} is larger than the limit of {bundle.MAX_BUNDLE_BYTES // 2 ** 20} MB")
         if raw[:2] == b"\x1f\x8b":
             return bundle.record_of_bundle(bundle.loads(raw, str(p)))
         try:

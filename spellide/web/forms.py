@@ -29,6 +29,8 @@ from .models import Run
 MAX_TEXT = 5_000_000     # characters of a prompt or program (the upload limit usually bites first)
 MAX_DEPTH = 1000         # the CLI's bound too (spellide.spell.cli.MAX_DEPTH)
 MAX_BUDGET = 10_000.0    # USD: more is a typo, not a budget
+MAX_MEMORY_MB = 65_536   # a run's memory limit
+MAX_STEP_SECONDS = 86_400.0
 MAX_KINDS = 50
 REPLAYABLE = ("finished", "failed", "stopped")
 _KIND = re.compile(r"^[A-Za-z][\w.*+!?<>=-]*(/[\w.*+!?<>=-]+)?$")
@@ -59,6 +61,14 @@ class NewRunForm(forms.Form):
         "invalid": "budget must be a finite number of dollars (0 means no limit)",
         "min_value": "budget must not be negative (0 means no limit)",
         "max_value": "budget must be at most $%(limit_value)s"})
+    memory_mb = forms.IntegerField(required=False, min_value=api.MIN_MEMORY_MB, max_value=MAX_MEMORY_MB, error_messages={
+        "invalid": "the memory limit is a whole number of MB (leave it empty for the default)",
+        "min_value": "the memory limit must be at least %(limit_value)s MB",
+        "max_value": "the memory limit must be at most %(limit_value)s MB"})
+    step_time = forms.FloatField(required=False, min_value=1, max_value=MAX_STEP_SECONDS, error_messages={
+        "invalid": "the step time limit is a finite number of seconds (leave it empty for the default)",
+        "min_value": "the step time limit must be at least %(limit_value)s s",
+        "max_value": "the step time limit must be at most %(limit_value)s s"})
     workspace = forms.CharField(required=False, max_length=100)
     breakpoints_set = forms.BooleanField(required=False)
     bp_before_model = forms.BooleanField(required=False)
@@ -172,6 +182,10 @@ class NewRunForm(forms.Form):
             config.depth = d["depth"]
         if d["budget"] is not None:
             config.budget = d["budget"] or None
+        if d["memory_mb"] is not None:
+            config.memory_mb = d["memory_mb"]
+        if d["step_time"] is not None:
+            config.step_time_limit = d["step_time"]
         if cache_mode:
             config.cache_mode = cache_mode
         if d["breakpoints_set"] or d["bp_before_model"] or d["bp_after_completion"] or d["bp_on_error"] \

@@ -16,6 +16,7 @@ from . import builtin
 from .core import (Infinite, _int, compare, get, items, iterate_items, show, type_name)
 from ..data import Char, List, Map, Set, Vector, _Seq
 from ..evaluator import apply_fn
+from ..limits import check_size, seq_bytes
 
 _MISSING = object()
 
@@ -355,6 +356,7 @@ def into(to: Any, frm: Any = _MISSING, *more: Any) -> Any:
     if more:
         raise TypeError("into with a transducer is not supported; use (into to (map f coll))")
     xs = items(frm)
+    check_size(seq_bytes(len(to) if hasattr(to, "__len__") else 0, len(xs)), "into")
     if type(to) is Vector:
         return Vector((*to, *xs))
     if isinstance(to, Map):
@@ -377,9 +379,11 @@ def into(to: Any, frm: Any = _MISSING, *more: Any) -> Any:
 
 @builtin("concat", doc="A list of the elements of all the collections")
 def concat(*colls: Any) -> List:
+    parts = [items(c) for c in colls]
+    check_size(seq_bytes(*map(len, parts)), "concat")
     out: list = []
-    for c in colls:
-        out.extend(items(c))
+    for p in parts:
+        out.extend(p)
     return List(out)
 
 

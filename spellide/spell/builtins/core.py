@@ -20,7 +20,8 @@ from typing import Any, Callable, Iterator
 
 from . import builtin
 from ..data import (Builtin, Char, Keyword, List, Map, Regex, Set, SpellFn, SpellMacro, StoredRef,
-                    Symbol, Vector, _Seq, normalize_ratio, spell_equal)
+                    Symbol, Vector, _Seq, compile_regex, normalize_ratio, spell_equal)
+from ..limits import check_size, limited, str_bytes, timeout_error
 
 #: Most elements a builtin will generate (range, repeat...) or realize from an infinite seq.
 MAX_REALIZE = 10_000_000
@@ -725,7 +726,9 @@ def str_(*xs: Any) -> str:
     from ..printer import to_str as _to_str
     if len(xs) == 1 and type(xs[0]) is str:
         return xs[0]
-    return "".join([x if type(x) is str else _to_str(x) for x in xs])
+    parts = [x if type(x) is str else _to_str(x) for x in xs]
+    check_size(str_bytes(parts), "str")
+    return "".join(parts)
 
 
 builtin("cat", doc="Same as str: concatenate the args")(str_)
@@ -766,18 +769,19 @@ def subs(s: Any, start: Any, end: Any = None) -> str:
     return s[start:end]
 
 
-_REGEX_CACHE: dict[str, re.Pattern] = {}
+_REGEX_CACHE: dict[str, Any] = {}
 
 
-def regex(x: Any) -> re.Pattern:
-    """A compiled pattern from a regex literal or a string."""
+def regex(x: Any) -> Any:
+    """A compiled pattern (of the ``regex`` package) from a regex literal or a string. Match
+    with ``limited(pattern.method, ...)``: a match past the evaluation's deadline fails."""
     if type(x) is Regex:
         return x.compiled
     if type(x) is str:
         p = _REGEX_CACHE.get(x)
         if p is None:
             try:
-                p = re.compile(x)
+                p = compile_regex(x)
             except re.error as e:
                 raise ValueError(f"Invalid regex {show(x)}: {e}") from None
             if len(_REGEX_CACHE) < 1000:
@@ -786,7 +790,7 @@ def regex(x: Any) -> re.Pattern:
     raise TypeError(f"Expected a regex, got {show(x)} ({type_name(x)})")
 
 
-def match_value(m: re.Match) -> Any:
+def match_value(m: Any) -> Any:
     if m.re.groups == 0:
         return m.group(0)
     return Vector((m.group(0), *m.groups()))
@@ -804,19 +808,23 @@ def re_pattern(s: Any) -> Regex:
 
 @builtin("re-find", doc="First match of the regex in s (string, or [match groups...]); nil if none")
 def re_find(r: Any, s: Any) -> Any:
-    m = regex(r).search(_check_str(s, "re-find"))
+    m = limited(regex(r).search, _check_str(s, "re-find"))
     return match_value(m) if m else None
 
 
 @builtin("re-matches", doc="Match of the regex against all of s; nil if it does not match")
 def re_matches(r: Any, s: Any) -> Any:
-    m = regex(r).fullmatch(_check_str(s, "re-matches"))
+    m = limited(regex(r).fullmatch, _check_str(s, "re-matches"))
     return match_value(m) if m else None
 
 
 @builtin("re-seq", doc="Vector of all matches of the regex in s")
 def re_seq(r: Any, s: Any) -> Vector:
-    return Vector([match_value(m) for m in regex(r).finditer(_check_str(s, "re-seq"))])
+    matches = limited(regex(r).finditer, _check_str(s, "re-seq"))
+    try:
+        return Vector([match_value(m) for m in matches])
+    except TimeoutError:   # finditer's timeout covers the whole iteration
+        raise timeout_error() from None
 
 
 _FMT_RE = re.compile(r"%(?:(\d+)\$)?([-#+ 0,(]*)(\d+)?(?:\.(\d+))?([a-zA-Z%])")

@@ -18,6 +18,7 @@ from .core import (MAX_REALIZE, NUM, Infinite, Reduced, _int, _num, compare, ite
                    iterate_items, quote_form, show)
 from ..data import Builtin, List, Map, Symbol, Vector, _Seq, spell_equal, truthy
 from ..errors import TypedError
+from ..limits import timeout_error
 from ..evaluator import _call_spell, apply_fn
 from ..data import SpellFn
 
@@ -32,7 +33,7 @@ def charge(ctx: Any, n: int) -> None:
         raise TypedError(f"Evaluation step limit exceeded ({sh.max_steps} steps)",
                          kind="eval-limit")
     if sh.deadline is not None and time.monotonic() > sh.deadline:
-        raise TypedError("Evaluation timed out (deadline exceeded)", kind="timeout")
+        raise timeout_error(sh)
 
 
 def caller(f: Any, env: Any, ctx: Any) -> Callable[..., Any]:

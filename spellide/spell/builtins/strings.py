@@ -9,13 +9,15 @@ regex for ``split``); a regex literal ``#"..."`` works as in Clojure. In regex r
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 from . import builtin, namespace
 from .core import (Char, _check_str, _int, match_value, re_find, re_matches, re_seq, regex,
                    subs, to_str)
-from ..data import Builtin, Regex, Vector
+from ..data import Builtin, Regex, Vector, compile_regex
 from ..evaluator import apply_fn
+from ..limits import check_size, limited, str_bytes
 
 _T: dict[str, Builtin] = {}
 
@@ -115,11 +117,15 @@ def _replace(ctx: Any, env: Any, s: Any, match: Any, rep: Any, count: int, name:
     if type(match) is str:
         if type(rep) is not str:
             raise TypeError(f"strings/{name}: replacement for a string match must be a string")
+        if len(rep) > len(match):
+            n = s.count(match) if count == 0 else min(count, 1)
+            check_size(sys.getsizeof(s) + n * sys.getsizeof(rep), f"strings/{name}")
         return s.replace(match, rep, -1 if count == 0 else count)
     pattern = regex(match)
     if type(rep) is str:
-        return pattern.sub(_java_replacement(rep), s, count=count)
-    return pattern.sub(lambda m: to_str(apply_fn(rep, [match_value(m)], env, ctx)), s, count=count)
+        return limited(pattern.sub, _java_replacement(rep), s, count=count)
+    return limited(pattern.sub, lambda m: to_str(apply_fn(rep, [match_value(m)], env, ctx)), s,
+                   count=count)
 
 
 @builtin("replace", table=_T, ctx=True,
@@ -140,14 +146,16 @@ def replace_first(ctx: Any, env: Any, s: Any, match: Any, rep: Any) -> str:
                                 "dropped")
 def split(s: Any, sep: Any, limit: Any = None) -> Vector:
     s = _s(s, "split")
-    pattern = regex(re.escape(sep.c) if type(sep) is Char else sep)
+    if type(sep) is Char:
+        sep = sep.c
+    pattern = compile_regex(re.escape(sep)) if type(sep) is str else regex(sep)
     lim = 0 if limit is None else _int(limit, "split")
     if pattern.pattern == "" or (type(sep) is Regex and sep.pattern == ""):
         parts = list(s)
         if lim > 0 and len(parts) > lim:
             parts = parts[: lim - 1] + ["".join(parts[lim - 1:])]
         return Vector(parts)
-    parts = pattern.split(s, maxsplit=max(0, lim - 1)) if lim > 0 else pattern.split(s)
+    parts = limited(pattern.split, s, maxsplit=max(0, lim - 1)) if lim > 0 else limited(pattern.split, s)
     if pattern.groups:  # Java split does not return captured groups
         step = pattern.groups + 1
         parts = parts[::step]
@@ -171,9 +179,13 @@ def split_lines(s: Any) -> Vector:
 def join(a: Any, b: Any = None) -> str:
     from .core import items
     if b is None and not isinstance(a, str):
-        return "".join(to_str(x) for x in items(a))
+        parts = [to_str(x) for x in items(a)]
+        check_size(str_bytes(parts), "strings/join")
+        return "".join(parts)
     sep = to_str(a)
-    return sep.join(to_str(x) for x in items(b))
+    parts = [to_str(x) for x in items(b)]
+    check_size(str_bytes(parts) + len(parts) * sys.getsizeof(sep), "strings/join")
+    return sep.join(parts)
 
 
 @builtin("lower-case", table=_T, doc="s in lower case")

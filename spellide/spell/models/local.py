@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
+from ..limits import read_input
 from .base import PREFILL, Completion, ModelError, ModelRequest, Usage
 
 
@@ -49,7 +50,7 @@ class ScriptedModel:
     def from_file(cls, path: str | Path) -> "ScriptedModel":
         p = Path(path)
         try:
-            data = json.loads(p.read_text(encoding="utf-8"))
+            data = json.loads(read_input(p, "scripted model file"))
         except FileNotFoundError:
             raise ValueError(f"scripted model file not found: {p}") from None
         except json.JSONDecodeError as e:

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from spellide.spell import api
-from spellide.spell.api import events as ev
 from spellide.spell.api import Controller, Decision, PausePoint
 
 # Actions a person can take (controls, websocket frames).
@@ -27,9 +26,9 @@ EDIT = "edit"          # with text: continue with the edited text (or step, with
 APPROVE = "approve"
 REJECT = "reject"
 ACTIONS = (PAUSE, RESUME, STEP, STOP, EDIT, APPROVE, REJECT)
-ANNOUNCED_WAIT = 5.0   # seconds a control waits for a pause point whose event was already taken
 
 EDITABLE_POINTS = (api.BEFORE_MODEL, api.AFTER_COMPLETION, api.ON_ERROR, api.ON_MODEL_ERROR)
+PAUSE_ARRIVING = 5.0   # seconds an action waits for a pause the run announced to arrive
 
 
 @dataclass
@@ -83,8 +82,10 @@ class IdeController(Controller):
         self._decision: Optional[Decision] = None
         self.finished = False
         self.pauses = 0
-        self._announced = 0      # paused events taken whose pause point has not arrived yet
+        self.stop_answered = False   # the run reached a pause point after Stop: it is ending
+        self._coming = False         # a pause was announced; its checkpoint has not arrived yet
         self._watchers: list[Callable[[], None]] = []
+        self._on_stop: list[Callable[[], None]] = []
 
     def watch(self, callback: Callable[[], None]) -> None:
         self._watchers.append(callback)
@@ -93,28 +94,30 @@ class IdeController(Controller):
         for callback in self._watchers:
             callback()
 
-    # --- called by the thread relaying the run's process -------------------------------------
-    def note(self, event: Any) -> None:
-        """A run listener ahead of the persister. A paused event is stored (and shown) just
-        before its pause point reaches ``checkpoint``; a control sent in between, by someone
-        who saw the pause, waits for it instead of finding the run "not paused"."""
-        if event.type == ev.PAUSED:
-            with self._cond:
-                self._announced += 1
+    def on_stop(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when Stop is asked while the run is not at a pause point (it sees
+        the request only when it reaches one; the service ends its process if it does not)."""
+        self._on_stop.append(callback)
 
+    # --- called by the thread relaying the run's process -------------------------------------
     def wants_pause(self, kind: str) -> bool:
         return self.pause_requested or self.stop_requested
 
+    def pause_coming(self) -> None:
+        with self._cond:
+            self._coming = True
+
     def checkpoint(self, point: PausePoint) -> Decision:
         with self._cond:
-            self._announced = max(0, self._announced - 1)
-            self._cond.notify_all()
+            self._coming = False
             if self.stop_requested or self.finished:
+                self.stop_answered = self.stop_answered or self.stop_requested
                 return Decision(api.STOP)
             self.pause_requested = False
             self.pending = point
             self.pauses += 1
             self._decision = None
+            self._cond.notify_all()   # an act() waiting for this announced pause
             while self._decision is None:
                 self._cond.wait()
             decision = self._decision
@@ -140,9 +143,6 @@ class IdeController(Controller):
         with self._cond:
             if self.finished:
                 return ActResult(False, "the run is not active")
-            if self.pending is None and self._announced:
-                self._cond.wait_for(lambda: self.pending is not None or self.finished or not self._announced,
-                                    timeout=ANNOUNCED_WAIT)
             point = self.pending
             if action == PAUSE:
                 if point is not None:
@@ -151,11 +151,24 @@ class IdeController(Controller):
                 self._changed()
                 return ActResult(True, "pause requested: the run stops at its next pause point")
             if action == STOP:
+                first = not self.stop_requested
                 self.stop_requested = True
                 self._changed()
                 if point is not None:
+                    self.stop_answered = True
                     self._decide(Decision(api.STOP, None, author))
+                elif first:
+                    for callback in self._on_stop:
+                        callback()
                 return ActResult(True, "stop requested")
+            if point is None and self._coming:
+                # the run announced its pause (a page may show it already): its checkpoint is
+                # on the way from the run's process
+                self._cond.wait_for(lambda: self.pending is not None or not self._coming or self.finished,
+                                    PAUSE_ARRIVING)
+                point = self.pending
+                if self.finished:
+                    return ActResult(False, "the run is not active")
             if point is None:
                 if action in (RESUME, STEP) and self.pause_requested:
                     # not yet at a pause point: cancel the request (resume) or keep it (step)

@@ -37,6 +37,11 @@ from .pids import pid_alive
 log = logging.getLogger("spellide.runner")
 
 PROCESS_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+# Stop always wins: a run that has not reached a pause point this long after Stop (it is inside
+# one long builtin or loop) has its process ended; one that reached a pause point gets longer
+# to end by itself (storing its last events).
+STOP_GRACE = 2.0
+STOP_LATE = 10.0
 
 
 @dataclass
@@ -252,9 +257,11 @@ def _launch(run: Run, config: RunConfig, *, record: Any, fork_at: Optional[int],
     active = ActiveRun(run.pk, str(run.public_id), controller, persister)
     with _registry_lock:
         _registry[active.public_id] = active
+    controller.on_stop(lambda: threading.Thread(target=_end_if_stuck, args=(active,), daemon=True,
+                                                name=f"spell-run-stop-{run.public_id}").start())
 
     def target() -> None:
-        execution = ProcessRun(config, listeners=[controller.note, persister], controller=controller, record=record,
+        execution = ProcessRun(config, listeners=[persister], controller=controller, record=record,
                                fork_at=fork_at, start_seq=start_seq, journal_path=journal_path(run.public_id),
                                segment=segment, stack_mb=settings.SPELLIDE_RUN_STACK_MB,
                                recursion=settings.SPELLIDE_RECURSION_LIMIT)
@@ -264,19 +271,24 @@ def _launch(run: Run, config: RunConfig, *, record: Any, fork_at: Optional[int],
         try:
             execution.execute()
         except RunProcessDied as e:
-            # the run can go on from its record (and journal): resumable, like after a restart
-            log.error("run %s: %s", run.public_id, e)
-            interrupted = True
-            persister.emit_synthetic(ev.RUN_FAILED, execution.last_seq + 1, kind="interrupted",
-                                     error=f"{e}; resume it to continue from its record.", span=None)
+            if execution.killed:   # Stop ended it (_end_if_stuck)
+                _stopped_by_kill(run, persister, execution, segment)
+            else:
+                # the run can go on from its record (and journal): resumable, like after a restart
+                log.error("run %s: %s", run.public_id, e)
+                interrupted = True
+                persister.emit_synthetic(ev.RUN_FAILED, execution.last_seq + 1, kind="interrupted",
+                                         error=f"{e}; resume it to continue from its record.", span=None)
         except BaseException as e:  # never crash the server for a run
+            kind = "internal"
             if isinstance(e, RunProcessFailed):
-                log.error("run %s crashed: %s\n%s", run.public_id, e.message, e.detail)
-                message = e.message
+                if e.kind == "internal":
+                    log.error("run %s crashed: %s\n%s", run.public_id, e.message, e.detail)
+                kind, message = e.kind, e.message
             else:
                 log.exception("run %s crashed", run.public_id)
                 message = f"internal error: {type(e).__name__}: {e}"
-            persister.emit_synthetic(ev.RUN_FAILED, execution.last_seq + 1, error=message, kind="internal",
+            persister.emit_synthetic(ev.RUN_FAILED, execution.last_seq + 1, error=message, kind=kind,
                                      span=None)
         finally:
             controller.close()
@@ -295,6 +307,33 @@ def _launch(run: Run, config: RunConfig, *, record: Any, fork_at: Optional[int],
     active.thread = thread
     thread.start()
     return active
+
+
+def _end_if_stuck(active: ActiveRun) -> None:
+    """After Stop: end the run's process if the run does not end by itself in time."""
+    if active.done.wait(STOP_GRACE):
+        return
+    if active.controller.stop_answered and active.done.wait(STOP_LATE):
+        return
+    execution = active.execution
+    if execution is not None:
+        log.info("run %s: no pause point %.0f s after Stop: ending its process", active.public_id,
+                 STOP_GRACE)
+        execution.kill()
+
+
+def _stopped_by_kill(run: Run, persister: RunPersister, execution: ProcessRun, segment: int) -> None:
+    """The run's process was ended after Stop: the effects it journaled but whose events it had
+    not sent yet become events of the run (so a fork replays them instead of running them
+    again), then the run ends stopped."""
+    seq = execution.last_seq
+    for j in read_journal(run.public_id):
+        if j.get("segment") == segment and int(j.get("seq") or 0) > seq:
+            seq = int(j["seq"])
+            persister.emit_synthetic(ev.EFFECT, seq, step=j["effect"].get("step"), effect=j["effect"])
+    persister.emit_synthetic(ev.RUN_FAILED, seq + 1, kind="stopped", span=None,
+                             error=f"Run stopped by the user (it reached no pause point within "
+                                   f"{STOP_GRACE:g} s of Stop, so its process was ended)")
 
 
 def _finalize(run: Run, persister: RunPersister, *, keep_journal: bool = False) -> None:

@@ -12,6 +12,7 @@ fragment's ``data-text``-free ``<textarea>`` and on the paused run as ``pause.dr
 from __future__ import annotations
 
 import json
+import math
 import secrets
 from typing import Any, Optional
 
