@@ -62,7 +62,9 @@ _END_OF_TOKEN = r'(?![^' + _TERM + r'])'
 
 # Skipped text: whitespace, commas, ; and #! comments, and C-style comment markers at the
 # start of a line (after indentation), which comment out the rest of the line.
-_SKIP = r'(?:^[^\S\n]*+(?://|/\*|\*/)[^\n]*+|[\s,]|;[^\n]*+|#![^\n]*+)*+'
+# Runs of blanks are taken whole, but never across a newline: each line's start must begin
+# an iteration so that the comment-marker alternative (tried first) sees it.
+_SKIP = r'(?:^[^\S\n]*+(?://|/\*|\*/)[^\n]*+|[^\S\n]++|,|\n|;[^\n]*+|#![^\n]*+)*+'
 _ATOM_CHAR = r'[^' + _TERM + r']'
 
 # One alternative per token kind; the common shapes (plain symbols, integers, keywords)
