@@ -146,9 +146,8 @@ def replace_first(ctx: Any, env: Any, s: Any, match: Any, rep: Any) -> str:
                                 "dropped")
 def split(s: Any, sep: Any, limit: Any = None) -> Vector:
     s = _s(s, "split")
-    if type(sep) is Char:
-        sep = sep.c
-    pattern = compile_regex(re.escape(sep)) if type(sep) is str else regex(sep)
+    # a string separator is a regex, as in the reference; a character splits literally
+    pattern = compile_regex(re.escape(sep.c)) if type(sep) is Char else regex(sep)
     lim = 0 if limit is None else _int(limit, "split")
     if pattern.pattern == "" or (type(sep) is Regex and sep.pattern == ""):
         parts = list(s)
