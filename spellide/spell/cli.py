@@ -160,9 +160,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     def execute() -> Any:
         with process_memory(cfg.memory_mb):   # the command runs the agent in its own process
-            watch_overrun(run.clock, end_past_limit)
             return run.execute()
 
+    watch_overrun(lambda: run.clock, end_past_limit)
     result = execute_with_deep_stack(execute)
     out = result.to_json()
     if args.record:

@@ -259,13 +259,17 @@ class RunClock:
                 self._apply(f)
 
 
-def watch_overrun(clock: RunClock, end: Callable[[str], None]) -> None:
+def watch_overrun(clock: Callable[[], Optional[RunClock]], end: Callable[[str], None]) -> None:
     """Call ``end(message)`` (which must end the process) from a watchdog thread once the
-    evaluation in progress is ``OVERRUN_GRACE`` past its deadline."""
+    evaluation in progress on ``clock()`` (None: no run yet) is ``OVERRUN_GRACE`` past its
+    deadline. Start it before the run's thread: that one starts with a big stack size set for
+    every thread started meanwhile (``machine.execute_with_deep_stack``), which the run's
+    memory limit may not leave room for."""
     def watch() -> None:
         while True:
             time.sleep(OVERRUN_GRACE / 4)
-            late = clock.overrun()
+            current = clock()
+            late = current.overrun() if current is not None else None
             if late is not None and late[0] > OVERRUN_GRACE:
                 end(late[1])
                 return

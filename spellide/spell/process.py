@@ -234,6 +234,9 @@ class ProcessRun:
                 message = conn.recv()
             except (EOFError, OSError):
                 self.process.join(5)
+                if self.process.exitcode == EXIT_LIMIT:   # its message could not be sent in time
+                    raise RunProcessFailed("Time limit exceeded (the run was ended inside one long call)",
+                                           kind="timeout") from None
                 raise RunProcessDied(self.process.exitcode) from None
             kind = message[0]
             if kind == "event":
@@ -339,7 +342,7 @@ def _child_main(conn: Any, payload: _Payload) -> None:
         with process_memory(config.memory_mb):
             machine = Run(config, listeners=listeners, controller=controller, record=payload.record,
                           fork_at=payload.fork_at, start_seq=payload.start_seq)
-            watch_overrun(machine.clock, end_past_limit)
+            clock[0] = machine.clock
             machine.execute()
 
     def end_past_limit(message: str) -> None:
@@ -348,6 +351,8 @@ def _child_main(conn: Any, payload: _Payload) -> None:
         sender.join(5)
         os._exit(EXIT_LIMIT)
 
+    clock: list[Any] = [None]
+    watch_overrun(lambda: clock[0], end_past_limit)
     try:
         execute_with_deep_stack(run, payload.stack_mb, payload.recursion)
         outbox.put(("done",))
