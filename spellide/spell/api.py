@@ -237,6 +237,8 @@ _EXPORTS: dict[str, str] = {
     "system_prompt": "prompts", "prompt_digest": "prompts", "transports": "prompts",
     "PROMPT_VERSION": "prompts",
     "rebuild_request": "models.sent", "MissingText": "models.sent",
+    # limits: reading inputs bounded, a process's memory limit, the long-call watchdog
+    "read_input": "limits", "process_memory": "limits", "watch_overrun": "limits", "OVERRUN_GRACE": "limits",
 }
 
 _RENAMED = {"TRACE_BY": "BY", "NamespaceFn": "Fn", "declare_namespace": "declare",

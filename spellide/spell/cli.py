@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from .limits import DEFAULT_MEMORY_MB, DEFAULT_RUN_SECONDS, DEFAULT_STEP_SECONDS, MIN_MEMORY_MB
+from .api import DEFAULT_MEMORY_MB, DEFAULT_RUN_SECONDS, DEFAULT_STEP_SECONDS, MIN_MEMORY_MB
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 MAX_DEPTH = 1000  # deeper self-calls than this are a runaway, not a limit (the IDE's form agrees)
@@ -50,7 +50,7 @@ def _depth(text: str) -> int:
 
 
 def _read_file(path: str, what: str) -> str:
-    from .limits import read_input
+    from .api import read_input
     try:
         return read_input(path, what)
     except FileNotFoundError:
@@ -141,7 +141,7 @@ def _config_from(args: argparse.Namespace) -> Any:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from .api import Run, execute_with_deep_stack
-    from .limits import process_memory, watch_overrun
+    from .api import process_memory, watch_overrun
     cfg = _config_from(args)
     try:
         run = Run(cfg)

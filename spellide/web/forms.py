@@ -62,13 +62,13 @@ class NewRunForm(forms.Form):
         "min_value": "budget must not be negative (0 means no limit)",
         "max_value": "budget must be at most $%(limit_value)s"})
     memory_mb = forms.IntegerField(required=False, min_value=api.MIN_MEMORY_MB, max_value=MAX_MEMORY_MB, error_messages={
-        "invalid": "the memory limit is a whole number of MB (leave it empty for the default)",
-        "min_value": "the memory limit must be at least %(limit_value)s MB",
-        "max_value": "the memory limit must be at most %(limit_value)s MB"})
+        "invalid": "memory limit (MB) must be a whole number (leave it empty for the default)",
+        "min_value": "memory limit (MB) must be at least %(limit_value)s",
+        "max_value": "memory limit (MB) must be at most %(limit_value)s"})
     step_time = forms.FloatField(required=False, min_value=1, max_value=MAX_STEP_SECONDS, error_messages={
-        "invalid": "the step time limit is a finite number of seconds (leave it empty for the default)",
-        "min_value": "the step time limit must be at least %(limit_value)s s",
-        "max_value": "the step time limit must be at most %(limit_value)s s"})
+        "invalid": "step time limit (s) must be a positive number of seconds",
+        "min_value": "step time limit (s) must be a positive number of seconds (at least %(limit_value)s)",
+        "max_value": "step time limit (s) must be at most %(limit_value)s seconds"})
     workspace = forms.CharField(required=False, max_length=100)
     breakpoints_set = forms.BooleanField(required=False)
     bp_before_model = forms.BooleanField(required=False)
