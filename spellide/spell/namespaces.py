@@ -158,7 +158,9 @@ def effects_guide() -> str:
     """The effect namespaces as the system prompts list them: one line each with what it is
     for, which setting it needs, and its functions."""
     out = []
-    for ns in effect_namespaces():
+    # by name: the prompt (and so its digest, part of every model call's cache key) must not
+    # depend on the order in which modules happened to declare their namespaces
+    for ns in sorted(effect_namespaces(), key=lambda n: n.name):
         if not ns.bound:   # made by the machine (model calls), not called by programs
             continue
         when = f" (only when the run has a {ns.setting})" if ns.setting else ""
