@@ -15,7 +15,7 @@ from typing import Any, Callable, Protocol
 
 # Event types, in the order a step normally produces them.
 RUN_STARTED = "run_started"          # {config}
-STEP_STARTED = "step_started"        # {step, parent, depth, prefix, model}
+STEP_STARTED = "step_started"        # {step, parent, depth, prefix, model, agent?, generation?}
 COMPLETION_DELTA = "completion_delta"  # {step, text}  (streaming providers only)
 COMPLETION = "completion"            # {step, completion, usage, model, transport, request?} (request: models/sent.py)
 PROGRAM = "program"                  # {step, program, provenance}  (after assembly/edits)
@@ -27,8 +27,25 @@ RUN_FINISHED = "run_finished"        # {value}
 RUN_FAILED = "run_failed"            # {error}
 DIVERGED = "diverged"                # {step, what}   (strict replay)
 
+# Multi-agent runs (spell-agents.md). Every step of such a run also carries ``agent`` (the
+# handle as printed, e.g. ":main", ":w") and ``generation`` (the agent's lifecycle, from 1) in
+# its STEP_STARTED; a single-agent run's steps belong to ":main" generation 1.
+AGENT = "agent"          # {agent, parent, status, generation, step?}  an agent was registered or
+#                          changed status: status is one of AGENT_STATUSES; parent None for :main
+MESSAGE = "message"      # {id, kind, sender, targets, edge?, body?, step?}  a message was enqueued
+#                          (kind: MESSAGE_KINDS; sender/targets handles as printed; body printed
+#                          Spell, clipped; step: the sender's current step, None for the runtime)
+RECEIPT = "receipt"      # {agent, step, site, messages: [{id, name}]}  a drain bound messages to
+#                          msg-N names in the agent's program (site: startup, pre-eval,
+#                          wait-resume, dormant-resume, receive)
+WARNING = "warning"      # {message, data}  a coordinator warning (detached edges, ...)
+
+AGENT_STATUSES = ("running", "waiting", "sleeping", "finished", "failed")
+MESSAGE_KINDS = ("send", "request", "report", "cancel", "future", "coordinator")
+
 ALL_TYPES = (RUN_STARTED, STEP_STARTED, COMPLETION_DELTA, COMPLETION, PROGRAM, EFFECT,
-             STEP_FINISHED, PAUSED, RESUMED, RUN_FINISHED, RUN_FAILED, DIVERGED)
+             STEP_FINISHED, PAUSED, RESUMED, RUN_FINISHED, RUN_FAILED, DIVERGED,
+             AGENT, MESSAGE, RECEIPT, WARNING)
 
 
 @dataclass(frozen=True)
