@@ -207,3 +207,12 @@ def test_regexes_still_match_as_before():
     assert pr_str(r.value) == '[["12-34" "12" "34"] ["a" "b" "c"] "a[b]c" ["ab" "ac" "ad"]]'
     bad = run_source('#"(a"')
     assert bad.error is not None and "Invalid regex" in bad.error.message
+
+
+def test_a_catastrophic_grep_pattern_ends_at_the_step_time_limit(tmp_path: Path):
+    """``io/grep`` matches with the regex package too: a pattern that backtracks for minutes
+    ends at the step's time limit like ``re-find``."""
+    (tmp_path / "a.txt").write_text("a" * 44 + "!\n")
+    m = run("(eval '(io/grep \"(a|aa)+$\" \"a.txt\"))", step_time_limit=0.5, workspace=str(tmp_path))
+    assert m.result.error == "Step time limit exceeded (0.5 s)"
+    assert m.result.error_kind == "timeout"
