@@ -78,7 +78,8 @@ async def through_ide(path: Path, user, cookie: bytes) -> tuple[float, int, int]
     t0 = time.perf_counter()
     run = await sync_to_async(runner.start_run)(user, config(path), "bench")
     comm = WebsocketCommunicator(application, f"/ws/runs/{run.public_id}/?last_seq=0",
-                                 headers=[(b"origin", b"http://127.0.0.1"), (b"cookie", cookie)])
+                                 headers=[(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1"),
+                                          (b"cookie", cookie)])
     connected, _ = await comm.connect(timeout=30)
     assert connected
     frames = 0
