@@ -265,6 +265,9 @@
   // remembered for the load instead of being loaded into the detail about to be replaced.
   let inflight = false, wanted = null, lastAuto = 0, pumpTimer = null, chosenTab = null, followGap = FOLLOW_GAP;
   const loading = () => inflight || wanted !== null;
+  // spacing is for a detail that a running run keeps changing; once it is paused or over,
+  // the last load is the one that shows the truth, and waiting for it helps nobody
+  const streaming = () => { const s = $('#run-state'); return !!s && s.dataset.runState === 'running'; };
   function loadDetail(stepId, push, auto = false) {
     wanted = {stepId, push, auto};
     pump();
@@ -272,9 +275,13 @@
   async function pump() {
     const sd = $('#step-detail');
     if (sd) sd.setAttribute('aria-busy', String(loading()));
-    if (inflight || !wanted || pumpTimer) return;
-    const wait = wanted.auto ? lastAuto + followGap - performance.now() : 0;
-    if (wait > 0) { pumpTimer = setTimeout(() => { pumpTimer = null; pump(); }, wait); return; }
+    if (inflight || !wanted) return;
+    const wait = wanted.auto && streaming() ? lastAuto + followGap - performance.now() : 0;
+    if (wait > 0) {
+      if (!pumpTimer) pumpTimer = setTimeout(() => { pumpTimer = null; pump(); }, wait);
+      return;
+    }
+    if (pumpTimer) { clearTimeout(pumpTimer); pumpTimer = null; }
     const w = wanted;
     wanted = null;
     inflight = true;

@@ -213,8 +213,20 @@ def settled(page, context, states=TERMINAL, timeout: float = 60.0) -> dict:
                 page.wait_for_timeout(150)      # anything scheduled by the last apply
                 if page.evaluate("document.querySelector('#ide').dataset.settled") == "1":
                     return st
-        assert time.monotonic() < deadline, f"the page did not settle: server {st}, page {snapshot(page)}"
+        assert time.monotonic() < deadline, (
+            f"the page did not settle: server {st}, page at "
+            f"{page.evaluate(PAGE_SYNC)}, page {snapshot(page)}")
         page.wait_for_timeout(100)
+
+
+# why a page is not settled (for the failure message)
+PAGE_SYNC = """() => {
+  const live = document.querySelector('#live'), ide = document.querySelector('#ide'),
+        d = document.querySelector('#detail');
+  return {seq: live && live.dataset.seq, settled: ide && ide.dataset.settled,
+          selected: ide && ide.dataset.selected, detail: d && [d.dataset.step, d.dataset.seq],
+          loading: !!document.querySelector('.htmx-request'), sockets: (window.__sockets || []).length};
+}"""
 
 
 def snapshot(page) -> dict:
