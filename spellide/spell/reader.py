@@ -37,6 +37,7 @@ or was deliberately relaxed:
 from __future__ import annotations
 
 import gc
+import os
 import re
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
@@ -267,12 +268,22 @@ def _read(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, li
     if not isinstance(text, str):
         raise ReadError(f"Cannot read a {type(text).__name__}", line=1, col=1)
     if len(text) < 20000 or not gc.isenabled():
-        return _scan(text, max_forms, tolerate)
+        return _scan_fast(text, max_forms, tolerate)
     gc.disable()
     try:
-        return _scan(text, max_forms, tolerate)
+        return _scan_fast(text, max_forms, tolerate)
     finally:
         gc.enable()
+
+
+def _scan_fast(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, list]:
+    """``_scan``, through the C fast path when it is built and the text is of the shapes it
+    reads (it returns None otherwise, errors included, and this module reads the text)."""
+    if _c_scan is not None and max_forms is None:
+        got = _c_scan(text, SourceLines(text))
+        if got is not None:
+            return got
+    return _scan(text, max_forms, tolerate)
 
 
 def _scan(text: str, max_forms: Optional[int], tolerate: bool, start: int = 0,
@@ -374,29 +385,10 @@ def _scan(text: str, max_forms: Optional[int], tolerate: bool, start: int = 0,
                 if value is None:
                     value = kwcache[tok] = Keyword(tok)
             else:  # any other atom
-                tok = m.group(6)
-                ch = tok[0]
-                if ch in "0123456789" or (ch in "+-" and len(tok) > 1 and tok[1] in "0123456789"):
-                    value = _number(tok)
-                    if value is None:
-                        raise err(f"Invalid number: {tok}", s)
-                elif ch == ":":
-                    name = tok[2:] if tok.startswith("::") else tok[1:]
-                    if (not name or name.endswith(":") or name.startswith(":") or "::" in name
-                            or (name.endswith("/") and name != "/")
-                            or (name.startswith("/") and name != "/")):
-                        raise err(f"Invalid token: {tok}", s)
-                    value = Keyword.of(name)
-                elif ch == "%" and fn_frame is not None:
-                    value = _fn_arg(tok, fn_frame, span)
-                    if value is None:
-                        raise err(f"Invalid arg literal: {tok} (use %, %& or %integer)", s)
-                else:
-                    value = constants.get(tok, _NOTHING)
-                    if value is _NOTHING:
-                        if not _symbol_ok(tok):
-                            raise err(f"Invalid token: {tok}", s)
-                        value = Symbol.parse(tok, span)
+                try:
+                    value = _atom(m.group(6), span, fn_frame)
+                except _InvalidAtom as ex:
+                    raise err(str(ex), s) from None
 
         elif g == 16:  # end of input
             if stack:
@@ -554,6 +546,41 @@ def _scan(text: str, max_forms: Optional[int], tolerate: bool, start: int = 0,
     return forms, form_spans
 
 
+class _InvalidAtom(Exception):
+    """An atom that is not a valid token; the message is the ReadError's, minus position."""
+
+
+def _atom(tok: str, span: Span, fn_frame: Optional[list] = None) -> Any:
+    """The value of an atom that is not of the plain shapes the token regex classifies itself
+    (numbers other than plain integers, ``ns/name`` symbols and keywords, ``%`` arguments,
+    odd symbols). Raises ``_InvalidAtom``. The C fast path calls it too (with no fn literal
+    open: it leaves ``#(`` to this module)."""
+    ch = tok[0]
+    if ch in "0123456789" or (ch in "+-" and len(tok) > 1 and tok[1] in "0123456789"):
+        value = _number(tok)
+        if value is None:
+            raise _InvalidAtom(f"Invalid number: {tok}")
+        return value
+    if ch == ":":
+        name = tok[2:] if tok.startswith("::") else tok[1:]
+        if (not name or name.endswith(":") or name.startswith(":") or "::" in name
+                or (name.endswith("/") and name != "/")
+                or (name.startswith("/") and name != "/")):
+            raise _InvalidAtom(f"Invalid token: {tok}")
+        return Keyword.of(name)
+    if ch == "%" and fn_frame is not None:
+        value = _fn_arg(tok, fn_frame, span)
+        if value is None:
+            raise _InvalidAtom(f"Invalid arg literal: {tok} (use %, %& or %integer)")
+        return value
+    value = _CONSTANTS.get(tok, _NOTHING)
+    if value is _NOTHING:
+        if not _symbol_ok(tok):
+            raise _InvalidAtom(f"Invalid token: {tok}")
+        value = Symbol.parse(tok, span)
+    return value
+
+
 def _char(body: str) -> Optional[Char]:
     if len(body) == 1:
         return Char(body)
@@ -636,3 +663,20 @@ def _duplicate(text: str, keys: list, spans: list, what: str) -> None:
             raise _error(text, f"{what}: {pr_str(k)}", sp.start)
         seen[k] = sp
     raise _error(text, f"{what}", spans[0].start if spans else 0)  # pragma: no cover
+
+
+def _load_speedup() -> Any:
+    """The C fast path's ``scan``, configured with this module's classes and helpers; None
+    when it is not built or ``SPELLIDE_PURE_PYTHON`` is set (the Python reader then reads
+    everything, with the same results)."""
+    if os.environ.get("SPELLIDE_PURE_PYTHON"):
+        return None
+    try:
+        from ._speedups import _reader
+    except ImportError:
+        return None
+    _reader.configure(Span, Symbol, List, Vector, Map, Keyword, _KW_CACHE, _unescape, _atom)
+    return _reader.scan
+
+
+_c_scan = _load_speedup()
