@@ -39,6 +39,7 @@ from __future__ import annotations
 import gc
 import os
 import re
+from itertools import chain
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any, Optional, Sequence
@@ -247,11 +248,12 @@ def read_string(text: str) -> Any:
     return forms[0]
 
 
-def read_continuation(text: str, start: int, open_lists: Sequence[tuple[list, list, int]], *,
+def read_continuation(text: str, start: int, open_lists: Sequence[tuple], *,
                       tolerate_trailing_closer: bool = False) -> tuple[list, list]:
     """``read_all_spans(text)`` when the reader's state at offset ``start`` is already known:
     ``open_lists`` are the round-paren lists open there, outermost first, each as (the forms
-    read into it so far, their spans, the offset of its ``(``), and no form is open at top
+    read into it so far, their spans, the offset of its ``(``[, attributes to set on the list
+    when it closes: what the caller knows about those forms]), and no form is open at top
     level (a span's line and column depend only on the text before it, so spans made on the
     prefix alone serve). Only ``text[start:]`` is scanned, so a program that is a known prefix
     plus new text costs what the new text costs; the result, spans and errors (positions in
@@ -287,7 +289,7 @@ def _scan_fast(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[lis
 
 
 def _scan(text: str, max_forms: Optional[int], tolerate: bool, start: int = 0,
-          open_lists: Sequence[tuple[list, list, int]] = ()) -> tuple[list, list]:
+          open_lists: Sequence[tuple] = ()) -> tuple[list, list]:
     forms: list = []
     form_spans: list = []
     n = len(text)
@@ -296,9 +298,11 @@ def _scan(text: str, max_forms: Optional[int], tolerate: bool, start: int = 0,
     # A frame: [kind, items, spans, start offset, extra]
     cur: list = [_TOP if max_forms is None else _TOPN, forms, form_spans, 0, None]
     stack: list = []
-    for items, spans, opened in open_lists:
+    for carried in open_lists:
+        # the carried forms are kept apart (cur[4]) and joined with the new ones once, when
+        # the list closes: a long carried body is then copied once, not at every step twice
         stack.append(cur)
-        cur = [_LIST, list(items), list(spans), opened, None]
+        cur = [_LIST, [], [], carried[2], carried]
     kind = cur[0]
     ia = cur[1].append
     sa = cur[2].append
@@ -337,9 +341,17 @@ def _scan(text: str, max_forms: Optional[int], tolerate: bool, start: int = 0,
             items = cur[1]
             span = Span.of(lines, cur[3], s + 1)
             if kind == _LIST:
-                value = List(items)
-                value.span = span
-                value.spans = tuple(cur[2])
+                carried = cur[4]
+                if carried is None:
+                    value = List(items)
+                    value.span = span
+                    value.spans = tuple(cur[2])
+                else:  # a list open in a carried prefix: its forms, then what was read now
+                    value = List(chain(carried[0], items))
+                    value.span = span
+                    value.spans = tuple(chain(carried[1], cur[2]))
+                    if len(carried) > 3:
+                        value.__dict__.update(carried[3])
             elif kind == _VEC:
                 value = Vector(items)
                 value.span = span
