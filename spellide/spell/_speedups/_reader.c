@@ -27,37 +27,64 @@ enum { K_TOP, K_LIST, K_VEC, K_MAP, K_WRAP };
 typedef struct {
     int kind;
     Py_ssize_t start;     /* offset of the opening delimiter / macro */
-    PyObject *items;      /* list (collections and top level) */
-    PyObject *spans;      /* list */
+    Py_ssize_t base;      /* where its forms start on the value stack */
     PyObject *wrap_name;  /* borrowed: the wrapping symbol's name (WRAP) */
     PyObject *mspan;      /* owned: the macro's span (WRAP) */
 } Frame;
 
+/* The forms read so far in all open frames, innermost last, and their spans (owned). */
+typedef struct {
+    PyObject **vals, **sps;
+    Py_ssize_t top, cap;
+} Stack;
+
+static int push(Stack *st, PyObject *value, PyObject *span) {  /* steals both */
+    if (st->top == st->cap) {
+        Py_ssize_t cap = st->cap ? 2 * st->cap : 256;
+        PyObject **v = PyMem_Realloc(st->vals, cap * sizeof(PyObject *));
+        if (v) st->vals = v;
+        PyObject **s = v ? PyMem_Realloc(st->sps, cap * sizeof(PyObject *)) : NULL;
+        if (s) st->sps = s;
+        if (!v || !s) { Py_DECREF(value); Py_DECREF(span); PyErr_NoMemory(); return -1; }
+        st->cap = cap;
+    }
+    st->vals[st->top] = value;
+    st->sps[st->top] = span;
+    st->top++;
+    return 0;
+}
+
+static void drop_from(Stack *st, Py_ssize_t base) {
+    while (st->top > base) {
+        st->top--;
+        Py_DECREF(st->vals[st->top]);
+        Py_DECREF(st->sps[st->top]);
+    }
+}
+
 /* configured objects (owned references) */
 static PyObject *SpanType, *SymbolType, *ListType, *VectorType, *MapType, *KeywordType;
-static PyObject *D_start, *D_end, *D_at;             /* Span slot descriptors */
-static PyObject *D_ns, *D_name, *D_sspan, *D_hash;   /* Symbol slot descriptors */
+static Py_ssize_t O_start, O_end, O_at, O_ns, O_name, O_sspan, O_hash;  /* slot offsets */
 static PyObject *KwCache, *Unescape, *Atom;
 static PyObject *S_sym, *S_span, *S_spans;           /* "sym", "span", "spans" */
 static PyObject *N_quote, *N_unquote, *N_splicing, *N_deref, *N_var;
 static PyObject *SymHash;                            /* name -> hash(("sym", None, name)) */
 static int configured = 0;
 
-static inline int set_slot(PyObject *descr, PyObject *obj, PyObject *value) {
-    return Py_TYPE(descr)->tp_descr_set(descr, obj, value);
-}
+/* A slot of a freshly allocated object (so still NULL); takes a new reference to value. */
+#define SLOT(o, off) (*(PyObject **)((char *)(o) + (off)))
 
 static PyObject *make_span(PyObject *lines, Py_ssize_t s, Py_ssize_t e) {
     PyTypeObject *tp = (PyTypeObject *)SpanType;
+    PyObject *a = PyLong_FromSsize_t(s);
+    if (!a) return NULL;
+    PyObject *b = PyLong_FromSsize_t(e);
+    if (!b) { Py_DECREF(a); return NULL; }
     PyObject *o = tp->tp_alloc(tp, 0);
-    if (!o) return NULL;
-    PyObject *a = PyLong_FromSsize_t(s), *b = PyLong_FromSsize_t(e);
-    if (!a || !b || set_slot(D_start, o, a) < 0 || set_slot(D_end, o, b) < 0
-            || set_slot(D_at, o, lines) < 0) {
-        Py_XDECREF(a); Py_XDECREF(b); Py_DECREF(o);
-        return NULL;
-    }
-    Py_DECREF(a); Py_DECREF(b);
+    if (!o) { Py_DECREF(a); Py_DECREF(b); return NULL; }
+    SLOT(o, O_start) = a;
+    SLOT(o, O_end) = b;
+    SLOT(o, O_at) = Py_NewRef(lines);
     return o;
 }
 
@@ -73,6 +100,7 @@ static PyObject *make_symbol(PyObject *name, PyObject *span) {
         if (hv == -1 && PyErr_Occurred()) return NULL;
         PyObject *hl = PyLong_FromSsize_t(hv);
         if (!hl) return NULL;
+        if (PyDict_GET_SIZE(SymHash) >= 65536) PyDict_Clear(SymHash);  /* a cache, not a registry */
         if (PyDict_SetItem(SymHash, name, hl) < 0) { Py_DECREF(hl); return NULL; }
         Py_DECREF(hl);
         h = hl;  /* still alive: the dict holds it */
@@ -80,52 +108,62 @@ static PyObject *make_symbol(PyObject *name, PyObject *span) {
     PyTypeObject *tp = (PyTypeObject *)SymbolType;
     PyObject *o = tp->tp_alloc(tp, 0);
     if (!o) return NULL;
-    if (set_slot(D_ns, o, Py_None) < 0 || set_slot(D_name, o, name) < 0
-            || set_slot(D_sspan, o, span) < 0 || set_slot(D_hash, o, h) < 0) {
+    SLOT(o, O_ns) = Py_NewRef(Py_None);
+    SLOT(o, O_name) = Py_NewRef(name);
+    SLOT(o, O_sspan) = Py_NewRef(span);
+    SLOT(o, O_hash) = Py_NewRef(h);
+    return o;
+}
+
+/* A tuple (of type tp) of n references taken from src. */
+static PyObject *take_tuple(PyTypeObject *tp, PyObject **src, Py_ssize_t n) {
+    PyObject *o = tp == &PyTuple_Type ? PyTuple_New(n) : tp->tp_alloc(tp, n);
+    if (!o) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyTuple_SET_ITEM(o, i, src[i]);
+        src[i] = NULL;
+    }
+    return o;
+}
+
+/* A List or Vector of the stack's forms from base up, with span and spans set; the stack
+ * gives up its references. */
+static PyObject *make_seq(PyObject *type, Stack *st, Py_ssize_t base, PyObject *span) {
+    Py_ssize_t n = st->top - base;
+    PyObject *o = take_tuple((PyTypeObject *)type, st->vals + base, n);
+    if (!o) return NULL;
+    PyObject *sp = take_tuple(&PyTuple_Type, st->sps + base, n);
+    if (!sp) {  /* give the forms back, so the caller's clean-up stays simple */
+        for (Py_ssize_t i = 0; i < n; i++) st->vals[base + i] = Py_NewRef(PyTuple_GET_ITEM(o, i));
         Py_DECREF(o);
         return NULL;
     }
-    return o;
-}
-
-/* A List or Vector of the list's items, with span and spans set. */
-static PyObject *make_seq(PyObject *type, PyObject *items, PyObject *spans, PyObject *span) {
-    Py_ssize_t n = PyList_GET_SIZE(items);
-    PyTypeObject *tp = (PyTypeObject *)type;
-    PyObject *o = tp->tp_alloc(tp, n);
-    if (!o) return NULL;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *x = PyList_GET_ITEM(items, i);
-        Py_INCREF(x);
-        PyTuple_SET_ITEM(o, i, x);
-    }
-    PyObject *st = PyList_AsTuple(spans);
-    if (!st || PyObject_SetAttr(o, S_span, span) < 0 || PyObject_SetAttr(o, S_spans, st) < 0) {
-        Py_XDECREF(st); Py_DECREF(o);
+    st->top = base;
+    if (PyObject_SetAttr(o, S_span, span) < 0 || PyObject_SetAttr(o, S_spans, sp) < 0) {
+        Py_DECREF(sp); Py_DECREF(o);
         return NULL;
     }
-    Py_DECREF(st);
+    Py_DECREF(sp);
     return o;
 }
 
-/* A Map, or NULL with no exception set when the Python reader must decide (odd count,
- * duplicate keys: both errors). */
-static PyObject *make_map(PyObject *items, PyObject *spans, PyObject *span) {
-    Py_ssize_t n = PyList_GET_SIZE(items);
+/* A Map of the stack's forms from base up, or NULL with no exception set when the Python
+ * reader must decide (odd count, duplicate keys: both errors). The stack keeps its
+ * references (the caller drops them). */
+static PyObject *make_map(Stack *st, Py_ssize_t base, PyObject *span) {
+    Py_ssize_t n = st->top - base;
+    PyObject **v = st->vals + base, **s = st->sps + base;
     if (n % 2) return NULL;
     PyObject *m = PyObject_CallNoArgs(MapType);
     if (!m) return NULL;
     for (Py_ssize_t i = 0; i < n; i += 2) {
-        if (PyDict_SetItem(m, PyList_GET_ITEM(items, i), PyList_GET_ITEM(items, i + 1)) < 0) {
-            Py_DECREF(m);
-            return NULL;
-        }
+        if (PyDict_SetItem(m, v[i], v[i + 1]) < 0) { Py_DECREF(m); return NULL; }
     }
     if (2 * PyDict_GET_SIZE(m) != n) { Py_DECREF(m); return NULL; }
     PyObject *pairs = PyTuple_New(n / 2);
     if (!pairs) { Py_DECREF(m); return NULL; }
     for (Py_ssize_t i = 0; i < n; i += 2) {
-        PyObject *p = PyTuple_Pack(2, PyList_GET_ITEM(spans, i), PyList_GET_ITEM(spans, i + 1));
+        PyObject *p = PyTuple_Pack(2, s[i], s[i + 1]);
         if (!p) { Py_DECREF(pairs); Py_DECREF(m); return NULL; }
         PyTuple_SET_ITEM(pairs, i / 2, p);
     }
@@ -154,12 +192,23 @@ static void init_classes(void) {
 
 #define CH(i) PyUnicode_READ(kind, data, (i))
 
-static void free_frames(Frame *frames, Py_ssize_t depth) {
-    for (Py_ssize_t i = 0; i <= depth; i++) {
-        Py_XDECREF(frames[i].items);
-        Py_XDECREF(frames[i].spans);
-        Py_XDECREF(frames[i].mspan);
+static void free_all(Frame *frames, Py_ssize_t depth, Stack *st) {
+    for (Py_ssize_t i = 0; i <= depth; i++) Py_XDECREF(frames[i].mspan);
+    PyMem_Free(frames);
+    drop_from(st, 0);
+    PyMem_Free(st->vals);
+    PyMem_Free(st->sps);
+}
+
+/* A list of n references taken from src. */
+static PyObject *take_list(PyObject **src, Py_ssize_t n) {
+    PyObject *o = PyList_New(n);
+    if (!o) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyList_SET_ITEM(o, i, src[i]);
+        src[i] = NULL;
     }
+    return o;
 }
 
 /* scan(text, lines) -> (forms, spans) | None */
@@ -171,13 +220,11 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     const void *data = PyUnicode_DATA(text);
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
 
+    Stack st = {NULL, NULL, 0, 0};
     Py_ssize_t cap = 64, depth = 0;   /* frames[depth] is the innermost open frame */
     Frame *frames = PyMem_Calloc(cap, sizeof(Frame));
     if (!frames) return PyErr_NoMemory();
     frames[0].kind = K_TOP;
-    frames[0].items = PyList_New(0);
-    frames[0].spans = PyList_New(0);
-    if (!frames[0].items || !frames[0].spans) goto fail;
 
     Py_ssize_t i = 0;
     PyObject *value = NULL, *span = NULL;
@@ -228,11 +275,9 @@ static PyObject *scan(PyObject *self, PyObject *args) {
             Frame *f = &frames[depth];
             f->kind = c == '(' ? K_LIST : c == '[' ? K_VEC : K_MAP;
             f->start = s;
-            f->items = PyList_New(0);
-            f->spans = PyList_New(0);
+            f->base = st.top;
             f->wrap_name = NULL;
             f->mspan = NULL;
-            if (!f->items || !f->spans) goto fail;
             i++;
             continue;
         }
@@ -243,14 +288,13 @@ static PyObject *scan(PyObject *self, PyObject *args) {
             span = make_span(lines, cur->start, i);
             if (!span) goto fail;
             if (want == K_MAP) {
-                value = make_map(cur->items, cur->spans, span);
+                value = make_map(&st, cur->base, span);
                 if (!value) { if (PyErr_Occurred()) PyErr_Clear(); Py_CLEAR(span); goto fallback; }
+                drop_from(&st, cur->base);
             } else {
-                value = make_seq(want == K_LIST ? ListType : VectorType, cur->items, cur->spans, span);
+                value = make_seq(want == K_LIST ? ListType : VectorType, &st, cur->base, span);
                 if (!value) goto fail;
             }
-            Py_CLEAR(cur->items);
-            Py_CLEAR(cur->spans);
             depth--;
         } else if (c == '\'' || c == '`' || c == '~' || c == '@'
                    || (c == '#' && i + 1 < n && CH(i + 1) == '\'')) {
@@ -273,8 +317,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
             Frame *f = &frames[depth];
             f->kind = K_WRAP;
             f->start = s;
-            f->items = NULL;
-            f->spans = NULL;
+            f->base = st.top;
             f->wrap_name = name;
             f->mspan = make_span(lines, s, e);
             if (!f->mspan) goto fail;
@@ -373,27 +416,21 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         for (;;) {
             Frame *f = &frames[depth];
             if (f->kind != K_WRAP) {
-                if (PyList_Append(f->items, value) < 0 || PyList_Append(f->spans, span) < 0) goto fail;
-                Py_CLEAR(value);
-                Py_CLEAR(span);
+                PyObject *v = value, *sp = span;
+                value = span = NULL;
+                if (push(&st, v, sp) < 0) goto fail;
                 break;
             }
             PyObject *wspan = make_span(lines, f->start, i);  /* the form ends where we are */
             if (!wspan) goto fail;
             PyObject *head = make_symbol(f->wrap_name, f->mspan);
             if (!head) { Py_DECREF(wspan); goto fail; }
-            PyObject *items = PyList_New(2), *spans = PyList_New(2);
-            if (!items || !spans) { Py_XDECREF(items); Py_XDECREF(spans); Py_DECREF(head); Py_DECREF(wspan); goto fail; }
-            PyList_SET_ITEM(items, 0, head);
-            PyList_SET_ITEM(items, 1, value);        /* steals */
-            Py_INCREF(f->mspan);
-            PyList_SET_ITEM(spans, 0, f->mspan);
-            PyList_SET_ITEM(spans, 1, span);         /* steals */
-            value = NULL;
-            span = NULL;
-            PyObject *w = make_seq(ListType, items, spans, wspan);
-            Py_DECREF(items);
-            Py_DECREF(spans);
+            Py_ssize_t b = st.top;
+            PyObject *v = value, *sp = span;
+            value = span = NULL;
+            if (push(&st, head, Py_NewRef(f->mspan)) < 0) { Py_DECREF(v); Py_DECREF(sp); Py_DECREF(wspan); goto fail; }
+            if (push(&st, v, sp) < 0) { Py_DECREF(wspan); goto fail; }
+            PyObject *w = make_seq(ListType, &st, b, wspan);
             if (!w) { Py_DECREF(wspan); goto fail; }
             value = w;
             span = wspan;
@@ -403,24 +440,33 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     }
 
     {
-        PyObject *res = PyTuple_Pack(2, frames[0].items, frames[0].spans);
-        free_frames(frames, depth);
-        PyMem_Free(frames);
+        PyObject *forms = take_list(st.vals, st.top);
+        PyObject *spans = forms ? take_list(st.sps, st.top) : NULL;
+        if (!spans) {
+            if (forms) {  /* hand the forms back so that free_all drops each once */
+                for (Py_ssize_t k = 0; k < st.top; k++) st.vals[k] = Py_NewRef(PyList_GET_ITEM(forms, k));
+                Py_DECREF(forms);
+            }
+            goto fail;
+        }
+        st.top = 0;
+        free_all(frames, depth, &st);
+        PyObject *res = PyTuple_Pack(2, forms, spans);
+        Py_DECREF(forms);
+        Py_DECREF(spans);
         return res;
     }
 
 fallback:
     Py_XDECREF(value);
     Py_XDECREF(span);
-    free_frames(frames, depth);
-    PyMem_Free(frames);
+    free_all(frames, depth, &st);
     Py_RETURN_NONE;
 
 fail:
     Py_XDECREF(value);
     Py_XDECREF(span);
-    free_frames(frames, depth);
-    PyMem_Free(frames);
+    free_all(frames, depth, &st);
     return NULL;
 }
 
@@ -446,17 +492,21 @@ static PyObject *configure(PyObject *self, PyObject *args) {
              *dm = PyDict_GetItemString(yd, "name"), *dp = PyDict_GetItemString(yd, "span"),
              *dh = PyDict_GetItemString(yd, "_hash");
     PyObject *all[] = {ds, de, da, dn, dm, dp, dh};
+    Py_ssize_t off[7];
     for (int k = 0; k < 7; k++) {
-        if (!all[k] || !Py_TYPE(all[k])->tp_descr_set) {
+        /* __slots__ members holding any object: written straight into the new objects */
+        if (!all[k] || !Py_IS_TYPE(all[k], &PyMemberDescr_Type)
+                || ((PyMemberDescrObject *)all[k])->d_member->type != Py_T_OBJECT_EX) {
             PyErr_SetString(PyExc_TypeError, "configure: Span/Symbol slots are not as expected");
             return NULL;
         }
+        off[k] = ((PyMemberDescrObject *)all[k])->d_member->offset;
     }
 #define KEEP(var, val) do { Py_XSETREF(var, Py_NewRef(val)); } while (0)
     KEEP(SpanType, span_t); KEEP(SymbolType, sym_t); KEEP(ListType, list_t);
     KEEP(VectorType, vec_t); KEEP(MapType, map_t); KEEP(KeywordType, kw_t);
-    KEEP(D_start, ds); KEEP(D_end, de); KEEP(D_at, da);
-    KEEP(D_ns, dn); KEEP(D_name, dm); KEEP(D_sspan, dp); KEEP(D_hash, dh);
+    O_start = off[0]; O_end = off[1]; O_at = off[2];
+    O_ns = off[3]; O_name = off[4]; O_sspan = off[5]; O_hash = off[6];
     KEEP(KwCache, kwcache); KEEP(Unescape, unescape); KEEP(Atom, atom);
     if (!SymHash && !(SymHash = PyDict_New())) return NULL;
     PyDict_Clear(SymHash);
