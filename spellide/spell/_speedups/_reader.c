@@ -211,6 +211,24 @@ static PyObject *take_list(PyObject **src, Py_ssize_t n) {
     return o;
 }
 
+/* A new innermost frame (its kind left to the caller), growing the array when full. */
+static Frame *open_frame(Frame **frames, Py_ssize_t *cap, Py_ssize_t *depth, Py_ssize_t base,
+                         Py_ssize_t start) {
+    if (*depth + 1 >= *cap) {
+        Frame *nf = PyMem_Realloc(*frames, 2 * *cap * sizeof(Frame));
+        if (!nf) { PyErr_NoMemory(); return NULL; }
+        memset(nf + *cap, 0, *cap * sizeof(Frame));
+        *frames = nf;
+        *cap *= 2;
+    }
+    Frame *f = &(*frames)[++*depth];
+    f->start = start;
+    f->base = base;
+    f->wrap_name = NULL;
+    f->mspan = NULL;
+    return f;
+}
+
 /* scan(text, lines) -> (forms, spans) | None */
 static PyObject *scan(PyObject *self, PyObject *args) {
     PyObject *text, *lines;
@@ -264,20 +282,9 @@ static PyObject *scan(PyObject *self, PyObject *args) {
 
         if (c == '(' || c == '[' || c == '{') {
             if (depth >= MAX_DEPTH) goto fallback;
-            if (depth + 1 >= cap) {
-                Frame *nf = PyMem_Realloc(frames, 2 * cap * sizeof(Frame));
-                if (!nf) { PyErr_NoMemory(); goto fail; }
-                memset(nf + cap, 0, cap * sizeof(Frame));
-                frames = nf;
-                cap *= 2;
-            }
-            depth++;
-            Frame *f = &frames[depth];
+            Frame *f = open_frame(&frames, &cap, &depth, st.top, s);
+            if (!f) goto fail;
             f->kind = c == '(' ? K_LIST : c == '[' ? K_VEC : K_MAP;
-            f->start = s;
-            f->base = st.top;
-            f->wrap_name = NULL;
-            f->mspan = NULL;
             i++;
             continue;
         }
@@ -306,18 +313,9 @@ static PyObject *scan(PyObject *self, PyObject *args) {
             else if (i + 1 < n && CH(i + 1) == '@') { name = N_splicing; e = i + 2; }
             else name = N_unquote;
             if (depth >= MAX_DEPTH) goto fallback;
-            if (depth + 1 >= cap) {
-                Frame *nf = PyMem_Realloc(frames, 2 * cap * sizeof(Frame));
-                if (!nf) { PyErr_NoMemory(); goto fail; }
-                memset(nf + cap, 0, cap * sizeof(Frame));
-                frames = nf;
-                cap *= 2;
-            }
-            depth++;
-            Frame *f = &frames[depth];
+            Frame *f = open_frame(&frames, &cap, &depth, st.top, s);
+            if (!f) goto fail;
             f->kind = K_WRAP;
-            f->start = s;
-            f->base = st.top;
             f->wrap_name = name;
             f->mspan = make_span(lines, s, e);
             if (!f->mspan) goto fail;
