@@ -435,11 +435,10 @@ def carry_quine_prefix(quine: Any, previous: Optional[PrefixCarry] = None
     eval_at = pos
     head_parts.append("(eval (do ")
     head = "".join(head_parts)
-    forms = body[1:]
     reuse = 0
     if previous is not None and previous.head == head:
         old_items, old_spans = previous.open_lists[2][:2]
-        same = list(map(is_, forms, islice(old_items, 1, None)))
+        same = list(map(is_, islice(body, 1, None), islice(old_items, 1, None)))
         reuse = same.index(False) if False in same else len(same)
     if reuse:
         cut = previous.ends[reuse - 1] + 1  # type: ignore[union-attr]
@@ -448,7 +447,7 @@ def carry_quine_prefix(quine: Any, previous: Optional[PrefixCarry] = None
         ends = previous.ends[:reuse]  # type: ignore[union-attr]
     else:
         cut, kept, items, spans, ends = len(head), head, [Symbol("do")], [], []
-    rest = forms[reuse:]
+    rest = body[1 + reuse:]
     texts = _known(rest, "_printed")
     new_items = list(rest)
     for i in _gaps(texts):
@@ -473,7 +472,8 @@ def carry_quine_prefix(quine: Any, previous: Optional[PrefixCarry] = None
     open_lists = ((head_items, quine_spans, 0),
                   ([Symbol("eval")], [Span.of(lines, eval_at + 1, eval_at + 5)], eval_at),
                   (items, spans, eval_at + 6, {"_free_prefix": free}))
-    return text, PrefixCarry(text, open_lists, head, ends + new_ends, free)
+    ends += new_ends
+    return text, PrefixCarry(text, open_lists, head, ends, free)
 
 
 def _plain_prefix(quine: Any) -> str:
