@@ -112,3 +112,32 @@ def test_a_continued_list_gets_the_attributes_the_caller_knows():
     assert got[0] == whole[0] and got[0].spans == whole[0].spans
     assert got[0][1] is body[1] and got[0].known == 2
     assert isinstance(got[0], List)
+
+
+def _traces(script: list[str]) -> list:
+    from spellide.spell import api
+    from spellide.spell.models.local import ScriptedModel
+    events: list = []
+    run = api.Run(api.RunConfig(prompt="p", recover=False, budget=None),
+                  model=ScriptedModel(script), listeners=[events.append])
+    result = api.execute_with_deep_stack(run.execute)
+    assert result.error is None, result.error
+    return [(e.data["program"], e.data.get("trace")) for e in events if e.type == api.events.PROGRAM]
+
+
+def test_a_run_traces_alike_with_and_without_the_carry(monkeypatch):
+    """The shortcuts (a known edit-free run, a body traced without a walk) report what the
+    long way reports, markers and all."""
+    script = []
+    for i in range(12):
+        script.append(["(def v{0} {0}) '(!extend)", "(def w{0} [1]) (prune 1) '(!extend)",
+                       "(rethink \"again {0}\") '(!extend)", "(persist p{0} (+ 1 {0})) '(!extend)",
+                       "'(!peek q{0} (+ {0} 2))", "(def z{0} 'sym) '(!print (str \"x\" {0}))"][i % 6]
+                      .format(i))
+    script.append("(count [1 2])")
+    carried = _traces(script)
+    monkeypatch.setattr(edits, "carry_quine_prefix",
+                        lambda quine, previous=None: (edits._plain_prefix(quine), None))
+    assert carried == _traces(script)
+    assert any(r["op"] == "removed" for _, t in carried if t
+               for s in t["sections"] for r in s["rows"])
