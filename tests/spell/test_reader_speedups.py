@@ -143,12 +143,13 @@ def test_bench_inputs_read_to_the_stored_spans(size, pretty):
     assert stable_digest(*python_read(text)) == STORED[(size, pretty)]
 
 
-_ALPHABET = st.sampled_from(list("()[]{}'`~@^#\\\";:,/%+-._ \n\t01aZé") +
-                            ["nil", "true", "x/y", "\"s\"", "//", "#'", "~@", "12", "1.5", ":k"])
+_ALPHABET = st.sampled_from(list("()[]{}'`~@^#\\\";:,/%+-._ \n\t\r\x0b01aZé\u00a0") +
+                            ["nil", "true", "x/y", "\"s\"", "//", "/*", "*/", "#!", "#_", "#'",
+                             "~@", "12", "1.5", ":k", ":a/b", "0x1f", "\\n", "\"a\\tb\""])
 
 
 @needs_c
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(st.lists(_ALPHABET, max_size=40).map("".join))
 def test_c_path_matches_python_reader_on_random_text(text):
     got = c_read(text)
