@@ -46,6 +46,7 @@ from __future__ import annotations
 import gc
 import os
 import re
+import warnings
 from itertools import chain
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
@@ -692,9 +693,13 @@ def _load_speedup() -> Any:
         return None
     try:
         from ._speedups import _reader
-    except ImportError:
+    except ImportError:   # not built here (or for another Python)
         return None
-    _reader.configure(Span, Symbol, List, Vector, Map, Keyword, _KW_CACHE, _unescape, _atom)
+    try:
+        _reader.configure(Span, Symbol, List, Vector, Map, Keyword, _KW_CACHE, _unescape, _atom)
+    except TypeError as e:   # built against other classes than these: rebuild (./dev setup)
+        warnings.warn(f"the C reader is not used: {e}", RuntimeWarning, stacklevel=2)
+        return None
     return _reader.scan
 
 

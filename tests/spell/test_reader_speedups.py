@@ -168,3 +168,11 @@ def test_pure_python_is_used_when_asked():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                          env={**os.environ, "SPELLIDE_PURE_PYTHON": "1"}, check=True)
     assert out.stdout.split() == ["True", "1"]
+
+
+def test_a_built_fast_path_is_the_one_in_use():
+    """A built module that does not load would only show as a slow reader: say so here."""
+    built = list((ROOT / "spellide/spell/_speedups").glob("_reader*.so"))
+    if not built or os.environ.get("SPELLIDE_PURE_PYTHON"):
+        pytest.skip("the C reader is not built here")
+    assert reader._c_scan is not None
