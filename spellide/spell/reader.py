@@ -50,14 +50,14 @@ import warnings
 from itertools import chain
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from .data import (SPAN_SETTERS, Char, Keyword, List, Map, Regex, Set, SourceLines, Span, Symbol,
                    Vector, normalize_ratio)
 from .errors import ReadError
 
-__all__ = ["read_all", "read_all_spans", "read_continuation", "read_one", "read_string",
-           "MAX_DEPTH"]
+__all__ = ["read_all", "read_all_spans", "read_all_spans_python", "read_continuation",
+           "read_one", "read_string", "reader_fast_path", "MAX_DEPTH"]
 
 #: Deepest nesting accepted (collections and reader macros together). Deeper input is a
 #: ReadError rather than a structure that later code would overflow the stack on.
@@ -238,6 +238,17 @@ def read_all_spans(text: str, *, tolerate_trailing_closer: bool = False) -> tupl
     return _read(text, None, tolerate_trailing_closer)
 
 
+def read_all_spans_python(text: str) -> tuple[list, list]:
+    """``read_all_spans`` by this module's reader alone, never the C fast path: the reference
+    the fast path is held to, and the figure where it is not built (bench/reader_bench.py)."""
+    return _read(text, None, False, _scan)
+
+
+def reader_fast_path() -> bool:
+    """True when the C fast path was built and is in use in this process."""
+    return _c_scan is not None
+
+
 def read_one(text: str) -> Any:
     """Exactly one form: anything else is an error, so callers never silently drop text."""
     forms, spans = _read(text, None, False)
@@ -272,16 +283,20 @@ def read_continuation(text: str, start: int, open_lists: Sequence[tuple], *,
     return _scan(text, None, tolerate_trailing_closer, start, open_lists)
 
 
-def _read(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, list]:
-    """Read forms with the GC paused: reading allocates many small containers and no
-    cycles, and generational collections triggered by them cost as much as the reading."""
+def _read(text: str, max_forms: Optional[int], tolerate: bool,
+          scan: Optional[Callable[[str, Optional[int], bool], tuple[list, list]]] = None
+          ) -> tuple[list, list]:
+    """Read forms (with ``_scan_fast`` unless told) with the GC paused: reading allocates many
+    small containers and no cycles, and generational collections triggered by them cost as
+    much as the reading."""
     if not isinstance(text, str):
         raise ReadError(f"Cannot read a {type(text).__name__}", line=1, col=1)
+    scan = scan or _scan_fast
     if len(text) < 20000 or not gc.isenabled():
-        return _scan_fast(text, max_forms, tolerate)
+        return scan(text, max_forms, tolerate)
     gc.disable()
     try:
-        return _scan_fast(text, max_forms, tolerate)
+        return scan(text, max_forms, tolerate)
     finally:
         gc.enable()
 

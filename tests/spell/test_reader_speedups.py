@@ -59,7 +59,7 @@ def dump_all(forms: list, spans: list) -> tuple:
 
 
 def python_read(text: str):
-    return reader._scan(text, None, False)
+    return reader.read_all_spans_python(text)
 
 
 def c_read(text: str):
@@ -141,6 +141,11 @@ def test_bench_inputs_read_to_the_stored_spans(size, pretty):
     text, _ = make_text(size, pretty)
     assert stable_digest(*reader.read_all_spans(text)) == STORED[(size, pretty)]
     assert stable_digest(*python_read(text)) == STORED[(size, pretty)]
+
+
+def test_the_python_reader_is_there_to_compare_with():
+    assert reader.read_all_spans_python("(a 1)")[0][0][1] == 1
+    assert reader.reader_fast_path() == (reader._c_scan is not None)
 
 
 _ALPHABET = st.sampled_from(list("()[]{}'`~@^#\\\";:,/%+-._ \n\t\r\x0b01aZé\u00a0") +
