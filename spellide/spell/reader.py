@@ -710,6 +710,10 @@ def _load_speedup() -> Any:
         from ._speedups import _reader
     except ImportError:   # not built here (or for another Python)
         return None
+    if Span.__slots__ != ("start", "end", "_at") or Symbol.__slots__ != ("ns", "name", "span", "_hash"):
+        warnings.warn("the C reader is not used: Span or Symbol has other slots than it fills",
+                      RuntimeWarning, stacklevel=2)
+        return None
     try:
         _reader.configure(Span, Symbol, List, Vector, Map, Keyword, _KW_CACHE, _unescape, _atom)
     except TypeError as e:   # built against other classes than these: rebuild (./dev setup)
