@@ -710,7 +710,8 @@ def _load_speedup() -> Any:
         from ._speedups import _reader
     except ImportError:   # not built here (or for another Python)
         return None
-    if Span.__slots__ != ("start", "end", "_at") or Symbol.__slots__ != ("ns", "name", "span", "_hash"):
+    if (Span.__slots__ != ("start", "end", "_at")
+            or Symbol.__slots__ != ("ns", "name", "span", "_hash")):
         warnings.warn("the C reader is not used: Span or Symbol has other slots than it fills",
                       RuntimeWarning, stacklevel=2)
         return None
