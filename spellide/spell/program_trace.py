@@ -204,8 +204,8 @@ def trace_program(old: Any, new: Any, provenance: Sequence[dict] = (),
     edited = trace.result
     # what edit time made, split only when a section has to be aligned against it
     parts = (lambda: split_program(edited) if edited is not None else (None, None, None, None))
-    oa, oas, ob, obs = split_program(old)
-    na, nas, nb, nbs = split_program(new)
+    oa, oas, ob, obs = _split(old)
+    na, nas, nb, nbs = _split(new)
     quine = is_quine_program(old)
     body_path = (len(old) - 1, 1) if quine else (() if oa == [] and ob is not None and
                                                   isinstance(old, List) and old and
@@ -219,6 +219,18 @@ def trace_program(old: Any, new: Any, provenance: Sequence[dict] = (),
     sections.append(_rows(sec, parts()[2] if align else None, nb, nbs, provenance, human_edits,
                           align))
     return {"version": VERSION, "sections": sections}
+
+
+def _split(form: Any) -> tuple[list, list, list, list]:
+    """``split_program``, kept on the form (forms do not change, and nothing here changes the
+    lists): a run's program is split as the new version at one step and as the old one at the
+    next, so each long body is split once."""
+    got = getattr(form, "_split_parts", None)
+    if got is None:
+        got = split_program(form)
+        if isinstance(form, List):
+            form._split_parts = got  # type: ignore[attr-defined]
+    return got
 
 
 def _prefix_holds(sec: _Section, new_spans: list, provenance: Sequence[dict]) -> bool:

@@ -141,3 +141,14 @@ def test_a_run_traces_alike_with_and_without_the_carry(monkeypatch):
     assert carried == _traces(script)
     assert any(r["op"] == "removed" for _, t in carried if t
                for s in t["sections"] for r in s["rows"])
+
+
+def test_a_program_is_split_once_for_its_two_traces():
+    """Split as the new version at one step, the same parts serve as the old one at the next."""
+    _, edited, prefix, carry = chain(3)
+    new_form, _, _, _ = step(prefix, "(def x 1) '(!extend)", carry)
+    first = program_trace.trace_program(edited.edit_trace.base, new_form)
+    parts = new_form._split_parts
+    assert program_trace._split(new_form) is parts
+    assert program_trace.trace_program(edited.edit_trace.base, new_form) == first
+    assert parts[2] == list(new_form[-1][1][1:])
