@@ -6,7 +6,9 @@ models and people write code). Each reader is timed on the whole text, the media
 several alternating runs is reported, and the median of the per-run ratios
 sexpdata-time / spellide-time (above 1 means spellide is faster). A last line times a 50 KB
 program, the size of a late step's program, read whole and as the turn machine reads it now:
-its printed prefix carried from the step before, only the completion scanned.
+its printed prefix carried from the step before, only the completion scanned. The first line
+says whether the C fast path (spellide/spell/_speedups/, built by ./dev setup) is in use; when
+it is, the pure-Python reader is timed against sexpdata too, for reference.
 
 Run: .venv/bin/python bench/reader_bench.py [--runs N] [--size BYTES]
 """
@@ -25,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import sexpdata  # noqa: E402
 
-from spellide.spell.api import assemble, carry_quine_prefix, read_all, read_one  # noqa: E402
+from spellide.spell.api import (assemble, carry_quine_prefix, read_all,  # noqa: E402
+                                read_all_spans_python, read_one, reader_fast_path)
 
 _SYMBOLS = ["def", "let", "map", "reduce", "fn", "x", "acc", "str/join", "+", "<=", "valid?",
             "get-in", "assoc", "items", "!llm-self", "think"]
@@ -116,8 +119,9 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--size", type=int, default=1_000_000)
     args = ap.parse_args()
+    fast = reader_fast_path()
     print(f"Python {sys.version.split()[0]}, sexpdata {sexpdata.__version__}, "
-          f"median of {args.runs} runs")
+          f"median of {args.runs} runs; C fast path: {'in use' if fast else 'not built (pure Python)'}")
     for label, pretty in (("compact", False), ("indented", True)):
         text, nforms = make_text(args.size, pretty)
         check_same(make_text(20000, pretty, seed=3)[0])
@@ -128,6 +132,10 @@ def main() -> None:
         print(f"  spellide  {ours * 1000:8.1f} ms  {mb / ours:6.2f} MB/s  {nforms / ours:9.0f} forms/s")
         print(f"  sexpdata  {theirs * 1000:8.1f} ms  {mb / theirs:6.2f} MB/s  {nforms / theirs:9.0f} forms/s")
         print(f"  ratio sexpdata/spellide (median of paired runs): {ratio:.2f}x")
+        if fast:  # the Python reader alone, for reference (what runs where the C one is not built)
+            pure, theirs2, ratio2 = paired_times(lambda: read_all_spans_python(text),
+                                                 lambda: sexpdata.loads("(" + text + ")"), args.runs)
+            print(f"  pure-Python reader {pure * 1000:8.1f} ms; ratio sexpdata/pure: {ratio2:.2f}x")
     program, _ = make_text(50_000, True, seed=11)
     t = median_time(lambda: read_all(program), max(args.runs, 20))
     quine = read_one("(quine completion (eval (do " + program + ")))")

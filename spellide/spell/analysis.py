@@ -7,6 +7,7 @@ These helpers say where those parts are, so no tool outside the core re-derives 
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import Any, Optional
 
 from .assembly import paren_balance
@@ -27,8 +28,10 @@ def is_quine_program(form: Any) -> bool:
 
 
 def _child_spans(form: Any, n: int) -> list:
-    spans = list(getattr(form, "spans", None) or ())
-    return (spans + [None] * n)[:n]
+    spans = getattr(form, "spans", None) or ()
+    if len(spans) == n:   # the usual case: one copy (a long body is copied at every step)
+        return list(spans)
+    return (list(spans) + [None] * n)[:n]
 
 
 def split_program(form: Any) -> tuple[list, list, list, list]:
@@ -41,7 +44,9 @@ def split_program(form: Any) -> tuple[list, list, list, list]:
     if is_quine_program(form):
         spans = _child_spans(form, len(form))
         tail = form[-1][1]
-        return (list(form[1:-1]), spans[1:-1], list(tail[1:]), _child_spans(tail, len(tail))[1:])
+        body_spans = _child_spans(tail, len(tail))
+        del body_spans[0]
+        return (list(form[1:-1]), spans[1:-1], list(islice(tail, 1, None)), body_spans)
     if head_name(form) == "do":
         return [], [], list(form[1:]), _child_spans(form, len(form))[1:]
     return [], [], [form], [getattr(form, "span", None)]

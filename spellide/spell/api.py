@@ -12,7 +12,8 @@ fails when they do). What a client can do, by group (the names are listed in ``_
   effect journal (``EffectJournal``, ``read_journal``) and run records (``Record``,
   ``RecordedEdit``, ``EffectRecord``) for replay, forks and resume, also as a trace directory
   in the reference's layout (``write_trace_dir``, ``import_trace_dir``);
-* **forms**: read (``read_all``, ``read_all_spans``, ``read_one``), print (``pr_str``),
+* **forms**: read (``read_all``, ``read_all_spans``, ``read_one``; ``reader_fast_path`` says
+  whether the C reader is in use, ``read_all_spans_python`` reads without it), print (``pr_str``),
   analyse (``split_program``, ``balance_open``, ``assemble``) and the value types
   a reader returns (``Symbol``, ``Keyword``, ``List``, ``Vector``, ``Map``, ``Set``, ``Char``,
   ``Regex``, ``Span``); errors carry what and where (``SpellError``, ``ReadError``);
@@ -213,6 +214,7 @@ _EXPORTS: dict[str, str] = {
     "dump_bundle": "bundle", "load_bundle_bytes": "bundle", "load_bundle": "bundle",
     # forms
     "read_all": "reader", "read_all_spans": "reader", "read_one": "reader",
+    "read_all_spans_python": "reader", "reader_fast_path": "reader",
     "pr_str": "printer", "assemble": "assembly", "carry_quine_prefix": "edits",
     "pretty_str": "pretty", "pretty_forms": "pretty", "pretty_text": "pretty", "Layout": "pretty",
     "check_prefix": "prefix",
@@ -288,7 +290,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from .printer import pr_str
     from .process import ProcessRun, RunProcessDied, RunProcessFailed
     from .prompts import PROMPT_VERSION, prompt_digest, system_prompt, transports
-    from .reader import read_all, read_all_spans, read_one
+    from .reader import read_all, read_all_spans, read_all_spans_python, read_one, reader_fast_path
     from .record import Record, RecordedEdit
     from .trace import import_trace_dir, write_trace_dir
     from .bundle import (FORMAT as BUNDLE_FORMAT, MAX_BUNDLE_BYTES, VERSION as BUNDLE_VERSION, BundleError,

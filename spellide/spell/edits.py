@@ -15,7 +15,7 @@ import operator
 from functools import lru_cache
 from itertools import accumulate, islice, repeat
 from operator import add, is_
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Sequence
 
 from .analysis import head_name as _head
 from .data import (Keyword, List, Map, Set, SourceLines, Span, SpellFn, StoredRef, Symbol, Vector,
@@ -125,7 +125,7 @@ class EditTrace:
 
     def __init__(self, base: Any) -> None:
         self.base = base
-        self.origins: dict[tuple, list] = {}
+        self.origins: dict[tuple, Sequence] = {}   # a list, or a range when all were kept
         self.removed: dict[tuple, dict[int, tuple[str, int]]] = {}
         self.rewritten: set[tuple] = set()
         self.touched: set[tuple] = set()
@@ -234,7 +234,7 @@ def _edit_code(form: Any) -> int:
         elif head == "persist" and len(form) in (2, 3) and isinstance(form[1], Symbol):
             code = _EDITED
         else:
-            tail = form[1:]
+            tail = form[1 + getattr(form, "_free_prefix", 0):]   # those are known _FREE
             codes = _known(tail, "_edits")
             for i in _gaps(codes):
                 codes[i] = _edit_code(tail[i])
@@ -270,6 +270,11 @@ def apply_edits(form: Any, env: Any, trace: Optional[EditTrace] = None, path: tu
                 trace._touch(path)
             return out
         if isinstance(form, List) and form and _head(form) not in _OPAQUE and _head(form) != "persist":
+            if len(path) == _TRACE_DEPTH - 1 and _edit_code(form) == _FREE:
+                # no marker anywhere in it (known from the last step): each form is its own
+                # origin, as the walk below would find one form at a time
+                trace.origins[path] = range(1, len(form))
+                return form
             new_head = apply_edits(form[0], env, trace, path + (0,))
             tail = _process_siblings([apply_edits(x, env, trace, path + (i,))
                                       for i, x in enumerate(form[1:], 1)], trace, path)
@@ -361,9 +366,10 @@ class PrefixCarry:
     only the completion (``assembly.assemble(..., carry=)``). ``head`` is the text up to the
     body forms and ``ends`` where each body form ends, for the next step's carry."""
 
-    __slots__ = ("text", "open_lists", "head", "ends")
+    __slots__ = ("text", "open_lists", "head", "ends", "free")
 
-    def __init__(self, text: str, open_lists: tuple, head: str, ends: list):
+    def __init__(self, text: str, open_lists: tuple, head: str, ends: list, free: int = 0):
+        self.free = free   # how many leading body forms apply_edits leaves alone (_FREE)
         self.text = text
         self.open_lists = open_lists
         self.head = head
@@ -429,11 +435,10 @@ def carry_quine_prefix(quine: Any, previous: Optional[PrefixCarry] = None
     eval_at = pos
     head_parts.append("(eval (do ")
     head = "".join(head_parts)
-    forms = body[1:]
     reuse = 0
     if previous is not None and previous.head == head:
-        old_items, old_spans, _ = previous.open_lists[2]
-        same = list(map(is_, forms, islice(old_items, 1, None)))
+        old_items, old_spans = previous.open_lists[2][:2]
+        same = list(map(is_, islice(body, 1, None), islice(old_items, 1, None)))
         reuse = same.index(False) if False in same else len(same)
     if reuse:
         cut = previous.ends[reuse - 1] + 1  # type: ignore[union-attr]
@@ -442,7 +447,7 @@ def carry_quine_prefix(quine: Any, previous: Optional[PrefixCarry] = None
         ends = previous.ends[:reuse]  # type: ignore[union-attr]
     else:
         cut, kept, items, spans, ends = len(head), head, [Symbol("do")], [], []
-    rest = forms[reuse:]
+    rest = body[1 + reuse:]
     texts = _known(rest, "_printed")
     new_items = list(rest)
     for i in _gaps(texts):
@@ -461,10 +466,14 @@ def carry_quine_prefix(quine: Any, previous: Optional[PrefixCarry] = None
     spans += map(Span.of, repeat(lines), starts, new_ends)
     items += new_items
     quine_spans = [Span.of(lines, a, b) for a, b in head_offsets]
+    free = min(previous.free, reuse) if reuse else 0   # leading body forms known _FREE
+    while free < len(items) - 1 and _edit_code(items[free + 1]) == _FREE:
+        free += 1
     open_lists = ((head_items, quine_spans, 0),
                   ([Symbol("eval")], [Span.of(lines, eval_at + 1, eval_at + 5)], eval_at),
-                  (items, spans, eval_at + 6))
-    return text, PrefixCarry(text, open_lists, head, ends + new_ends)
+                  (items, spans, eval_at + 6, {"_free_prefix": free}))
+    ends += new_ends
+    return text, PrefixCarry(text, open_lists, head, ends, free)
 
 
 def _plain_prefix(quine: Any) -> str:

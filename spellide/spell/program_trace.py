@@ -25,7 +25,7 @@ quine's arguments (``"quine"``, only when they changed) and one for the ``do`` b
 from __future__ import annotations
 
 import difflib
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 from .analysis import is_quine_program, split_program
 from .data import List, Map, Set, Vector
@@ -119,22 +119,61 @@ class _Section:
         self.removed = {i - offset: v for i, v in (trace.removed.get(path) or {}).items()
                         if i != skip} if path is not None else {}
         # expected: (how, old index or None, marker index or None, added form or None)
-        self.expected: list[tuple[str, Optional[int], Optional[int], Any]] = []
+        self.expected = _Expected()
         base = path or ()
         depth = len(base)
         # the children (by index) that edit time rewrote, or changed something inside
         rewritten = {p[depth] for p in trace.rewritten if len(p) == depth + 1 and p[:depth] == base}
         touched = {p[depth] for p in trace.touched if len(p) > depth and p[:depth] == base}
-        append = self.expected.append
-        for o in origins:
-            if o.__class__ is tuple:
-                append(("think", None, o[1] - offset, None))
-            elif o != skip:
-                how = "kept" if o not in touched else "persist" if o in rewritten else "markers"
-                append((how, o - offset, None, None))
+        # how many leading expected forms are old forms 0, 1, 2, ... kept as they were
+        self.kept_run = 0
+        if (not touched and skip is None and origins
+                and (type(origins) is range and origins.step == 1
+                     or type(origins[0]) is int
+                     and origins == list(range(origins[0], origins[0] + len(origins))))):
+            # every form kept in order (the usual step): not written out form by form
+            self.expected = _Expected(origins[0] - offset, len(origins))
+            self.kept_run = len(origins)
+        else:
+            append = self.expected.append
+            for o in origins:
+                if o.__class__ is tuple:
+                    append(("think", None, o[1] - offset, None))
+                elif o != skip:
+                    how = "kept" if o not in touched else "persist" if o in rewritten else "markers"
+                    append((how, o - offset, None, None))
         if name == "body":
             for by, form in trace.added:
                 self.expected.append((by, None, None, form))
+
+
+class _Expected:
+    """The expected forms of a section, ``(how, old index, marker index, added form)`` each:
+    ``kept`` old forms ``base, base + 1, ...`` kept as they were, then the ones appended. The
+    kept run is not written out a tuple per form, so a long program's usual step (every form
+    kept, one added) costs what it added."""
+
+    def __init__(self, base: int = 0, kept: int = 0) -> None:
+        self.base, self.kept = base, kept
+        self.rest: list[tuple[str, Optional[int], Optional[int], Any]] = []
+        self.append = self.rest.append
+
+    def __len__(self) -> int:
+        return self.kept + len(self.rest)
+
+    def __getitem__(self, k: int) -> tuple:
+        if k < 0:
+            k += len(self)
+        if 0 <= k < self.kept:
+            return ("kept", self.base + k, None, None)
+        if k < 0:
+            raise IndexError(k)
+        return self.rest[k - self.kept]
+
+    def __iter__(self) -> Iterator[tuple]:
+        for k in range(self.kept):
+            yield ("kept", self.base + k, None, None)
+        yield from self.rest
 
 
 def _expected_forms(sec: _Section, edited: Optional[list]) -> list:
@@ -163,10 +202,10 @@ def trace_program(old: Any, new: Any, provenance: Sequence[dict] = (),
         trace = EditTrace(old)
         trace.result = apply_edits(old, None, trace)
     edited = trace.result
-    ea = split_program(edited)[0] if edited is not None else None
-    eb = split_program(edited)[2] if edited is not None else None
-    oa, oas, ob, obs = split_program(old)
-    na, nas, nb, nbs = split_program(new)
+    # what edit time made, split only when a section has to be aligned against it
+    parts = (lambda: split_program(edited) if edited is not None else (None, None, None, None))
+    oa, oas, ob, obs = _split(old)
+    na, nas, nb, nbs = _split(new)
     quine = is_quine_program(old)
     body_path = (len(old) - 1, 1) if quine else (() if oa == [] and ob is not None and
                                                   isinstance(old, List) and old and
@@ -174,11 +213,24 @@ def trace_program(old: Any, new: Any, provenance: Sequence[dict] = (),
     sections = []
     if [pr_str(x) for x in oa] != [pr_str(x) for x in na]:
         sec = _Section("quine", oa, oas, () if quine else None, trace, skip=len(old) - 1)
-        sections.append(_rows(sec, ea, na, nas, provenance, human_edits, True))
+        sections.append(_rows(sec, parts()[0], na, nas, provenance, human_edits, True))
     sec = _Section("body", ob, obs, body_path, trace)
     align = edit_trace is None or bool(_human(provenance)) or not _prefix_holds(sec, nbs, provenance)
-    sections.append(_rows(sec, eb, nb, nbs, provenance, human_edits, align))
+    sections.append(_rows(sec, parts()[2] if align else None, nb, nbs, provenance, human_edits,
+                          align))
     return {"version": VERSION, "sections": sections}
+
+
+def _split(form: Any) -> tuple[list, list, list, list]:
+    """``split_program``, kept on the form (forms do not change, and nothing here changes the
+    lists): a run's program is split as the new version at one step and as the old one at the
+    next, so each long body is split once."""
+    got = getattr(form, "_split_parts", None)
+    if got is None:
+        got = split_program(form)
+        if isinstance(form, List):
+            form._split_parts = got  # type: ignore[attr-defined]
+    return got
 
 
 def _prefix_holds(sec: _Section, new_spans: list, provenance: Sequence[dict]) -> bool:
@@ -273,6 +325,8 @@ def _rows(sec: _Section, edited_children: Optional[list], new: list, new_spans: 
             flush(i)   # then a run of kept forms up to the next removed one, in one row
             stop = pending[-1] if pending else len(sec.old)
             k2 = k + 1
+            if k == 0 and sec.kept_run:   # the leading run is known: no need to walk it
+                k2 = max(k2, min(sec.kept_run, n, stop - i))
             while k2 < n and exp[k2][0] == "kept" and exp[k2][1] == i + (k2 - k) and exp[k2][1] < stop:
                 k2 += 1
             add_kept(i, k, k2 - k)

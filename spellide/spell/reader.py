@@ -32,22 +32,32 @@ or was deliberately relaxed:
   ``\\u`` not followed by four hex digits, and octal escapes above ``\\377``, are not escapes
   and keep their backslash (Clojure would fail).
 * Regex literals are compiled with Python's ``re``; a pattern Python rejects is a read error.
+
+This module is the reader. When ``./dev setup`` could build it, a C fast path
+(``_speedups/_reader.c``) reads whole texts made of the common shapes (lists, vectors, maps,
+plain symbols, integers, keywords, strings, quotes, comments; other atoms through ``_atom``
+here) into the same objects with the same spans, about four times as fast as the loop below;
+anything else, and every error, it hands back to this module, so messages and positions are
+this module's. ``SPELLIDE_PURE_PYTHON=1`` turns it off.
 """
 
 from __future__ import annotations
 
 import gc
+import os
 import re
+import warnings
+from itertools import chain
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from .data import (SPAN_SETTERS, Char, Keyword, List, Map, Regex, Set, SourceLines, Span, Symbol,
                    Vector, normalize_ratio)
 from .errors import ReadError
 
-__all__ = ["read_all", "read_all_spans", "read_continuation", "read_one", "read_string",
-           "MAX_DEPTH"]
+__all__ = ["read_all", "read_all_spans", "read_all_spans_python", "read_continuation",
+           "read_one", "read_string", "reader_fast_path", "MAX_DEPTH"]
 
 #: Deepest nesting accepted (collections and reader macros together). Deeper input is a
 #: ReadError rather than a structure that later code would overflow the stack on.
@@ -228,6 +238,17 @@ def read_all_spans(text: str, *, tolerate_trailing_closer: bool = False) -> tupl
     return _read(text, None, tolerate_trailing_closer)
 
 
+def read_all_spans_python(text: str) -> tuple[list, list]:
+    """``read_all_spans`` by this module's reader alone, never the C fast path: the reference
+    the fast path is held to, and the figure where it is not built (bench/reader_bench.py)."""
+    return _read(text, None, False, _scan)
+
+
+def reader_fast_path() -> bool:
+    """True when the C fast path was built and is in use in this process."""
+    return _c_scan is not None
+
+
 def read_one(text: str) -> Any:
     """Exactly one form: anything else is an error, so callers never silently drop text."""
     forms, spans = _read(text, None, False)
@@ -246,11 +267,12 @@ def read_string(text: str) -> Any:
     return forms[0]
 
 
-def read_continuation(text: str, start: int, open_lists: Sequence[tuple[list, list, int]], *,
+def read_continuation(text: str, start: int, open_lists: Sequence[tuple], *,
                       tolerate_trailing_closer: bool = False) -> tuple[list, list]:
     """``read_all_spans(text)`` when the reader's state at offset ``start`` is already known:
     ``open_lists`` are the round-paren lists open there, outermost first, each as (the forms
-    read into it so far, their spans, the offset of its ``(``), and no form is open at top
+    read into it so far, their spans, the offset of its ``(``[, attributes to set on the list
+    when it closes: what the caller knows about those forms]), and no form is open at top
     level (a span's line and column depend only on the text before it, so spans made on the
     prefix alone serve). Only ``text[start:]`` is scanned, so a program that is a known prefix
     plus new text costs what the new text costs; the result, spans and errors (positions in
@@ -261,22 +283,36 @@ def read_continuation(text: str, start: int, open_lists: Sequence[tuple[list, li
     return _scan(text, None, tolerate_trailing_closer, start, open_lists)
 
 
-def _read(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, list]:
-    """Read forms with the GC paused: reading allocates many small containers and no
-    cycles, and generational collections triggered by them cost as much as the reading."""
+def _read(text: str, max_forms: Optional[int], tolerate: bool,
+          scan: Optional[Callable[[str, Optional[int], bool], tuple[list, list]]] = None
+          ) -> tuple[list, list]:
+    """Read forms (with ``_scan_fast`` unless told) with the GC paused: reading allocates many
+    small containers and no cycles, and generational collections triggered by them cost as
+    much as the reading."""
     if not isinstance(text, str):
         raise ReadError(f"Cannot read a {type(text).__name__}", line=1, col=1)
+    scan = scan or _scan_fast
     if len(text) < 20000 or not gc.isenabled():
-        return _scan(text, max_forms, tolerate)
+        return scan(text, max_forms, tolerate)
     gc.disable()
     try:
-        return _scan(text, max_forms, tolerate)
+        return scan(text, max_forms, tolerate)
     finally:
         gc.enable()
 
 
+def _scan_fast(text: str, max_forms: Optional[int], tolerate: bool) -> tuple[list, list]:
+    """``_scan``, through the C fast path when it is built and the text is of the shapes it
+    reads (it returns None otherwise, errors included, and this module reads the text)."""
+    if _c_scan is not None and max_forms is None:
+        got = _c_scan(text, SourceLines(text))
+        if got is not None:
+            return got
+    return _scan(text, max_forms, tolerate)
+
+
 def _scan(text: str, max_forms: Optional[int], tolerate: bool, start: int = 0,
-          open_lists: Sequence[tuple[list, list, int]] = ()) -> tuple[list, list]:
+          open_lists: Sequence[tuple] = ()) -> tuple[list, list]:
     forms: list = []
     form_spans: list = []
     n = len(text)
@@ -285,9 +321,11 @@ def _scan(text: str, max_forms: Optional[int], tolerate: bool, start: int = 0,
     # A frame: [kind, items, spans, start offset, extra]
     cur: list = [_TOP if max_forms is None else _TOPN, forms, form_spans, 0, None]
     stack: list = []
-    for items, spans, opened in open_lists:
+    for carried in open_lists:
+        # the carried forms are kept apart (cur[4]) and joined with the new ones once, when
+        # the list closes: a long carried body is then copied once, not at every step twice
         stack.append(cur)
-        cur = [_LIST, list(items), list(spans), opened, None]
+        cur = [_LIST, [], [], carried[2], carried]
     kind = cur[0]
     ia = cur[1].append
     sa = cur[2].append
@@ -326,9 +364,17 @@ def _scan(text: str, max_forms: Optional[int], tolerate: bool, start: int = 0,
             items = cur[1]
             span = Span.of(lines, cur[3], s + 1)
             if kind == _LIST:
-                value = List(items)
-                value.span = span
-                value.spans = tuple(cur[2])
+                carried = cur[4]
+                if carried is None:
+                    value = List(items)
+                    value.span = span
+                    value.spans = tuple(cur[2])
+                else:  # a list open in a carried prefix: its forms, then what was read now
+                    value = List(chain(carried[0], items))
+                    value.span = span
+                    value.spans = tuple(chain(carried[1], cur[2]))
+                    if len(carried) > 3:
+                        value.__dict__.update(carried[3])
             elif kind == _VEC:
                 value = Vector(items)
                 value.span = span
@@ -374,29 +420,10 @@ def _scan(text: str, max_forms: Optional[int], tolerate: bool, start: int = 0,
                 if value is None:
                     value = kwcache[tok] = Keyword(tok)
             else:  # any other atom
-                tok = m.group(6)
-                ch = tok[0]
-                if ch in "0123456789" or (ch in "+-" and len(tok) > 1 and tok[1] in "0123456789"):
-                    value = _number(tok)
-                    if value is None:
-                        raise err(f"Invalid number: {tok}", s)
-                elif ch == ":":
-                    name = tok[2:] if tok.startswith("::") else tok[1:]
-                    if (not name or name.endswith(":") or name.startswith(":") or "::" in name
-                            or (name.endswith("/") and name != "/")
-                            or (name.startswith("/") and name != "/")):
-                        raise err(f"Invalid token: {tok}", s)
-                    value = Keyword.of(name)
-                elif ch == "%" and fn_frame is not None:
-                    value = _fn_arg(tok, fn_frame, span)
-                    if value is None:
-                        raise err(f"Invalid arg literal: {tok} (use %, %& or %integer)", s)
-                else:
-                    value = constants.get(tok, _NOTHING)
-                    if value is _NOTHING:
-                        if not _symbol_ok(tok):
-                            raise err(f"Invalid token: {tok}", s)
-                        value = Symbol.parse(tok, span)
+                try:
+                    value = _atom(m.group(6), span, fn_frame)
+                except _InvalidAtom as ex:
+                    raise err(str(ex), s) from None
 
         elif g == 16:  # end of input
             if stack:
@@ -554,6 +581,41 @@ def _scan(text: str, max_forms: Optional[int], tolerate: bool, start: int = 0,
     return forms, form_spans
 
 
+class _InvalidAtom(Exception):
+    """An atom that is not a valid token; the message is the ReadError's, minus position."""
+
+
+def _atom(tok: str, span: Span, fn_frame: Optional[list] = None) -> Any:
+    """The value of an atom that is not of the plain shapes the token regex classifies itself
+    (numbers other than plain integers, ``ns/name`` symbols and keywords, ``%`` arguments,
+    odd symbols). Raises ``_InvalidAtom``. The C fast path calls it too (with no fn literal
+    open: it leaves ``#(`` to this module)."""
+    ch = tok[0]
+    if ch in "0123456789" or (ch in "+-" and len(tok) > 1 and tok[1] in "0123456789"):
+        value = _number(tok)
+        if value is None:
+            raise _InvalidAtom(f"Invalid number: {tok}")
+        return value
+    if ch == ":":
+        name = tok[2:] if tok.startswith("::") else tok[1:]
+        if (not name or name.endswith(":") or name.startswith(":") or "::" in name
+                or (name.endswith("/") and name != "/")
+                or (name.startswith("/") and name != "/")):
+            raise _InvalidAtom(f"Invalid token: {tok}")
+        return Keyword.of(name)
+    if ch == "%" and fn_frame is not None:
+        value = _fn_arg(tok, fn_frame, span)
+        if value is None:
+            raise _InvalidAtom(f"Invalid arg literal: {tok} (use %, %& or %integer)")
+        return value
+    value = _CONSTANTS.get(tok, _NOTHING)
+    if value is _NOTHING:
+        if not _symbol_ok(tok):
+            raise _InvalidAtom(f"Invalid token: {tok}")
+        value = Symbol.parse(tok, span)
+    return value
+
+
 def _char(body: str) -> Optional[Char]:
     if len(body) == 1:
         return Char(body)
@@ -636,3 +698,29 @@ def _duplicate(text: str, keys: list, spans: list, what: str) -> None:
             raise _error(text, f"{what}: {pr_str(k)}", sp.start)
         seen[k] = sp
     raise _error(text, f"{what}", spans[0].start if spans else 0)  # pragma: no cover
+
+
+def _load_speedup() -> Any:
+    """The C fast path's ``scan``, configured with this module's classes and helpers; None
+    when it is not built or ``SPELLIDE_PURE_PYTHON`` is set (the Python reader then reads
+    everything, with the same results)."""
+    if os.environ.get("SPELLIDE_PURE_PYTHON"):
+        return None
+    try:
+        from ._speedups import _reader
+    except ImportError:   # not built here (or for another Python)
+        return None
+    if (Span.__slots__ != ("start", "end", "_at")
+            or Symbol.__slots__ != ("ns", "name", "span", "_hash")):
+        warnings.warn("the C reader is not used: Span or Symbol has other slots than it fills",
+                      RuntimeWarning, stacklevel=2)
+        return None
+    try:
+        _reader.configure(Span, Symbol, List, Vector, Map, Keyword, _KW_CACHE, _unescape, _atom)
+    except TypeError as e:   # built against other classes than these: rebuild (./dev setup)
+        warnings.warn(f"the C reader is not used: {e}", RuntimeWarning, stacklevel=2)
+        return None
+    return _reader.scan
+
+
+_c_scan = _load_speedup()
