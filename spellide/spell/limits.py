@@ -158,6 +158,18 @@ def timeout_error(shared: Any = None) -> TypedError:
     return TypedError(message, kind="timeout")
 
 
+@contextmanager
+def evaluating_in_thread(shared: Any) -> Iterator[None]:
+    """An evaluation with ``shared`` as its state runs meanwhile in this thread beside the
+    run's own (a future's body, ``futures.py``): ``remaining`` and the builtins' time checks
+    use its deadline. It is on no ``RunClock`` frame: its deadline is the run's."""
+    token = _evaluation.set(shared)
+    try:
+        yield
+    finally:
+        _evaluation.reset(token)
+
+
 def remaining() -> Optional[float]:
     """Seconds left to the deadline of the evaluation in progress in this thread (None: no
     deadline); a deadline already past raises the evaluation's time-limit error."""

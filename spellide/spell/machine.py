@@ -33,6 +33,7 @@ from .effects.cache import EffectCache, EffectRecord, digest
 from .effects.gate import LIVE_MODE, REPLAY_MODE, STRICT_MODE, EffectGate
 from .errors import ReadError, SpellError, TypedError
 from .evaluator import TailCall, core_builtins, evaluate, make_context, make_eval, apply_fn
+from .futures import ASK_AWAIT, SELF_CALL_IN_FUTURE, FuturePool, refuse_in_future, settle
 from .limits import RunClock, memory_error, memory_limit
 from .models.base import Completion, Model, ModelError, ModelRequest, Usage
 from .printer import pr_str
@@ -160,7 +161,8 @@ class Run:
         # starts with it, so only the completion is read (see edits.carry_quine_prefix).
         self._carry: Optional[edits.PrefixCarry] = None
         self._edit_traces: dict[Any, Any] = {}   # prefix text or step -> the EditTrace that made it
-        self._builtins = {**core_builtins(), **turn_builtins()}
+        self.futures = FuturePool(self.gate, self._run_deadline, self._run_limit_message)
+        self._builtins = {**core_builtins(), **turn_builtins(), Symbol("future*"): self.futures.builtin}
         self._effects = self._make_effects()
         self._eval = make_eval(self._effects)
         declared = [ns for ns in namespaces.effect_namespaces() if ns.bound]
@@ -178,6 +180,7 @@ class Run:
         effects: dict[Any, Any] = {
             Symbol("!llm-self"): Builtin("!llm-self", self._llm_self, needs_ctx=True, tail_aware=True),
             Symbol("leaf-llm"): Builtin("leaf-llm", self._leaf_llm, needs_ctx=True),
+            Symbol("!ask-await"): ASK_AWAIT,
         }
         setup = namespaces.Setup(self.config, self._apply_spell_fn)
         for ns in namespaces.effect_namespaces():
@@ -216,6 +219,12 @@ class Run:
         decision = self._checkpoint(point)
         if decision.action == api.REJECT:
             raise SpellError(f"Effect rejected by the user: {name}", kind="rejected")
+
+    def _run_deadline(self) -> Optional[float]:
+        return self.clock.run_deadline
+
+    def _run_limit_message(self) -> str:
+        return f"Run time limit exceeded ({self.clock.run_seconds or 0:g} s)"
 
     # --- pause points ----------------------------------------------------------------------
     def _checkpoint(self, point: PausePoint) -> Decision:
@@ -309,6 +318,7 @@ class Run:
         raise SpellError(f"!llm-self expects a string or a program form, got {pr_str(prefix)}")
 
     def _llm_self(self, ctx: Any, env: Any, prefix: Any, opts: Any = None, *, tail: bool = False) -> Any:
+        refuse_in_future(SELF_CALL_IN_FUTURE)
         text = self._normalize_prefix(prefix, env)
         frame: Frame = ctx.machine
         if tail:
@@ -403,6 +413,7 @@ class Run:
         if limit and depth > limit:
             raise TypedError(f"LLM recursion limit exceeded (depth {limit})", kind="depth-exceeded")
         self.clock.check_run()
+        self.futures.check()   # a Stop or a divergence inside a future ends the run
         sid = self.next_step
         self.next_step += 1
         if self.keep_history:
@@ -686,6 +697,7 @@ class Run:
                 value = self._evaluate(forms[0], -1, 1)
                 if isinstance(value, TailCall):
                     value = self._chain(value.prefix, None, 1)
+                settle(self.futures, value, self._run_deadline, self._run_limit_message)
             finally:
                 self.gate.pop()
             result.value = value
@@ -711,6 +723,7 @@ class Run:
             result.error_kind = "memory-limit"
             result.status = "failed"
             self.bus.emit(ev.RUN_FAILED, error=result.error, kind="memory-limit", span=None)
+        self.futures.close()
         result.steps = [self.steps[k] for k in sorted(self.steps)]
         result.effects = list(self.root_effects) + [e for s in result.steps for e in s["effects"]]
         result.effects_executed = self.gate.executed
