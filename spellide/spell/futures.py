@@ -210,7 +210,7 @@ class HostFuture:
             return self._value
         cls = TypedError if isinstance(e, TypedError) else SpellError
         raise cls(f"Future {self.label} failed: {e.message}", kind=e.kind, form=e.form,
-                  span=e.span, thrown=e.thrown)
+                  span=e.span)
 
 
 class FuturePool:
@@ -408,16 +408,21 @@ def settle(pool: FuturePool, value: Any, deadline: Callable[[], Optional[float]]
     """Wait for the futures a run's value holds (a run that returns ``(future ...)`` returns
     its result, not a future its end cancelled), up to the run's deadline; a run-ending error
     of a future (Stop, divergence) is raised."""
+    def past_deadline() -> bool:
+        until = deadline()
+        return until is not None and time.monotonic() > until
+
     pending = futures_in(value)
     while pending:
         fut = pending.pop()
         while not fut._done.wait(POLL_SECONDS):
             pool.check()
-            until = deadline()
-            if until is not None and time.monotonic() > until:
-                raise TypedError(message() or "Run time limit exceeded", kind="timeout")
+            if past_deadline():
+                break
         pending.extend(f for f in futures_in(fut._value) if f is not fut and not f.done())
     pool.check()
+    if past_deadline():   # whether the futures noticed first or not: the run ran out of time
+        raise TypedError(message() or "Run time limit exceeded", kind="timeout")
 
 
 def ask_await(ctx: Any, env: Any, fut: Any, *rest: Any) -> Any:
