@@ -75,7 +75,7 @@ class Ticker:
         return {"tick": self.tick, "slow": self.slow}
 
 
-def run(init, *, model=None, ticker=None, controller=None, record=None, **cfg):
+def run(init=None, *, model=None, ticker=None, controller=None, record=None, **cfg):
     config = RunConfig(init=init, recover=cfg.pop("recover", False), **cfg)
     t = ticker or Ticker()
     r = Run(config, model=model or ScriptedModel([]), controller=controller, record=record,
@@ -345,3 +345,12 @@ def test_many_futures_on_few_workers_do_not_starve():
     assert result.error is None, result.error
     assert settled(result.value) == Vector(range(0, 400, 2))
     assert r.futures.started == 401
+
+
+def test_a_future_kept_by_call_now_is_the_same_object_next_turn():
+    # a future prints unreadably, so !call-now stores it: the next turn rejoins the object
+    model = ScriptedModel(["'(!call-now f (future (* 6 7)))", "f"])
+    result, _, _ = run(None, model=model, prompt="P")
+    assert result.error is None, result.error
+    assert result.steps[1]["prefix"].endswith('(def f (stored "ref-1")) ')
+    assert settled(result.value) == 42
