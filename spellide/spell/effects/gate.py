@@ -62,9 +62,25 @@ class EffectGate:
     reader: Callable[[str], Any] = eval
     executed: int = 0
     reused: int = 0
-    _scopes: list[StepScope] = field(default_factory=list)
     # one approval at a time: futures' effects may reach a pause point while the step's do
     _approving: threading.Lock = field(default_factory=threading.Lock)
+    # Each thread (an agent's lifecycle) has its own stack of step scopes; the counters
+    # are shared and counted under a lock.
+    _local: threading.local = field(default_factory=threading.local)
+    _count_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def _scopes(self) -> list[StepScope]:
+        try:
+            return self._local.scopes
+        except AttributeError:
+            scopes = self._local.scopes = []
+            return scopes
+
+    def _count(self, executed: int = 0, reused: int = 0) -> None:
+        with self._count_lock:
+            self.executed += executed
+            self.reused += reused
 
     # --- step scopes -------------------------------------------------------------------
     def push(self, step: int) -> StepScope:
@@ -125,7 +141,10 @@ class EffectGate:
                 encode: Optional[Callable[[Any], str]] = None,
                 decode: Optional[Callable[[str, EffectRecord], Any]] = None,
                 usage_of: Optional[Callable[[Any], Optional[dict]]] = None,
-                unsafe: bool = False) -> Any:
+                unsafe: bool = False, internal: bool = False) -> Any:
+        """Run one effect. ``internal`` effects (coordinator transitions) are never answered
+        from the cache: they are executed in every mode (a replay rebuilds the coordinator's
+        state by executing them again) and recorded as live."""
         scope = self.scope
         ordinal = scope.ordinal
         scope.ordinal += 1
@@ -136,12 +155,12 @@ class EffectGate:
         started = time.time()
 
         lookup = Lookup(None, CACHE_DISABLED)
-        if self.mode != LIVE_MODE:
+        if self.mode != LIVE_MODE and not internal:
             lookup = self.cache.lookup(scope.step, ordinal, name, args_text, dig, scope.edited,
                                        scope.ctx)
             rec = lookup.record
             if rec is not None:
-                self.reused += 1
+                self._count(reused=1)
                 hit = EffectRecord(scope.step, ordinal, name, args_text, dig, rec.result, HIT,
                                    "recorded result reused", rec.error, rec.error_kind, started,
                                    0.0, rec.usage, saved_ms=rec.duration_ms, ctx=scope.ctx)
@@ -155,12 +174,13 @@ class EffectGate:
                     f"Strict replay diverged at step {scope.step}: {where}effect #{ordinal} "
                     f"{name}: {lookup.reason}", kind="divergence")
 
-        status = MISS if self.mode != LIVE_MODE else LIVE
-        reason = lookup.reason if self.mode != LIVE_MODE else ""
+        status = MISS if self.mode != LIVE_MODE and not internal else LIVE
+        reason = lookup.reason if self.mode != LIVE_MODE and not internal else ""
         if self.approve is not None:
             try:
                 with self._approving:
-                    self.approve(name, args_text, scope.step, self.mode != LIVE_MODE and unsafe)
+                    self.approve(name, args_text, scope.step,
+                                 self.mode != LIVE_MODE and unsafe and not internal)
             except SpellError as err:
                 self.on_record(EffectRecord(scope.step, ordinal, name, args_text, dig, None,
                                             BLOCKED, err.message, err.message, "rejected", started,
@@ -171,14 +191,14 @@ class EffectGate:
             value = thunk()
         except SpellError as err:
             blocked = err.kind == "io-refused"
-            self.executed += 0 if blocked else 1
+            self._count(executed=0 if blocked or internal else 1)
             self.on_record(EffectRecord(scope.step, ordinal, name, args_text, dig, None,
                                         BLOCKED if blocked else status,
                                         err.message if blocked else reason, err.message, err.kind,
                                         started, (time.perf_counter() - t0) * 1000, ctx=scope.ctx))
             raise
         duration = (time.perf_counter() - t0) * 1000
-        self.executed += 1
+        self._count(executed=0 if internal else 1)   # internal ones are not the world's
         self.on_record(EffectRecord(scope.step, ordinal, name, args_text, dig, encode(value),
                                     status, reason, None, None, started, duration,
                                     usage_of(value) if usage_of else None, ctx=scope.ctx))
