@@ -68,8 +68,10 @@ RUN_ENDING = ("stopped", "divergence")
 
 Body = Callable[[Context], Any]
 
-# The future whose body this thread is evaluating (None: a run's own evaluation).
-_CURRENT: contextvars.ContextVar[Optional["HostFuture"]] = contextvars.ContextVar(
+# The future whose body this thread is evaluating, with the thread's id (None: a run's own
+# evaluation). The id keeps a thread started from a future's body (an agent's lifecycle, which
+# copies the context it was started in) from counting as that future.
+_CURRENT: contextvars.ContextVar[Optional[tuple[int, "HostFuture"]]] = contextvars.ContextVar(
     "spell_current_future", default=None)
 _STACK_LOCK = threading.Lock()   # threading.stack_size is process-wide
 
@@ -84,19 +86,20 @@ class Waitable(Protocol):
 
 def current() -> Optional["HostFuture"]:
     """The future whose body this thread runs, or None."""
-    return _CURRENT.get()
+    mine = _CURRENT.get()
+    return mine[1] if mine is not None and mine[0] == threading.get_ident() else None
 
 
 def refuse_in_future(message: str) -> None:
     """Raise ``message`` when called from a future's body (agent-context operations)."""
-    if _CURRENT.get() is not None:
+    if current() is not None:
         raise SpellError(message)
 
 
 def require_future_thread(name: str) -> "HostFuture":
     """The future this thread runs; a blocking helper called anywhere else (an agent's own
     thread, even through a function value that escaped a future) is refused."""
-    fut = _CURRENT.get()
+    fut = current()
     if fut is None:
         raise TypedError(f"{name} cannot block an agent runner; use !ask-await",
                          kind="agent-blocking-call")
@@ -130,12 +133,13 @@ class HostFuture:
     """The host side of one future: its body, the context it runs in, and its outcome."""
 
     def __init__(self, pool: "FuturePool", label: str, step: int, name: str, body: Body,
-                 fctx: Context, owner: Any):
+                 fctx: Context, owner: Any, agent: Any = None):
         self.pool = pool
         self.label = label          # printed: s3.f0
         self.step = step            # step whose evaluation (or future) created it
         self.name = name            # its effect context: f0, f0.f1
-        self.owner = owner          # ctx.machine of the creating evaluation (its agent turn)
+        self.owner = owner          # ctx.machine of the creating evaluation (its turn's frame)
+        self.agent = agent          # the agent (runtime Actor) whose turn created it, or None
         self.children = 0           # futures it created (names them when there is no gate)
         self.state = QUEUED
         self._body = body
@@ -160,7 +164,7 @@ class HostFuture:
         self._context.run(self._evaluate)
 
     def _evaluate(self) -> None:
-        _CURRENT.set(self)
+        _CURRENT.set((threading.get_ident(), self))
         gate = self.pool.gate
         scope = gate.enter_future(self.step, self.name) if gate is not None else nullcontext()
         try:
@@ -194,14 +198,17 @@ class HostFuture:
         sh.deadline = -1.0   # every time.monotonic() is past it
 
     # --- waiting ----------------------------------------------------------------------
-    def wait(self, waiter: Context) -> Any:
+    def wait(self, waiter: Optional[Context]) -> Any:
+        """The outcome, waiting for it; gives up with ``waiter``'s time-limit error when its
+        deadline passes (None: a watcher, which has none)."""
         if self.pool.claim(self):
             self.run()   # nobody started it yet: run it here rather than wait for a worker
-        sh = waiter.shared
-        while not self._done.wait(POLL_SECONDS):
-            if sh.deadline is not None and time.monotonic() > sh.deadline:
-                raise timeout_error(sh)
+        wait_until(self._done, waiter)
         return self.outcome()
+
+    def error(self) -> Optional[SpellError]:
+        """The body's error once done (None: it succeeded, or is not done)."""
+        return self._error
 
     def outcome(self) -> Any:
         """The value, or the body's error raised again (typed errors stay uncatchable)."""
@@ -211,6 +218,15 @@ class HostFuture:
         cls = TypedError if isinstance(e, TypedError) else SpellError
         raise cls(f"Future {self.label} failed: {e.message}", kind=e.kind, form=e.form,
                   span=e.span)
+
+
+def wait_until(event: threading.Event, waiter: Optional[Context]) -> None:
+    """Block until ``event`` is set, looking at ``waiter``'s deadline every ``POLL_SECONDS``
+    (so a cancelled waiter ends too)."""
+    sh = waiter.shared if waiter is not None else None
+    while not event.wait(POLL_SECONDS):
+        if sh is not None and sh.deadline is not None and time.monotonic() > sh.deadline:
+            raise timeout_error(sh)
 
 
 class FuturePool:
@@ -258,7 +274,10 @@ class FuturePool:
         fctx = ctx.fork(builtins=table, rng=random.Random(seed))
         fctx.shared.deadline = self._deadline()
         fctx.shared.timeout_message = self._deadline_message()
-        fut = HostFuture(self, label, step, name, body, fctx, ctx.machine)
+        parent = current()
+        agent = (parent.agent if parent is not None
+                 else getattr(getattr(ctx.machine, "run", None), "actor", None))
+        fut = HostFuture(self, label, step, name, body, fctx, ctx.machine, agent)
         with self._lock:
             self.started += 1
             self._live.add(fut)
@@ -273,7 +292,7 @@ class FuturePool:
     def _next_name(self) -> tuple[int, str]:
         if self.gate is not None:
             return self.gate.next_future()
-        parent = _CURRENT.get()
+        parent = current()
         with self._lock:
             if parent is not None and parent.pool is self:
                 i, parent.children = parent.children, parent.children + 1
@@ -282,16 +301,9 @@ class FuturePool:
             return -1, f"f{i}"
 
     def _start_worker(self) -> None:
-        with _STACK_LOCK:
-            previous = threading.stack_size()
-            try:
-                threading.stack_size(STACK_BYTES)
-                threading.Thread(target=self._work, name="spell-future", daemon=True).start()
-            except (RuntimeError, MemoryError):   # no room for a thread (the memory limit)
-                with self._lock:
-                    self._workers -= 1            # queued futures run when awaited
-            finally:
-                threading.stack_size(previous)
+        if not start_thread(self._work, "spell-future"):   # no room (the memory limit)
+            with self._lock:
+                self._workers -= 1                         # queued futures run when awaited
 
     def _work(self) -> None:
         while True:
@@ -359,6 +371,22 @@ class FuturePool:
             return len(self._live)
 
 
+def start_thread(target: Callable[[], None], name: str) -> bool:
+    """Start a daemon thread with a future's stack size in the calling thread's context (the
+    run's memory limit goes along); False when there is no room for one."""
+    context = contextvars.copy_context()
+    with _STACK_LOCK:
+        previous = threading.stack_size()
+        try:
+            threading.stack_size(STACK_BYTES)
+            threading.Thread(target=context.run, args=(target,), name=name, daemon=True).start()
+            return True
+        except (RuntimeError, MemoryError):
+            return False
+        finally:
+            threading.stack_size(previous)
+
+
 FUTURE_STAR_DOC = ("(future* f): evaluate (f) concurrently; the value is a future, "
                    "{:spell/future true :ref ...}, for blocking/await (inside futures) and "
                    "!ask-await (in an agent turn). (future e) is (future* (fn [] e)).")
@@ -423,22 +451,3 @@ def settle(pool: FuturePool, value: Any, deadline: Callable[[], Optional[float]]
     pool.check()
     if past_deadline():   # whether the futures noticed first or not: the run ran out of time
         raise TypedError(message() or "Run time limit exceeded", kind="timeout")
-
-
-def ask_await(ctx: Any, env: Any, fut: Any, *rest: Any) -> Any:
-    """(!ask-await f): from an agent turn, wait for future f without blocking the agent's
-    coordinator; its result arrives as the message {:from :future :body v}."""
-    refuse_in_future("!ask-await: requires an active agent context")
-    w = waitable(fut)
-    if w is None:
-        raise SpellError("!ask-await requires a future")
-    join = getattr(getattr(ctx.machine, "run", None), "await_future", None)
-    if join is None:
-        raise TypedError("!ask-await is not available in this run yet: joining a future from an "
-                         "agent turn needs the run's agent coordinator", kind="unavailable")
-    return join(ctx, env, w, *rest)
-
-
-ASK_AWAIT = Builtin("!ask-await", ask_await, needs_ctx=True,
-                    doc="(!ask-await f): wait for future f from an agent turn; its value "
-                        "arrives as the message {:from :future :body v}")

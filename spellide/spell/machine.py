@@ -33,7 +33,8 @@ from .effects.cache import EffectCache, EffectRecord, digest
 from .effects.gate import LIVE_MODE, REPLAY_MODE, STRICT_MODE, EffectGate
 from .errors import ReadError, SpellError, TypedError
 from .evaluator import TailCall, core_builtins, evaluate, make_context, make_eval, apply_fn
-from .futures import ASK_AWAIT, SELF_CALL_IN_FUTURE, FuturePool, refuse_in_future, settle
+from .future_agents import ASK_AWAIT
+from .futures import SELF_CALL_IN_FUTURE, FuturePool, refuse_in_future, settle
 from .limits import RunClock, memory_error, memory_limit
 from .models.base import Completion, Model, ModelError, ModelRequest, Usage
 from .printer import pr_str

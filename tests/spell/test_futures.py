@@ -177,18 +177,24 @@ def test_a_blocking_function_that_escaped_its_future_refuses_the_agent_thread():
     assert err.value.kind == "agent-blocking-call"
 
 
-def test_requests_from_futures_without_a_coordinator_say_so():
+def test_requests_and_ask_await_outside_a_run_say_what_they_need():
+    ctx = make_context()
     for src in ("(blocking/request :w 1)", "(blocking/send-await :w 1)"):
-        result, _, _ = run(action(f"(future (try {src} (catch e :caught)))"))
-        with pytest.raises(TypedError, match="blocking/request is not available in this run yet"):
-            host(result.value).outcome()
+        fut = host(evaluate(read_one(f"(future (try {src} (catch e :caught)))"), immutables.Map(), ctx)[0])
+        with pytest.raises(TypedError, match="blocking/request is not available here: it needs "
+                                             "the run's agent coordinator"):
+            fut.wait(ctx)
+    from spellide.spell.future_agents import ASK_AWAIT
+    one = evaluate(read_one("(future 1)"), immutables.Map(), ctx)[0]
+    with pytest.raises(TypedError, match="!ask-await is not available here"):
+        ASK_AWAIT.fn(ctx, immutables.Map(), one)
 
 
-def test_ask_await_without_a_coordinator_says_so():
-    result, _, _ = run(action("(!ask-await (future 1))"))
-    assert "!ask-await is not available in this run yet" in result.error
+def test_ask_await_needs_a_future_and_a_canonical_program():
     result, _, _ = run(action("(!ask-await 1)"))
     assert "!ask-await requires a future" in result.error
+    result, _, _ = run("(eval '(!ask-await (future 1)))")
+    assert "Inbox macro materialization failed" in result.error   # the wake rewrites the program
 
 
 def test_a_future_that_fails_fails_its_awaiter_with_the_reason():

@@ -9,25 +9,19 @@ runner; use !ask-await", uncatchable).
 These are not effects of the gate: waiting performs nothing outside the run, and what a wait
 returns is the value of a future of the same run, whose own effects are keyed and replayed
 (``effects/gate.py``), so a replay computes the same values without recording the waits.
-``request`` and ``send-await`` are coordinator operations: their journal belongs to the
-coordinator (section 8.1), which provides them through ``request_service``.
 
-Requests from futures. ``blocking/request`` asks the run for a request service: the run
-object of the creating turn (``HostFuture.owner.run``) may have ``future_request(owner,
-target, body)`` (``body`` an empty tuple for a bodyless request), which creates one edge owned
-by the enclosing agent with the single target and returns a token: an object with
-``is_spell_request_token = True``, ``edge_id`` and ``wait(waiter_ctx)`` (the exact reply
-value; errors ``:request-cancelled``, ``:coordinator-closed``). Until the run has one, both
-functions fail with a clear "not available" error.
+``request`` and ``send-await`` are coordinator operations (``future_agents.py``): they go
+through the gate as internal transitions, and fail with a clear "not available" error in an
+evaluation without a coordinator.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from .. import futures
 from ..data import Builtin, Keyword, List, Map, SpellMacro, Vector
-from ..errors import SpellError, TypedError
+from ..errors import SpellError
 from ..evaluator import apply_fn
 from ..macros import expand_plet
 from ..namespaces import Fn, Namespace, declare
@@ -77,29 +71,19 @@ def _apply_to(f: Any, x: Any, env: Any) -> Callable[[Any], Any]:
 
 def request(ctx: Any, env: Any, target: Any, *body: Any) -> Map:
     """(blocking/request h) / (blocking/request h v): ask agent h (an edge owned by the agent
-    that created this future); a token for blocking/await, which gives h's reply."""
-    fut = futures.require_future_thread("blocking/request")
+    whose turn created this future); a token for blocking/await, which gives h's reply."""
+    futures.require_future_thread("blocking/request")
     if len(body) > 1:
         raise SpellError("blocking/request expects (blocking/request handle) or "
                          "(blocking/request handle value)")
-    service = request_service(fut)
-    if service is None:
-        raise TypedError("blocking/request is not available in this run yet: requests from "
-                         "futures need the run's agent coordinator", kind="unavailable")
-    token = service(fut.owner, target, tuple(body))
-    return futures.future_value(token, **{"edge-id": token.edge_id, "request-result": True})
+    from ..future_agents import request_from_future
+    return request_from_future(ctx, target, body)
 
 
 def send_await(ctx: Any, env: Any, target: Any, *body: Any) -> Any:
     """(blocking/send-await h v): blocking/request, then blocking/await: h's reply."""
     futures.require_future_thread("blocking/send-await")
     return await_(ctx, env, request(ctx, env, target, *body))
-
-
-def request_service(fut: futures.HostFuture) -> Optional[Callable[..., Any]]:
-    """The run's ``future_request`` for the turn that created ``fut`` (None: no coordinator)."""
-    run = getattr(fut.owner, "run", None)
-    return getattr(run, "future_request", None)
 
 
 IMPLS: dict[str, Callable[..., Any]] = {

@@ -42,9 +42,10 @@ class StepScope:
     futures: int = 0     # future* calls made so far in this scope: names the next one's ctx
 
 
-# The scope of the future whose body this thread runs, with its gate (None: the thread runs a
-# step's own evaluation and uses the gate's stack).
-_FUTURE_SCOPE: contextvars.ContextVar[Optional[tuple["EffectGate", StepScope]]] = \
+# The scope of the future whose body this thread runs, with its gate and the thread's id (None:
+# the thread runs a step's own evaluation and uses the gate's stack). A thread started from a
+# future's body copies the context; the id keeps it from using the future's scope.
+_FUTURE_SCOPE: contextvars.ContextVar[Optional[tuple["EffectGate", StepScope, int]]] = \
     contextvars.ContextVar("spell_future_scope", default=None)
 
 
@@ -91,12 +92,15 @@ class EffectGate:
     def pop(self) -> None:
         self._scopes.pop()
 
+    def _future_scope(self) -> Optional[StepScope]:
+        mine = _FUTURE_SCOPE.get()
+        if mine is not None and mine[0] is self and mine[2] == threading.get_ident():
+            return mine[1]
+        return None
+
     @property
     def scope(self) -> StepScope:
-        mine = _FUTURE_SCOPE.get()
-        if mine is not None and mine[0] is self:
-            return mine[1]
-        return self._scopes[-1]
+        return self._future_scope() or self._scopes[-1]
 
     def restart_step(self) -> None:
         """The current step's program is evaluated again (recovery, or a person's edit):
@@ -108,7 +112,7 @@ class EffectGate:
     # --- futures -------------------------------------------------------------------------
     def next_future(self) -> tuple[int, str]:
         """(step, ctx) of a future that a ``future*`` call in this thread starts now."""
-        if not self._scopes and _FUTURE_SCOPE.get() is None:
+        if not self._scopes and self._future_scope() is None:
             return -1, "f0"   # no step at all (a bare gate): nothing to key against
         scope = self.scope
         i = scope.futures
@@ -120,7 +124,7 @@ class EffectGate:
         """This thread runs the body of future ``ctx`` of ``step`` meanwhile: its effects are
         keyed (step, ctx, own ordinal)."""
         scope = StepScope(step, ctx=ctx)
-        token = _FUTURE_SCOPE.set((self, scope))
+        token = _FUTURE_SCOPE.set((self, scope, threading.get_ident()))
         try:
             yield scope
         finally:

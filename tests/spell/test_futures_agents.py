@@ -1,0 +1,65 @@
+"""Futures with agents: spell-agents.md section 10, cases 34-36 (``!ask-await``,
+``blocking/request``), and how they refuse and fail, on real runs with the coordinator."""
+
+from __future__ import annotations
+
+from spellide.spell.data import Vector, kw
+
+from agents_harness import LW, PREFIX, RCPT, Harness, init, registers
+
+
+def test_34_ask_await_delivers_the_futures_value_as_a_message():
+    h = Harness({"main": ["(:body msg-1)"]}, init=init("(!ask-await (future (+ 40 2)))"))
+    assert h.execute().value == 42
+    assert h.prefixes("main")[0] == PREFIX("(quote (!ask-await (future (+ 40 2))))",
+                                           RCPT(LW, 1, "{:from :future :body 42}"))
+
+
+def test_34_a_failed_future_arrives_as_an_error_body():
+    h = Harness({"main": ["[(string? (:future-await/error (:body msg-1))) (:class (:body msg-1))]"]},
+                init=init("(!ask-await (future (/ 1 0)))"))
+    assert h.execute().value == Vector((True, "eval"))
+    assert ":future-await/error" in h.prefixes("main")[0]
+
+
+def test_35_a_request_from_a_future_is_answered_without_a_report():
+    h = Harness({"worker": ["(* 23 41)"], "main": ["(:body msg-1)"]},
+                init=registers(["worker"], "(!ask-await (future (blocking/await (blocking/request "
+                                           ":worker \"Multiply 23 by 41.\"))))"))
+    assert h.execute().value == 943
+    [w1] = h.steps("worker")
+    assert "(def msg-1 {:from :main :expects-response true :edge-id 1 :body \"Multiply 23 by 41.\"})" \
+        in w1["prefix"]
+    [m1] = h.prefixes("main")
+    assert m1.endswith(RCPT(LW, 1, "{:from :future :body 943}") + " ")
+    assert "msg-2" not in m1   # no report message for the request's edge
+
+
+def test_35_send_await_is_request_then_await():
+    h = Harness({"worker": ["(inc (:body msg-1))"], "main": ["(:body msg-1)"]},
+                init=registers(["worker"], "(!ask-await (future (blocking/send-await :worker 9)))"))
+    assert h.execute().value == 10
+
+
+def test_36_pmap_and_await_all_joined_from_the_turn():
+    h = Harness({"main": ["(:body msg-1)"]},
+                init=init("(!ask-await (future [(blocking/pmap (fn [x] (* x x)) [1 2 3]) "
+                          "(blocking/await-all [(future 1) (future 2)])]))"))
+    assert h.execute().value == Vector((Vector((1, 4, 9)), Vector((1, 2))))
+
+
+def test_agent_context_ops_refuse_a_future():
+    h = Harness({}, init=init("(future (try (agents/current-handle) (catch e (:message e))))"))
+    r = h.execute()
+    assert r.error is None, r.error
+    from spellide.spell.futures import waitable
+    fut = waitable(r.value)
+    assert fut.done() and "requires an active agent context" in fut.outcome()
+
+
+def test_a_request_to_an_unknown_handle_fails_in_the_future():
+    h = Harness({"main": ["(:body msg-1)"]},
+                init=init("(!ask-await (future (blocking/request :nobody 1)))"))
+    r = h.execute()
+    assert r.error is None, r.error
+    assert "Handle not registered" in h.prefixes("main")[0]
