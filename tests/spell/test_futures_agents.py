@@ -63,3 +63,29 @@ def test_a_request_to_an_unknown_handle_fails_in_the_future():
     r = h.execute()
     assert r.error is None, r.error
     assert "Handle not registered" in h.prefixes("main")[0]
+
+
+def test_strict_replay_of_requests_and_effects_in_futures_executes_nothing(tmp_path):
+    from spellide.spell.api import RunConfig
+    from spellide.spell.machine import Run, execute_with_deep_stack
+
+    program = registers(["worker"], "(!ask-await (future [(t/mark 1) (blocking/await (future (t/mark 2))) "
+                                    "(blocking/send-await :worker 6)]))")
+    h = Harness({"worker": ["(* 7 (:body msg-1))"], "main": ["(:body msg-1)"]}, init=program)
+    original = h.execute()
+    assert original.value == Vector((None, None, 42))
+    assert h.marks == [1, 2] or h.marks == [2, 1]
+    path = tmp_path / "run.json"
+    h.run.record().save(path)
+
+    marks = []
+    config = RunConfig(init=program, model=f"replay:{path}", cache_mode="strict", recover=False)
+    replay = Run(config, effect_namespaces={"t": {"mark": marks.append}})
+    result = execute_with_deep_stack(replay.execute)
+    assert result.error is None, result.error
+    assert result.value == original.value
+    assert result.effects_executed == 0 and marks == []
+    hits = sorted((e.get("ctx", ""), e["name"]) for e in result.effects if e["status"] == "hit")
+    assert ("f0", "t/mark") in hits and ("f0.f0", "t/mark") in hits
+    internal = {(e.get("ctx", ""), e["name"]) for e in result.effects if e["status"] == "live"}
+    assert ("f0", "blocking/request") in internal and ("", "!ask-await") in internal
