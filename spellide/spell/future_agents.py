@@ -29,7 +29,7 @@ import threading
 import time
 from typing import Any, Optional
 
-from .data import Builtin, Keyword, Map, Vector, kw
+from .data import Builtin, Keyword, Map, Vector, kw, smap
 from .errors import SpellError, TypedError
 from .evaluator import Context
 from .futures import (POLL_SECONDS, HostFuture, refuse_in_future, require_future_thread,
@@ -39,13 +39,6 @@ from .printer import pr_str
 NO_CONTEXT = "!ask-await: requires an active agent context"
 K_FROM, K_BODY = kw("from"), kw("body")
 K_ERROR, K_CLASS = kw("future-await/error"), kw("class")
-
-
-def _map(*kvs: Any) -> Map:
-    m = Map()
-    for i in range(0, len(kvs), 2):
-        dict.__setitem__(m, kvs[i], kvs[i + 1])
-    return m
 
 
 def _coordinated_run(ctx: Any, what: str) -> Any:
@@ -115,8 +108,8 @@ def _watch(run: Any, actor: Any, key: str, fut: HostFuture, abandoned: threading
             try:
                 body: Any = fut.wait(None)
             except SpellError as e:
-                body = _map(K_ERROR, e.message, K_CLASS, e.kind)
-            message = _map(K_FROM, Keyword("future"), K_BODY, body)
+                body = smap(K_ERROR, e.message, K_CLASS, e.kind)
+            message = smap(K_FROM, Keyword("future"), K_BODY, body)
             # the result goes to the wait once the agent registered it (begin runs meanwhile)
             while not abandoned.is_set() and not coord.closed:
                 rec = coord.agents.get(actor.handle)

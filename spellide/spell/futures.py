@@ -50,7 +50,7 @@ from collections import deque
 from contextlib import nullcontext
 from typing import Any, Callable, Optional, Protocol
 
-from .data import Builtin, Map, SpellFn, Symbol, kw
+from .data import Builtin, Map, SpellFn, Symbol, kw, smap
 from .errors import SpellError, TypedError
 from .evaluator import Context, apply_fn
 from .limits import MB, evaluating_in_thread, memory_error, timeout_error
@@ -108,12 +108,7 @@ def require_future_thread(name: str) -> "HostFuture":
 
 def future_value(ref: Any, **extra: Any) -> Map:
     """The Spell value of a future: ``{:spell/future true :ref ref ...}``."""
-    m = Map()
-    dict.__setitem__(m, FUTURE_KEY, True)
-    dict.__setitem__(m, REF_KEY, ref)
-    for k, v in extra.items():
-        dict.__setitem__(m, kw(k), v)
-    return m
+    return smap(FUTURE_KEY, True, REF_KEY, ref, *(x for k, v in extra.items() for x in (kw(k), v)))
 
 
 def waitable(x: Any) -> Optional[Waitable]:

@@ -18,7 +18,6 @@ from spellide.spell.futures import HostFuture, waitable
 from spellide.spell.machine import Run, execute_with_deep_stack
 from spellide.spell.models.base import Completion, ModelRequest, Usage
 from spellide.spell.models.local import ScriptedModel
-from spellide.spell.printer import pr_str
 from spellide.spell.reader import read_one
 
 

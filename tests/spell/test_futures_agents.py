@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from spellide.spell.data import Vector, kw
+from spellide.spell.data import Vector
 
 from agents_harness import LW, PREFIX, RCPT, Harness, init, registers
 
