@@ -226,6 +226,8 @@ _EXPORTS: dict[str, str] = {
     "MARKERS": "edits", "THINK": "edits", "apply_edits": "edits", "build_init": "edits",
     "EditTrace": "edits", "trace_program": "program_trace", "opcodes": "program_trace",
     "TRACE_BY": "program_trace",
+    # futures (futures.py): the host side of a (future ...) value, and the run's pool of them
+    "HostFuture": "futures", "FuturePool": "futures", "waitable_future": "futures",
     # namespaces: one declaration each (namespaces.py)
     "Namespace": "namespaces", "NamespaceFn": "namespaces", "declare_namespace": "namespaces",
     "effect_namespaces": "namespaces",
@@ -241,7 +243,7 @@ _EXPORTS: dict[str, str] = {
     "read_input": "limits", "process_memory": "limits", "watch_overrun": "limits", "OVERRUN_GRACE": "limits",
 }
 
-_RENAMED = {"TRACE_BY": "BY", "NamespaceFn": "Fn", "declare_namespace": "declare",
+_RENAMED = {"waitable_future": "waitable", "TRACE_BY": "BY", "NamespaceFn": "Fn", "declare_namespace": "declare",
             "BUNDLE_FORMAT": "FORMAT", "BUNDLE_VERSION": "VERSION", "BundleTexts": "TextTable",
             "check_bundle": "check", "text_digest": "digest", "dump_bundle": "dumps",
             "load_bundle_bytes": "loads", "load_bundle": "load"}   # names that are shorter in their own module

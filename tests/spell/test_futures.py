@@ -359,3 +359,10 @@ def test_a_future_kept_by_call_now_is_the_same_object_next_turn():
     assert result.error is None, result.error
     assert result.steps[1]["prefix"].endswith('(def f (stored "ref-1")) ')
     assert settled(result.value) == 42
+
+
+def test_describe_shows_blocking_everywhere_with_where_it_exists():
+    result, _, _ = run(action("(!describe blocking)"), model=ScriptedModel(["1"]))
+    text = "".join(s["prefix"] for s in result.steps) + (result.value_text or "") + (result.error or "")
+    assert "blocking/pmap" in text and "blocking/plet" in text
+    assert "only available inside (future ...) blocks" in text
