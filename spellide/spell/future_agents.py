@@ -73,12 +73,13 @@ def ask_await(ctx: Context, env: Any, fut: Any, *rest: Any, tail: bool = False) 
     key = f"future {target.label}"
 
     def begin() -> Any:
-        abandoned = threading.Event()
-        _watch(run, actor, key, target, abandoned)
+        abandoned = threading.Event()   # set: this call's wait was refused
+        wid = _watch(run, actor, key, target, abandoned)
         try:
             return coord.external_wait_begin(actor.key, actor.handle, key)
         except BaseException:
             abandoned.set()
+            run.futures.unwatch(wid, abandoned)   # a later call may watch again
             raise
 
     batch = run.gate.perform("!ask-await", (fut,), begin, internal=True, encode=_batch_text)
@@ -89,17 +90,12 @@ ASK_AWAIT = Builtin("!ask-await", ask_await, needs_ctx=True, tail_aware=True,
                     doc="(!ask-await f): wait for future f from an agent turn; its result "
                         "arrives as the message {:from :future :body v}")
 
-_watchers: dict[tuple, bool] = {}      # (run id, handle, key) -> a watcher is out
-_watchers_lock = threading.Lock()
-
-
-def _watch(run: Any, actor: Any, key: str, fut: HostFuture, abandoned: threading.Event) -> None:
-    """Start the watcher of ``fut`` for ``actor`` unless one is out already."""
-    wid = (id(run), actor.handle, key)
-    with _watchers_lock:
-        if _watchers.get(wid):
-            return
-        _watchers[wid] = True
+def _watch(run: Any, actor: Any, key: str, fut: HostFuture, abandoned: threading.Event) -> tuple:
+    """Start the watcher of ``fut`` for ``actor`` unless one is out already (its claim is
+    ``abandoned``, set when this call's wait is refused); returns the watch's key."""
+    wid = (actor.handle, actor.generation, id(fut))
+    if not run.futures.watch(wid, abandoned):
+        return wid
     coord = run.coordinator
     watcher_key = (actor.key[0], actor.key[1], f"watch:{fut.label}")
 
@@ -122,14 +118,13 @@ def _watch(run: Any, actor: Any, key: str, fut: HostFuture, abandoned: threading
         except SpellError:   # the coordinator closed meanwhile: nobody waits any more
             return
         finally:
-            with _watchers_lock:
-                _watchers.pop(wid, None)
+            run.futures.unwatch(wid, abandoned)
 
     if not start_thread(deliver, "spell-future-watcher"):
-        with _watchers_lock:
-            _watchers.pop(wid, None)
+        run.futures.unwatch(wid, abandoned)
         raise TypedError("!ask-await: no room for a watcher thread (the run's memory limit)",
                          kind="memory-limit")
+    return wid
 
 
 # --- blocking/request --------------------------------------------------------------------------

@@ -246,6 +246,7 @@ class FuturePool:
         self._top = 0                                # top-level futures, without a gate
         self._closed: Optional[TypedError] = None
         self.failure: Optional[TypedError] = None    # the first run-ending error of a future
+        self._watched: dict[Any, Any] = {}           # (agent, future) -> its watcher's claim
         self.started = 0
         self.builtin = Builtin("future*", self.future_star, needs_ctx=True, doc=FUTURE_STAR_DOC)
 
@@ -359,6 +360,21 @@ class FuturePool:
         for fut in running:
             fut.cancel(err)
         return running
+
+    def watch(self, key: Any, claim: Any) -> bool:
+        """Make ``claim`` the one watcher of ``key`` (``!ask-await``: an agent and a future);
+        False when another is out already."""
+        with self._lock:
+            if key in self._watched:
+                return False
+            self._watched[key] = claim
+            return True
+
+    def unwatch(self, key: Any, claim: Any) -> None:
+        """The watcher ``claim`` of ``key`` is done (or its wait was refused)."""
+        with self._lock:
+            if self._watched.get(key) is claim:
+                del self._watched[key]
 
     def live(self) -> int:
         """Futures not finished yet (queued or running)."""

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from spellide.spell.data import Vector
+from spellide.spell.data import Vector, kw
 
 from agents_harness import LW, PREFIX, RCPT, Harness, init, registers
 
@@ -89,3 +89,29 @@ def test_strict_replay_of_requests_and_effects_in_futures_executes_nothing(tmp_p
     assert ("f0", "t/mark") in hits and ("f0.f0", "t/mark") in hits
     internal = {(e.get("ctx", ""), e["name"]) for e in result.effects if e["status"] == "live"}
     assert ("f0", "blocking/request") in internal and ("", "!ask-await") in internal
+
+
+def test_ask_await_wakes_for_other_mail_and_rejoins_the_same_future_once():
+    h = Harness({"main": ["'(!ask-await (globals/get :f))", "[(:body msg-1) (:body msg-2)]"]},
+                init=init("(!ask-await (globals/set :f (future (do (t/mark :ran) "
+                          "(globals/wait-until (fn [s] (:go s))) :done))))"))
+    waits = []
+
+    def on_event(event):
+        if event.type == "agent" and event.data["status"] == "waiting" and event.data["agent"] == ":main":
+            waits.append(event)
+            if len(waits) == 1:     # the first join: other mail wakes the agent before the future ends
+                h.send("main", "{:from :o :body :hi}")
+            else:                   # the second join of the same future: now let it end
+                h.run.globals.set(kw("go"), True)
+    h.run.bus.subscribe(on_event)
+    assert h.execute().value == Vector((kw("hi"), kw("done")))
+    assert h.marks == [kw("ran")]   # one future, computed once, watched once
+    assert len(waits) == 2
+
+
+def test_ask_await_of_a_done_future_delivers_its_result_again():
+    h = Harness({"main": ["'(!ask-await (globals/get :f))", "[(:body msg-1) (:body msg-2)]"]},
+                init=init("(!ask-await (globals/set :f (future (do (t/mark :ran) 5))))"))
+    assert h.execute().value == Vector((5, 5))
+    assert h.marks == [kw("ran")]

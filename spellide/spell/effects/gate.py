@@ -65,6 +65,7 @@ class EffectGate:
     reused: int = 0
     # one approval at a time: futures' effects may reach a pause point while the step's do
     _approving: threading.Lock = field(default_factory=threading.Lock)
+    _loose: StepScope = field(default_factory=lambda: StepScope(-1, ctx="loose"))
     # Each thread (an agent's lifecycle) has its own stack of step scopes; the counters
     # are shared and counted under a lock.
     _local: threading.local = field(default_factory=threading.local)
@@ -113,8 +114,10 @@ class EffectGate:
     def next_future(self) -> tuple[int, str]:
         """(step, ctx) of a future that a ``future*`` call in this thread starts now."""
         if not self._scopes and self._future_scope() is None:
-            return -1, "f0"   # no step at all (a bare gate): nothing to key against
-        scope = self.scope
+            # a thread in no step (a bare gate): numbered for the gate as a whole
+            scope = self._loose
+        else:
+            scope = self.scope
         i = scope.futures
         scope.futures += 1
         return scope.step, f"{scope.ctx}.f{i}" if scope.ctx else f"f{i}"
