@@ -115,3 +115,12 @@ def test_ask_await_of_a_done_future_delivers_its_result_again():
                 init=init("(!ask-await (globals/set :f (future (do (t/mark :ran) 5))))"))
     assert h.execute().value == Vector((5, 5))
     assert h.marks == [kw("ran")]
+
+
+def test_ask_await_is_refused_while_a_newer_request_waits_for_an_answer():
+    h = Harness({"main": ["(quote (!extend))", "'(try (!ask-await (future 1)) (catch f (:message f)))"]},
+                init="(eval (do '(!llm-self \"(quine completion (eval (do \" {:receive? true})))")
+    h.bare("peer")
+    h.at("main", 1, lambda: h.request("peer", ["main"], kw("answer-me")))
+    value = h.execute().value
+    assert "Cannot await computation while newer incoming obligations require attention" in value
