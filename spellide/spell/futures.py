@@ -22,7 +22,10 @@ name; counters of its own (steps, call depth) with the creator's limits; and the
 deadline (``Run time limit exceeded``): a future outlives the step that made it, so the step
 time limit does not apply to it. Agent-context operations fail inside it: ``!llm-self``
 ("Self-calls cannot run inside computation futures", raised by the turn machine through
-``refuse_in_future``), ``!ask-await`` and the agents operations that need an agent turn.
+``refuse_in_future``), ``!ask-await``, ``receive`` and the ``agents/`` operations that need
+an agent turn (a future's thread runs no agent: ``Run.actor`` is None there). A future
+remembers the agent whose turn created it (``HostFuture.agent``): ``blocking/request`` asks
+on that agent's behalf (``future_agents.py``, which also has ``!ask-await``).
 
 **Effect keys.** Each future's effects are keyed ``(step, ctx, ordinal)`` with ``ctx`` =
 ``f<i>`` (the i-th ``future*`` call of the creating evaluation) or ``f<i>.f<j>`` when a future
@@ -81,7 +84,7 @@ class Waitable(Protocol):
     coordinator's, ``blocking/request``). ``wait`` returns the value or raises its error,
     and gives up with the waiter's own time-limit error when ``waiter``'s deadline passes."""
 
-    def wait(self, waiter: Context) -> Any: ...
+    def wait(self, waiter: Optional[Context]) -> Any: ...
 
 
 def current() -> Optional["HostFuture"]:
