@@ -366,3 +366,24 @@ def test_describe_shows_blocking_everywhere_with_where_it_exists():
     text = "".join(s["prefix"] for s in result.steps) + (result.value_text or "") + (result.error or "")
     assert "blocking/pmap" in text and "blocking/plet" in text
     assert "only available inside (future ...) blocks" in text
+
+
+def test_pause_points_of_futures_reach_the_controller_of_a_run_in_a_child_process(tmp_path):
+    from spellide.spell.process import ProcessRun
+
+    class Continue(Controller):
+        def __init__(self) -> None:
+            self.points: list[PausePoint] = []
+
+        def checkpoint(self, point: PausePoint) -> Decision:
+            self.points.append(point)
+            return Decision()
+
+    controller = Continue()
+    config = RunConfig(init=action('[(future (io/spit "a.txt" "x")) (future (io/spit "b.txt" "y"))]'),
+                       workspace=str(tmp_path), recover=False,
+                       breakpoints=Breakpoints(effect_kinds=["io"]))
+    ProcessRun(config, controller=controller).execute()
+    # two futures reached a pause point at about the same time: one at a time, each answered
+    assert sorted(p.effect["args"] for p in controller.points) == ['["a.txt" "x"]', '["b.txt" "y"]']
+    assert (tmp_path / "a.txt").read_text() == "x" and (tmp_path / "b.txt").read_text() == "y"
