@@ -387,3 +387,15 @@ def test_pause_points_of_futures_reach_the_controller_of_a_run_in_a_child_proces
     # two futures reached a pause point at about the same time: one at a time, each answered
     assert sorted(p.effect["args"] for p in controller.points) == ['["a.txt" "x"]', '["b.txt" "y"]']
     assert (tmp_path / "a.txt").read_text() == "x" and (tmp_path / "b.txt").read_text() == "y"
+
+
+def test_a_step_evaluated_again_names_its_futures_again():
+    # the namespace fix-up evaluates the program again (gate.restart_step): its future is f0
+    # again, so a replay of either evaluation finds the same keys
+    model = ScriptedModel(["'[(future (t/tick :a)) (upper-case \"x\")]"])
+    result, _, t = run(None, prompt="P", model=model, recover=True)
+    assert result.error is None, result.error
+    assert result.value[1] == "X"
+    settled(result.value[0])   # the second evaluation's future, settled with the run
+    ticks = {(e["step"], e.get("ctx"), e["ordinal"]) for e in result.effects if e["name"] == "t/tick"}
+    assert ticks == {(0, "f0", 0)}   # the first evaluation's future may have ticked too: same key
