@@ -149,6 +149,8 @@ def test_plet_bindings_destructure_and_do_not_see_each_other():
     ("(future* 3)", "future* expects a function of no arguments"),
     ("(eval '(!llm-self \"x\"))", "Self-calls cannot run inside computation futures"),
     ("(eval '(!ask-await (future 1)))", "!ask-await: requires an active agent context"),
+    ("(receive completion)", "receive cannot run inside computation futures"),
+    ("(agents/ask :x 1)", "agents/ask: requires an active agent context"),
 ])
 def test_errors_inside_a_future_are_catchable_messages(body, message):
     result, _, _ = run(action(f"(future (try {body} (catch e (:message e))))"))
