@@ -65,6 +65,7 @@ SELF_CALL_IN_FUTURE = "Self-calls cannot run inside computation futures"
 MAX_WORKERS = 32
 STACK_BYTES = 4 * MB
 POLL_SECONDS = 0.05           # how often a waiting thread looks at its own deadline
+MAX_TABLES = 64               # creators' builtins tables a pool keeps a future's table for
 JOIN_SECONDS = 1.0            # how long closing a pool waits for running futures to end
 # Errors of a future that end the whole run, not only the future.
 RUN_ENDING = ("stopped", "divergence")
@@ -250,6 +251,8 @@ class FuturePool:
         self._closed: Optional[TypedError] = None
         self.failure: Optional[TypedError] = None    # the first run-ending error of a future
         self._watched: dict[Any, Any] = {}           # (agent, future) -> its watcher's claim
+        # id(creator's builtins) -> (those builtins, a future's builtins, its eval tables)
+        self._tables: dict[int, tuple[dict, dict, dict]] = {}
         self.started = 0
         self.builtin = Builtin("future*", self.future_star, needs_ctx=True, doc=FUTURE_STAR_DOC)
 
@@ -267,10 +270,10 @@ class FuturePool:
             raise TypedError(self._closed.message, kind=self._closed.kind)
         step, name = self._next_name()
         label = f"{'root' if step == -1 else f's{step}'}.{name}" if self.gate is not None else name
-        table = dict(ctx.builtins)
-        table[BLOCKING] = blocking_namespace()
+        table, eval_tables = self._table(ctx.builtins)
         seed = f"{hash(ctx.rng.getstate()[1])}:{name}"   # the creator's draws are untouched
         fctx = ctx.fork(builtins=table, rng=random.Random(seed))
+        fctx._eval_tables = eval_tables
         fctx.shared.deadline = self._deadline()
         fctx.shared.timeout_message = self._deadline_message()
         parent = current()
@@ -287,6 +290,23 @@ class FuturePool:
         if spawn:
             self._start_worker()
         return fut
+
+    def _table(self, builtins: dict) -> tuple[dict, dict]:
+        """The builtins of a future created with ``builtins`` (they plus ``blocking/``) and
+        the cache of its ``eval`` tables, made once per creator's table: a thousand futures
+        of one ``pmap`` share one copy."""
+        with self._lock:
+            hit = self._tables.get(id(builtins))
+            if hit is not None and hit[0] is builtins:
+                return hit[1], hit[2]
+            if len(self._tables) >= MAX_TABLES:   # evaluations outside a run come and go
+                self._tables.clear()
+            ns = blocking_namespace()
+            table = builtins if builtins.get(BLOCKING) is ns else {**builtins, BLOCKING: ns}
+            hit = self._tables[id(builtins)] = (builtins, table, {})
+            if table is not builtins:
+                self._tables[id(table)] = (table, table, hit[2])
+            return table, hit[2]
 
     def _next_name(self) -> tuple[int, str]:
         if self.gate is not None:
