@@ -109,8 +109,8 @@ def _watch(run: Any, actor: Any, key: str, fut: HostFuture, abandoned: threading
             # the result goes to the wait once the agent registered it (begin runs meanwhile)
             while not abandoned.is_set() and not coord.closed:
                 rec = coord.agents.get(actor.handle)
-                if rec is None or rec.generation != actor.generation:
-                    return
+                if rec is None or rec.generation != actor.generation or rec.status == "finished":
+                    return   # the lifecycle that waited is over: its external waits are gone
                 if key in rec.external:
                     coord.external_wait_complete(watcher_key, actor.handle, key, message)
                     return
