@@ -26,23 +26,15 @@ import os
 import re
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-TMP = Path(tempfile.mkdtemp(prefix="spellide-bench-"))
-os.environ["DJANGO_SETTINGS_MODULE"] = "spellide.web.settings"
-os.environ["SPELLIDE_VAR"] = str(TMP / "var")
-os.environ["SPELLIDE_SQLITE_PATH"] = str(TMP / "bench.sqlite3")
-for k in ("SPELLIDE_DATABASE_URL", "SPELLIDE_REDIS_URL"):
-    os.environ.pop(k, None)
+from bench.django_env import setup_django  # noqa: E402
 
-import django  # noqa: E402
-
-django.setup()
+TMP = setup_django()
 
 from asgiref.sync import sync_to_async  # noqa: E402
 from channels.testing import WebsocketCommunicator  # noqa: E402
@@ -86,7 +78,8 @@ async def through_ide(path: Path, user, cookie: bytes) -> tuple[float, int, int]
     t0 = time.perf_counter()
     run = await sync_to_async(runner.start_run)(user, config(path), "bench")
     comm = WebsocketCommunicator(application, f"/ws/runs/{run.public_id}/?last_seq=0",
-                                 headers=[(b"origin", b"http://127.0.0.1"), (b"cookie", cookie)])
+                                 headers=[(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1"),
+                                          (b"cookie", cookie)])
     connected, _ = await comm.connect(timeout=30)
     assert connected
     frames = 0

@@ -12,26 +12,17 @@ Usage: .venv/bin/python bench/paused_cost.py [--runs 10]
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-TMP = Path(tempfile.mkdtemp(prefix="spellide-bench-"))
-os.environ["DJANGO_SETTINGS_MODULE"] = "spellide.web.settings"
-os.environ["SPELLIDE_VAR"] = str(TMP / "var")
-os.environ["SPELLIDE_SQLITE_PATH"] = str(TMP / "bench.sqlite3")
-for k in ("SPELLIDE_DATABASE_URL", "SPELLIDE_REDIS_URL"):
-    os.environ.pop(k, None)
+from bench.django_env import setup_django  # noqa: E402
 
-import django  # noqa: E402
-
-django.setup()
+TMP = setup_django()
 
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402

@@ -14,7 +14,7 @@ decision back. Messages are pickled tuples over a pipe, in order:
 
 * child -> parent: ``("event", seq, type, data, ts)``, ``("pause", PausePoint)``, ``("done",)``,
   ``("crashed", message, traceback)``, ``("limit", message, kind)`` (the run's time limit passed
-  inside one long call: the child ends itself, ``limits.watch_overrun``);
+  inside one long call: the child ends itself, ``limits.watch_overrun``), ``("pulse",)``;
 * parent -> child: ``("flags", {kind: wants_pause})``, ``("decision", Decision)``,
   ``("ack", seq)``.
 
@@ -34,6 +34,13 @@ nobody stores must not go on performing effects.
 The child runs under the run's limits (``limits.py``): its data limit is the run's memory
 limit, and a watchdog thread ends it once its evaluation is well past its time limit inside
 one long call. ``kill`` ends it from here: the IDE's Stop when the run reaches no pause point.
+
+A watchdog thread needs the interpreter lock, and one call in C (squaring a huge integer)
+holds it until it returns. So the child also sends a ``pulse`` every ``PULSE`` seconds from a
+thread of its own, and the parent ends a child it has heard nothing from for longer than the
+run's time limit plus ``SILENCE_GRACE``: only a call that kept every thread of the child from
+running that long is that silent (model calls, pauses and effects wait with the lock
+released), and no evaluation may run that long.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ import os
 import queue
 import sys
 import threading
+import time
 import traceback
 import types
 from contextlib import contextmanager
@@ -61,6 +69,9 @@ AHEAD = 16            # events the run may be ahead of the parent's listeners be
 ACK_EVERY = AHEAD // 2
 EXIT_ORPHANED = 75    # the child's exit status when its parent went away
 EXIT_LIMIT = 76       # the child's exit status when it ended itself past its time limit
+PULSE = 0.5           # seconds between the child's pulses
+SILENCE_GRACE = 5.0   # a child silent for its time limit plus this is inside one long C call
+LONG_CALL = "Time limit exceeded (the run was ended inside one long call)"
 
 
 class RunProcessFailed(Exception):
@@ -224,21 +235,32 @@ class ProcessRun:
                 self.process.kill()
                 self.process.join(5)
 
+    def _silence_limit(self) -> Optional[float]:
+        """How long the child may be silent (see the module's docstring); None: no limit."""
+        limits = [t for t in (self.config.step_time_limit, self.config.run_time_limit) if t]
+        return min(limits) + SILENCE_GRACE if limits else None
+
     def _relay(self, conn: Any) -> None:
         acked = self.last_seq
+        silence = self._silence_limit()
         while True:
             if self.last_seq > acked and (self.last_seq - acked >= ACK_EVERY or not self.more_waiting()):
                 self._send(("ack", self.last_seq))   # the run may go on
                 acked = self.last_seq
             try:
+                if silence is not None and not conn.poll(silence):
+                    self.process.kill()
+                    self.process.join(5)
+                    raise RunProcessFailed(LONG_CALL, kind="timeout")
                 message = conn.recv()
             except (EOFError, OSError):
                 self.process.join(5)
                 if self.process.exitcode == EXIT_LIMIT:   # its message could not be sent in time
-                    raise RunProcessFailed("Time limit exceeded (the run was ended inside one long call)",
-                                           kind="timeout") from None
+                    raise RunProcessFailed(LONG_CALL, kind="timeout") from None
                 raise RunProcessDied(self.process.exitcode) from None
             kind = message[0]
+            if kind == "pulse":
+                continue
             if kind == "event":
                 event = ev.Event(message[1], message[2], message[3], message[4])
                 self.last_seq = event.seq
@@ -351,8 +373,14 @@ def _child_main(conn: Any, payload: _Payload) -> None:
         sender.join(5)
         os._exit(EXIT_LIMIT)
 
+    def pulse() -> None:
+        while True:
+            time.sleep(PULSE)
+            outbox.put(("pulse",))
+
     clock: list[Any] = [None]
     watch_overrun(lambda: clock[0], end_past_limit)
+    threading.Thread(target=pulse, name="spell-run-pulse", daemon=True).start()   # before the run's thread
     try:
         execute_with_deep_stack(run, payload.stack_mb, payload.recursion)
         outbox.put(("done",))

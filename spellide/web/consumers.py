@@ -12,6 +12,12 @@ replay can only bring a page closer to the server's state. A client that missed 
 ``REPLAY_LIMIT`` events is not sent them all: it gets one ``data-resync`` element and loads
 its state over HTTP instead (the page does the same on every reconnect and on any gap).
 
+A gap shows only when a later event arrives, so the last events of a run could be lost for
+good (a channel layer drops messages when a group's buffer is full; a page can miss frames).
+Every ``HEARTBEAT`` seconds the consumer therefore reads the newest persisted number, sends
+what it has not sent, and then a ``data-head`` element with the newest number: a page that is
+behind it loads its state.
+
 Client frames (htmx 4 ``hx-ws:send`` posts JSON: ``{"text"?, "headers": {...}, ...form
 fields}``) steer the run: ``{"action": "pause"|"resume"|"step"|"stop"|"approve"|"reject"|"edit",
 "text"?: ..., "control_token": ...}``; only the run's owner may, and only with the page's
@@ -22,6 +28,7 @@ frame it sends), as HTTP controls need a CSRF token. The answer is a small fragm
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any, Optional
@@ -38,6 +45,7 @@ log = logging.getLogger("spellide.ws")
 
 CATCH_UP_BATCH = 200
 REPLAY_LIMIT = 2_000   # more missed events than this: the page reloads its state instead
+HEARTBEAT = 3.0        # seconds between checks that nothing was lost at the end of a stream
 CONTROL_ACTIONS = ("pause", "resume", "step", "stop", "approve", "reject", "edit")
 
 
@@ -64,6 +72,11 @@ def _last_persisted(run: Run) -> int:
 def resync_html(seq: int) -> str:
     """Tells the page to load its state over HTTP (it has missed too much to replay)."""
     return f'<hx-partial hx-target="#ws-seq" hx-swap="none" data-resync="{int(seq)}"></hx-partial>'
+
+
+def head_html(seq: int) -> str:
+    """The newest event number: a page that has applied less loads its state."""
+    return f'<hx-partial hx-target="#ws-seq" hx-swap="none" data-head="{int(seq)}"></hx-partial>'
 
 
 def control_result_html(ok: bool, message: str, error: Optional[str] = None,
@@ -96,19 +109,39 @@ class RunConsumer(AsyncWebsocketConsumer):
         self.run = run
         self.group = run.group_name
         self.last_sent = _last_seq(self.scope)
+        self.sending = asyncio.Lock()    # the heartbeat and the group handlers send in turn
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        self.heartbeat = asyncio.ensure_future(self._heartbeat())
         latest = await _last_persisted(run)
-        if latest - self.last_sent > REPLAY_LIMIT:
-            self.last_sent = latest
-            await self.send(text_data=resync_html(latest))
-            return
-        await self._catch_up(None)
+        async with self.sending:
+            if latest - self.last_sent > REPLAY_LIMIT:
+                self.last_sent = latest
+                await self.send(text_data=resync_html(latest))
+                return
+            await self._catch_up(None)
 
     async def disconnect(self, code: int) -> None:
+        beat = getattr(self, "heartbeat", None)
+        if beat is not None:
+            beat.cancel()
         group = getattr(self, "group", None)
         if group:
             await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def _heartbeat(self) -> None:
+        try:
+            while True:
+                await asyncio.sleep(HEARTBEAT)
+                latest = await _last_persisted(self.run)
+                async with self.sending:
+                    if latest > self.last_sent:
+                        await self._catch_up(latest)
+                    await self.send(text_data=head_html(self.last_sent))
+        except asyncio.CancelledError:
+            pass
+        except Exception:   # a closed socket or database hiccup: the next connect starts anew
+            log.debug("heartbeat ended", exc_info=True)
 
     async def _catch_up(self, until: Optional[int]) -> None:
         """Send the persisted events after ``last_sent`` (through ``until``), in batches."""
@@ -125,17 +158,18 @@ class RunConsumer(AsyncWebsocketConsumer):
     async def run_events(self, message: dict[str, Any]) -> None:
         """A batch of events ``[[seq, html], ...]`` in order: send the unsent ones as one frame,
         after filling any gap before them from the database."""
-        items = [(int(seq), html) for seq, html in message.get("events") or []]
-        items = [(seq, html) for seq, html in items if seq > self.last_sent]
-        if not items:
-            return  # already sent (catch-up overlapped with the live stream)
-        if items[0][0] > self.last_sent + 1:
-            await self._catch_up(items[0][0] - 1)  # a gap: fill it from the database
+        async with self.sending:
+            items = [(int(seq), html) for seq, html in message.get("events") or []]
             items = [(seq, html) for seq, html in items if seq > self.last_sent]
             if not items:
-                return
-        await self.send(text_data="".join(html for _, html in items))
-        self.last_sent = items[-1][0]
+                return  # already sent (catch-up overlapped with the live stream)
+            if items[0][0] > self.last_sent + 1:
+                await self._catch_up(items[0][0] - 1)  # a gap: fill it from the database
+                items = [(seq, html) for seq, html in items if seq > self.last_sent]
+                if not items:
+                    return
+            await self.send(text_data="".join(html for _, html in items))
+            self.last_sent = items[-1][0]
 
     async def run_event(self, message: dict[str, Any]) -> None:
         """One event (``{seq, html}``)."""

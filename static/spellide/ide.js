@@ -110,6 +110,8 @@
     let first = Infinity, last = 0;
     for (const p of parts) {
       if (p.dataset.resync !== undefined) return 'sync';
+      // the server's newest number (consumers.py heartbeat): behind it, the page lost the end
+      if (p.dataset.head !== undefined) return +p.dataset.head > lastSeq ? 'sync' : 'dup';
       const seq = +p.dataset.seq;
       if (seq) { first = Math.min(first, seq); last = Math.max(last, seq); }
     }

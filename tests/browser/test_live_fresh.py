@@ -333,6 +333,24 @@ def test_a_socket_dropped_and_frames_lost_mid_run(context, app, load):
     assert seen["state"] == "finished" and len(seen["rows"]) == int(seen["count"]) > 50
 
 
+def test_the_last_frames_of_a_run_lost(context, app):
+    """No later frame shows the gap when the end of a stream is lost: the server's heartbeat
+    (its newest event number) does, and the page loads its state."""
+    with watching(context) as live:
+        url = start(context, app, live, demo="spit120")
+        live.wait_for_function("() => document.querySelectorAll('#step-rows > .row').length >= 5")
+        live.evaluate("window.__loseFrames = 1e9")          # everything from here on
+        deadline = time.monotonic() + 60
+        while server_status(context, url)["status"] not in TERMINAL:
+            assert time.monotonic() < deadline
+            live.wait_for_timeout(100)
+        live.wait_for_timeout(300)
+        live.evaluate("window.__loseFrames = 0")
+        settled(live, context, timeout=20.0)
+        seen = assert_live_equals_fresh(context, live)
+    assert seen["state"] == "finished" and len(seen["rows"]) == int(seen["count"]) > 50
+
+
 def test_pause_edit_resume_step_and_stop(context, app):
     """At every pause the live page equals a fresh one; Step from before the model call stops
     once (before the next step's model call, not before this one's effect); after Stop every

@@ -127,7 +127,8 @@ def test_cli_catastrophic_regex_ends_at_the_step_time_limit():
 
 @pytest.mark.xfail(run=False, reason="not yet: a C call that never releases the interpreter lock (squaring "
                    "a huge integer) starves the watchdog thread, so the command is not ended at its limit; "
-                   "the IDE ends such a run by Stop (the server kills its process). A watchdog process is the fix.")
+                   "the IDE's runs are ended by the server (process.py: a child silent past its limit). "
+                   "The CLI evaluates in its own process: running it in a child as the IDE does is the fix.")
 def test_cli_a_long_call_past_the_step_time_limit_ends_the_command():
     """Squaring a huge integer is one call in C that checks no deadline: the command's watchdog
     ends it at the limit (plus the grace) with the limit's message."""
@@ -207,3 +208,12 @@ def test_regexes_still_match_as_before():
     assert pr_str(r.value) == '[["12-34" "12" "34"] ["a" "b" "c"] "a[b]c" ["ab" "ac" "ad"]]'
     bad = run_source('#"(a"')
     assert bad.error is not None and "Invalid regex" in bad.error.message
+
+
+def test_a_catastrophic_grep_pattern_ends_at_the_step_time_limit(tmp_path: Path):
+    """``io/grep`` matches with the regex package too: a pattern that backtracks for minutes
+    ends at the step's time limit like ``re-find``."""
+    (tmp_path / "a.txt").write_text("a" * 44 + "!\n")
+    m = run("(eval '(io/grep \"(a|aa)+$\" \"a.txt\"))", step_time_limit=0.5, workspace=str(tmp_path))
+    assert m.result.error == "Step time limit exceeded (0.5 s)"
+    assert m.result.error_kind == "timeout"

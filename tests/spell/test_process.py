@@ -278,3 +278,27 @@ def test_a_script_without_a_main_guard_starts_runs_once_each(tmp_path):
     out = subprocess.run([sys.executable, str(main)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["main ran", "value 42", "value 42"]
+
+
+def test_a_child_silent_past_its_time_limit_is_ended_by_the_parent(monkeypatch):
+    """One C call (squaring a huge integer) keeps every thread of the child from running, its
+    own watchdog too: the parent ends it once it has been silent for the limit plus the grace."""
+    monkeypatch.setattr(process, "SILENCE_GRACE", 1.0)
+    started = time.monotonic()
+    with pytest.raises(RunProcessFailed) as info:
+        ProcessRun(RunConfig(init="(loop [x 3 i 0] (if (< i 40) (recur (* x x) (inc i)) 1))",
+                             step_time_limit=1)).execute()
+    assert info.value.kind == "timeout" and info.value.message == process.LONG_CALL
+    assert time.monotonic() - started < 20
+
+
+def test_a_child_waiting_on_its_model_is_not_silent(tmp_path, monkeypatch):
+    """A model call longer than the step's limit is off the step's clock and waits with the
+    interpreter lock released: the child's pulses go on, and the run finishes."""
+    monkeypatch.setattr(process, "SILENCE_GRACE", 0.5)
+    p = tmp_path / "slow.json"
+    p.write_text(json.dumps([{"text": "'(!extend)", "latency": 2.5}, "42"]), encoding="utf-8")
+    events: list[ev.Event] = []
+    ProcessRun(RunConfig(prompt="P", model=f"scripted:{p}", step_time_limit=1),
+               listeners=[events.append]).execute()
+    assert events[-1].type == ev.RUN_FINISHED and events[-1].data["value"] == "42"

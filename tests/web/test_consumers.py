@@ -39,6 +39,14 @@ def plain_render(run, event) -> str:
 
 
 @pytest.fixture(autouse=True)
+def quiet_heartbeat(monkeypatch):
+    """The heartbeat's frames would interleave with what these tests read; the test of the
+    heartbeat sets its own period."""
+    from spellide.web import consumers
+    monkeypatch.setattr(consumers, "HEARTBEAT", 3600.0)
+
+
+@pytest.fixture(autouse=True)
 def plain_renderer(monkeypatch):
     """Frames are parsed by their data-seq attributes: render each event as one element (the
     real fragments are tested with the pages)."""
@@ -221,6 +229,37 @@ async def test_gap_in_the_live_stream_is_filled_from_the_database(user, scripted
     assert seqs == list(range(n + 1, items[-1][0] + 1))
     await layer.group_send(run.group_name, {"type": "run.events", "events": items[-3:-1]})  # late: dropped
     assert await comm.receive_nothing(timeout=0.2)
+    await database_sync_to_async(runner.control)(run, "stop")
+    await comm.disconnect()
+
+
+async def test_the_heartbeat_sends_what_was_lost_at_the_end_and_the_newest_number(user, scripted,
+                                                                                  monkeypatch):
+    """Lost live messages show as a gap only when a later one arrives; at the end of a stream
+    none does. The heartbeat reads the newest stored number, sends the missing events in order,
+    then ``data-head`` with that number (a page behind it loads its state)."""
+    from spellide.web import consumers
+    monkeypatch.setattr(consumers, "HEARTBEAT", 0.3)
+    lost: list[dict] = []
+    monkeypatch.setattr(persist.broadcaster, "send", lambda group, message: lost.append(message))
+    run = await start(user, RunConfig(prompt="P", model=scripted(chain(3)),
+                                      breakpoints=Breakpoints(before_model=True)))
+    await wait_status(run, "paused", 0)
+    comm, ok, _ = await connect(run, user)
+    assert ok
+    n = (await database_sync_to_async(Run.objects.get)(pk=run.pk)).last_seq
+    assert await read_seqs(comm, until_seq=n) == list(range(1, n + 1))
+    assert await comm.receive_from(timeout=5) == consumers.head_html(n)
+    await database_sync_to_async(runner.control)(run, "resume")   # every live message is lost
+    r = await wait_status(run, "paused", 1)
+    seqs: list[int] = []
+    while True:
+        frame = await comm.receive_from(timeout=5)
+        if frame == consumers.head_html(r.last_seq):
+            break
+        assert "data-head" not in frame
+        seqs += [int(s) for s in SEQ.findall(frame)]
+    assert lost and seqs == list(range(n + 1, r.last_seq + 1))
     await database_sync_to_async(runner.control)(run, "stop")
     await comm.disconnect()
 

@@ -62,8 +62,9 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
-from ..data import Keyword, List, Map, Regex, Symbol, Vector, is_number, kw, smap, truthy
+from ..data import Keyword, List, Map, Regex, Symbol, Vector, compile_regex, is_number, kw, smap, truthy
 from ..errors import SpellError
+from ..limits import limited
 
 REFUSED = "io-refused"
 
@@ -877,7 +878,8 @@ def make_io_namespace(workspace: str | Path, *, allow_shell: bool = False, shell
         if _flag(opts, "fixed"):
             source = re.escape(source)
         try:
-            rx = re.compile(source, re.IGNORECASE if _flag(opts, "ignore-case") else 0)
+            # the regex package's: a catastrophic pattern ends at the evaluation's time limit
+            rx = compile_regex(source, re.IGNORECASE if _flag(opts, "ignore-case") else 0)
         except re.error as e:
             raise SpellError(f"{fn}: invalid regex {_quoted(source)}: {e}") from None
         limit = opts.get(K("max"), MAX_GREP_MATCHES)
@@ -894,7 +896,7 @@ def make_io_namespace(workspace: str | Path, *, allow_shell: bool = False, shell
             if b"\x00" in data[:8192]:
                 return True
             for i, line in enumerate(_split_lines(data.decode("utf-8", "replace")), 1):
-                if rx.search(line):
+                if limited(rx.search, line):
                     if len(matches) >= limit:
                         truncated = True
                         return False
