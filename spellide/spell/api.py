@@ -11,7 +11,8 @@ fails when they do). What a client can do, by group (the names are listed in ``_
 * **observation**: the event stream (``events``: the event type constants, ``Event``), the
   effect journal (``EffectJournal``, ``read_journal``) and run records (``Record``,
   ``RecordedEdit``, ``EffectRecord``) for replay, forks and resume, also as a trace directory
-  in the reference's layout (``write_trace_dir``, ``import_trace_dir``);
+  in the reference's layout (``write_trace_dir``, ``import_trace_dir``; ``trace_message_receipts``
+  reads the messages a multi-agent run's prompts received back out of them);
 * **forms**: read (``read_all``, ``read_all_spans``, ``read_one``), print (``pr_str``),
   analyse (``split_program``, ``balance_open``, ``assemble``) and the value types
   a reader returns (``Symbol``, ``Keyword``, ``List``, ``Vector``, ``Map``, ``Set``, ``Char``,
@@ -206,7 +207,7 @@ _EXPORTS: dict[str, str] = {
     "EFFECT": "events", "STEP_FINISHED": "events", "RUN_FINISHED": "events", "RUN_FAILED": "events",
     "EffectJournal": "journal", "read_journal": "journal",
     "Record": "record", "RecordedEdit": "record", "EffectRecord": "effects.cache",
-    "write_trace_dir": "trace", "import_trace_dir": "trace",
+    "write_trace_dir": "trace", "import_trace_dir": "trace", "trace_message_receipts": "trace",
     # run bundles: the format (the IDE writes them; replay:FILE reads them)
     "BUNDLE_FORMAT": "bundle", "BUNDLE_VERSION": "bundle", "MAX_BUNDLE_BYTES": "bundle",
     "BundleError": "bundle", "BundleTexts": "bundle", "check_bundle": "bundle", "text_digest": "bundle",
@@ -246,7 +247,8 @@ _EXPORTS: dict[str, str] = {
 _RENAMED = {"waitable_future": "waitable", "TRACE_BY": "BY", "NamespaceFn": "Fn", "declare_namespace": "declare",
             "BUNDLE_FORMAT": "FORMAT", "BUNDLE_VERSION": "VERSION", "BundleTexts": "TextTable",
             "check_bundle": "check", "text_digest": "digest", "dump_bundle": "dumps",
-            "load_bundle_bytes": "loads", "load_bundle": "load"}   # names that are shorter in their own module
+            "load_bundle_bytes": "loads", "load_bundle": "load",
+            "trace_message_receipts": "message_receipts"}   # names that are shorter in their own module
 
 __all__ = sorted({
     "BEFORE_MODEL", "AFTER_COMPLETION", "BEFORE_EFFECT", "ON_ERROR", "ON_MODEL_ERROR",
@@ -292,7 +294,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from .prompts import PROMPT_VERSION, prompt_digest, system_prompt, transports
     from .reader import read_all, read_all_spans, read_one
     from .record import Record, RecordedEdit
-    from .trace import import_trace_dir, write_trace_dir
+    from .trace import import_trace_dir, message_receipts as trace_message_receipts, write_trace_dir
     from .bundle import (FORMAT as BUNDLE_FORMAT, MAX_BUNDLE_BYTES, VERSION as BUNDLE_VERSION, BundleError,
                          TextTable as BundleTexts, check as check_bundle, digest as text_digest,
                          dumps as dump_bundle, load as load_bundle, loads as load_bundle_bytes)
