@@ -26,8 +26,8 @@ the reference's parentage as they are. The reference's nodes carry no handle: sp
 step's agent and lifecycle as ``:spellide/agent :w`` and ``:spellide/generation 2``. The run's
 coordinator warnings are the top-level ``:warnings [{:message :data :timestamp-ms}]`` the
 reference writes (``:data`` as EDN data); in the JSON shape they are ``{"message", "data" (printed
-EDN), "timestamp_ms"}``. Top-level keys neither format knows are kept on import (``extra``: name ->
-printed EDN) and written back unchanged.
+EDN), "timestamp_ms"}``. Top-level keys neither format knows are kept on import (``extra``: the
+printed key, e.g. ``":run/config"``, -> the printed value) and written back unchanged.
 
 Importing a reference trace (no ``:spellide/agent`` keys): every step is given to ``:main``,
 generation 1. The handles cannot be recovered reliably from the prompts (a spawned agent's first
@@ -207,7 +207,7 @@ def write_trace_dir(result: dict, directory: str | Path) -> None:
 
     step_ids = ids
     run = {k: v for k, v in result.items()
-           if k not in ("steps", "effects", "warnings", "source", "trace_dir")}
+           if k not in ("steps", "effects", "warnings", "source", "trace_dir", "extra")}
     root_effects = [e for e in result.get("effects") or []
                     if not (isinstance(e, dict) and e.get("step") in step_ids)]
     if root_effects:
@@ -226,10 +226,8 @@ def write_trace_dir(result: dict, directory: str | Path) -> None:
         if result.get("warnings"):
             f.write("\n :warnings ")
             f.write(_edn([_warning_edn(w) for w in result["warnings"]]))
-        for name, text in (result.get("extra") or {}).items():
-            if isinstance(name, str) and _KEYWORD_RE.fullmatch(name) and name not in _TOP_LEVEL:
-                f.write(f"\n :{name} ")
-                f.write(_edn(_value_edn(text) if isinstance(text, str) else text))
+        for key, text in _extra_keys(result.get("extra")):
+            f.write(f"\n {key} {text}")
         f.write("\n :spellide/run ")
         f.write(_edn(run))
         f.write("}\n")
@@ -238,6 +236,24 @@ def write_trace_dir(result: dict, directory: str | Path) -> None:
 
 # the trace's own top-level keys; any other key of a directory read in is kept in ``extra``
 _TOP_LEVEL = frozenset({"nodes", "next-id", "root", "warnings", "spellide/run"})
+
+
+def _extra_keys(extra: Any) -> list[tuple[str, str]]:
+    """The top-level keys an import kept (printed key -> printed value), as EDN text to write
+    back: re-printed canonically (no comment or trailing text can slip in), the trace's own
+    keys and anything that does not read as one form left out."""
+    from .errors import SpellError
+    from .printer import pr_str
+    from .reader import read_one
+    out: list[tuple[str, str]] = []
+    for key, text in (extra or {}).items() if isinstance(extra, dict) else ():
+        try:
+            k, v = read_one(str(key)), read_one(str(text))
+        except SpellError:
+            continue
+        if not (isinstance(k, Keyword) and k.full in _TOP_LEVEL):
+            out.append((pr_str(k), pr_str(v)))
+    return out
 
 
 def _warning_edn(w: Any) -> Any:
@@ -413,9 +429,8 @@ def import_trace_dir(directory: str | Path) -> dict:
         result.setdefault("warnings", [])
     result.setdefault("agents", [])
     for k, v in data.items():
-        name = k.full if isinstance(k, Keyword) else pr_str(k)
-        if name not in _TOP_LEVEL:
-            result.setdefault("extra", {})[name] = pr_str(v)   # printed: written back unchanged
+        if not (isinstance(k, Keyword) and k.full in _TOP_LEVEL):
+            result.setdefault("extra", {})[pr_str(k)] = pr_str(v)   # printed: written back unchanged
     return result
 
 

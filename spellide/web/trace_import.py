@@ -136,8 +136,10 @@ class _AgentEvents:
         for r in batch:
             self.next_message += 1
             r["id"] = self.next_message
+            # sent when the sender's step ended at the latest, and before it was received
             sent = self.finished.get(r["sender_step"]) if r["sender_step"] is not None else None
-            self.emit(api.events.MESSAGE, sent or s.get("started"), id=r["id"], kind=r["kind"],
+            received = s.get("started")
+            self.emit(api.events.MESSAGE, min(sent, received) if sent and received else (sent or received), id=r["id"], kind=r["kind"],
                       sender=r["sender"], targets=[agent], edge=r["edge"], step=r["sender_step"],
                       **({"body": r["body"]} if r["body"] is not None else {}))
         by_site: dict[str, list[dict]] = {}

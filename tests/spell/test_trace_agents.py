@@ -136,10 +136,19 @@ def test_unknown_top_level_keys_are_kept(tmp_path):
     src.mkdir()
     (src / "trace.edn").write_text(
         '{:nodes [{:id 0 :parent nil :depth 1 :variant :default :prompt "(do " :response "1)" :value 1}]\n'
-        ' :next-id 1 :root 0 :run/config {:model "m" :tags #{:a} :n [1 2.5 nil]} :meta "x"}')
+        ' :next-id 1 :root 0 :run/config {:model "m" :tags #{:a} :n [1 2.5 nil]} :meta "x" "odd key" sym}')
     res = import_trace_dir(src)
-    assert res["extra"] == {"run/config": '{:model "m" :tags #{:a} :n [1 2.5 nil]}', "meta": '"x"'}
+    assert res["extra"] == {":run/config": '{:model "m" :tags #{:a} :n [1 2.5 nil]}', ":meta": '"x"',
+                            '"odd key"': "sym"}
     write_trace_dir(res, tmp_path / "out")
     data = read_one((tmp_path / "out" / "trace.edn").read_text())
     ref = read_one((src / "trace.edn").read_text())
-    assert data[kw("run/config")] == ref[kw("run/config")] and data[kw("meta")] == "x"
+    for key in (kw("run/config"), kw("meta"), "odd key"):
+        assert data[key] == ref[key], key
+    assert "extra" not in str(data[kw("spellide/run")])     # written once, at the top level
+    assert import_trace_dir(tmp_path / "out")["extra"] == res["extra"]
+    # a hand-made extra that would smuggle text into trace.edn is re-printed or left out
+    res["extra"] = {":x": "1 :nodes []", ":nodes": "[]", ":y": "{:a 1} ; comment"}
+    write_trace_dir(res, tmp_path / "out2")
+    data = read_one((tmp_path / "out2" / "trace.edn").read_text())
+    assert kw("x") not in data and data[kw("y")] == read_one("{:a 1}") and len(data[kw("nodes")]) == 1
