@@ -87,6 +87,7 @@ def import_trace(directory: str | Path, owner: Any, title: str = "") -> Run:
         # position: nested calls show under their parent, each with its own value
         emit(api.STEP_FINISHED, s.get("finished") or s.get("started"), step=sid, value=s.get("value"),
              error=s.get("error"), continued_by=None)
+        agents.after_step(s)
     end = steps[-1].get("finished") if steps else None
     agents.at_end(end)
     if result.get("error"):
@@ -118,6 +119,8 @@ class _AgentEvents:
             for r in api.trace_message_receipts(steps):
                 self.receipts.setdefault(r["step"], []).append(r)
         self.finished = {s["id"]: s.get("finished") or s.get("started") for s in steps}
+        self.last_step = {(s.get("agent") or MAIN): s["id"] for s in steps}   # steps are in id order
+        self.ended: set[str] = set()
         self.next_message = 0
 
     def before_step(self, s: dict) -> None:
@@ -149,15 +152,27 @@ class _AgentEvents:
             self.emit(api.events.RECEIPT, s.get("started"), agent=agent, step=s["id"], site=site,
                       messages=[{"id": r["id"], "name": r["name"]} for r in rs])
 
+    def after_step(self, s: dict) -> None:
+        """An agent that ended (finished or failed) did so with its last call: its final
+        status is shown from there, not from the end of the run."""
+        agent = s.get("agent") or MAIN
+        if self.multi and self.last_step.get(agent) == s["id"] and agent != MAIN:
+            a = self.listed.get(agent, {})
+            if a.get("status") in ("finished", "failed"):
+                self._final(agent, a, self.finished.get(s["id"]))
+
     def at_end(self, end: Optional[float]) -> None:
         self._warnings_until(None)
         if not self.multi:
             return
         for agent, a in self.listed.items():
-            status = a.get("status")
-            if status in api.events.AGENT_STATUSES:
-                self.emit(api.events.AGENT, end, agent=agent, parent=a.get("parent"), status=status,
-                          generation=a.get("generation") or self.lifecycle.get(agent) or 1, step=None)
+            if agent not in self.ended and a.get("status") in api.events.AGENT_STATUSES:
+                self._final(agent, a, end)
+
+    def _final(self, agent: str, a: dict, ts: Optional[float]) -> None:
+        self.ended.add(agent)
+        self.emit(api.events.AGENT, ts, agent=agent, parent=a.get("parent"), status=a["status"],
+                  generation=a.get("generation") or self.lifecycle.get(agent) or 1, step=None)
 
     def _warnings_until(self, ts: Optional[float]) -> None:
         """The warnings raised before ``ts`` (all that are left when None), in time order."""

@@ -19,9 +19,11 @@ DETACHED = "Agent :main finished with unfinished outgoing edges; result collecti
 
 
 def two_workers() -> Harness:
-    """:main spawn-asks :a and :b; :a makes a nested self-call before answering."""
+    """:main spawn-asks :a and :b; :a makes a nested self-call before answering. Run to block
+    (one agent at a time), so :a's two calls come before :b's."""
     h = Harness({"main": ["'(agents/!spawn-ask [[\"A\" :a] [\"B\" :b]])", "(mapv :body (:body msg-1))"],
-                 "a": ["'(!llm-self \"(quine completion (eval (do \")", ":ra"], "b": [":rb"]}, prompt="P")
+                 "a": ["'(!llm-self \"(quine completion (eval (do \")", ":ra"], "b": [":rb"]}, prompt="P",
+                scheduler="rtb")
     r = h.execute()
     assert r.error is None and r.value == Vector([kw("ra"), kw("rb")])
     return h

@@ -20,8 +20,9 @@ DETACHED = "Agent :main finished with unfinished outgoing edges; result collecti
 
 def run_to_trace(scripts: dict, directory: Path, bare: tuple[str, ...] = (), **config) -> dict:
     """Run a real multi-agent program with per-agent scripts (``bare``: handles registered with
-    nothing to run them, as spell-agents.md's harness does); write its trace to ``directory``."""
-    run = api.Run(api.RunConfig(**config), model=api.ScriptedModel(scripts, name="scripted"))
+    nothing to run them, as spell-agents.md's harness does); write its trace to ``directory``.
+    Run-to-block scheduling (one agent at a time) makes the order of the agents' calls fixed."""
+    run = api.Run(api.RunConfig(**config), model=api.ScriptedModel(scripts, name="scripted"), scheduler="rtb")
     for handle in bare:
         run.coordinator.register_bare(("harness", 0, "test"), api.read_one(handle))
     result = api.execute_with_deep_stack(run.execute)
@@ -47,10 +48,15 @@ def test_spawned_workers_import_with_their_agents(client, user, tmp_path):
         [(0, None, ":main", 1), (1, 0, ":a", 1), (2, 1, ":a", 1), (3, 0, ":b", 1), (4, 0, ":main", 1)]
     assert [s.parent for s in Step.objects.filter(run=run).order_by("step_id")] == [None, 0, 1, 0, 0]
     agents = events(run, api.events.AGENT)
-    # each agent when it makes its first call (under the step that spawned it), then the final statuses
+    # each agent when it makes its first call (under the step that spawned it), and as it ended:
+    # a worker with its last call, the root with the run
     assert [(a["agent"], a["parent"], a["status"], a["step"]) for a in agents] == [
-        (":main", None, "running", None), (":a", ":main", "running", 0), (":b", ":main", "running", 0),
-        (":main", None, "finished", None), (":a", ":main", "finished", None), (":b", ":main", "finished", None)]
+        (":main", None, "running", None), (":a", ":main", "running", 0), (":a", ":main", "finished", None),
+        (":b", ":main", "running", 0), (":b", ":main", "finished", None), (":main", None, "finished", None)]
+    ended = {e.data["agent"]: e.ts for e in RunEvent.objects.filter(run=run, type=api.events.AGENT)
+             if e.data["status"] == "finished"}
+    assert ended[":a"] == pytest.approx(out["steps"][2]["finished"])
+    assert ended[":main"] == pytest.approx(out["steps"][4]["finished"])
     (message,) = events(run, api.events.MESSAGE)
     # a collection's report comes from both targets: no one sender's step (as a live run says)
     assert message == {"id": 1, "kind": "report", "sender": "[:a :b]", "targets": [":main"], "edge": 1,
