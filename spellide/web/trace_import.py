@@ -70,6 +70,7 @@ def import_trace(directory: str | Path, owner: Any, title: str = "") -> Run:
     t0 = steps[0].get("started") if steps and steps[0].get("started") else time.time()
     emit(api.RUN_STARTED, t0, config=run.config, model_settings={"model": "trace"})
     agents = _AgentEvents(result, steps, emit)
+    agents.start(t0)
     for s in steps:
         sid = s["id"]
         agents.before_step(s)
@@ -122,6 +123,13 @@ class _AgentEvents:
         self.last_step = {(s.get("agent") or MAIN): s["id"] for s in steps}   # steps are in id order
         self.ended: set[str] = set()
         self.next_message = 0
+
+    def start(self, t0: float) -> None:
+        """The root agent runs from the start of the run (its first call may come after the
+        calls of agents its init program spawned)."""
+        if self.multi:
+            self.lifecycle[MAIN] = 1
+            self.emit(api.events.AGENT, t0, agent=MAIN, parent=None, status="running", generation=1, step=None)
 
     def before_step(self, s: dict) -> None:
         self._warnings_until(s.get("started"))

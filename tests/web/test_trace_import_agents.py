@@ -92,3 +92,33 @@ def test_a_reference_trace_imports_as_one_agent(user):
     (warning,) = events(run, api.events.WARNING)
     assert warning["message"].startswith("Returned with 1 outstanding edge")
     assert warning["data"] == '{:edges [7] :handle :main :at "2025-03-01T12:00:03.500-00:00"}'
+
+
+def test_a_failed_worker_and_a_later_lifecycle(user, tmp_path):
+    # spell-agents.md case 25: :w fails; its child-failure report reaches :main's prompt
+    out = run_to_trace({"main": ["(let [b (:body msg-1)] [(:spell/child-failure b) (:phase b) (:handle b)])"],
+                        "w": ["'(/ 1 0)"]}, tmp_path / "failed",
+                       init="(quine completion (eval (do '(agents/!spawn-ask \"Fail.\" :w))))", recover=False)
+    run = import_trace(tmp_path / "failed", user)
+    assert run.value == "[true :lifecycle :w]"
+    assert [(a["agent"], a["status"]) for a in events(run, api.events.AGENT)] == [
+        (":main", "running"), (":w", "running"), (":w", "failed"), (":main", "finished")]   # :main from the start
+    (message,) = events(run, api.events.MESSAGE)
+    assert message["kind"] == "report" and message["sender"] == ":w"
+    assert ":spell/child-failure true" in message["body"] and ":phase :lifecycle" in message["body"]
+    # spell-agents.md case 6: a registered agent's first call is its second lifecycle
+    saved = '(quine completion (eval (do (quine prompt \\"Worker.\\") \'nil)))'
+    init = (f"(quine completion (eval (do (def saved \"{saved}\") "
+            "'(do (agents/register :w saved) (agents/!ask :w 21)))))")
+    out = run_to_trace({"w": ["(* 2 (:body msg-1))"], "main": ["(:body msg-1)"]}, tmp_path / "dormant", init=init)
+    run = import_trace(tmp_path / "dormant", user)
+    assert run.value == "42"
+    assert [(e["agent"], e["generation"]) for e in events(run, api.STEP_STARTED)] == \
+        [(s["agent"], s["generation"]) for s in out["steps"]] == [(":w", 2), (":main", 1)]
+    assert [(a["agent"], a["status"], a["generation"]) for a in events(run, api.events.AGENT)] == [
+        (":main", "running", 1), (":w", "running", 2), (":w", "finished", 2), (":main", "finished", 1)]
+    receipts = events(run, api.events.RECEIPT)
+    assert [(r["agent"], r["site"], [m["name"] for m in r["messages"]]) for r in receipts] == [
+        (":w", "dormant-resume", ["msg-1"]), (":main", "wait-resume", ["msg-1"])]
+    assert [(m["kind"], m["sender"], m["body"]) for m in events(run, api.events.MESSAGE)] == [
+        ("request", ":main", "21"), ("report", ":w", "42")]
