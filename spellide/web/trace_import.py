@@ -8,14 +8,17 @@ stored exactly as a recorded one.
 
 A multi-agent run's trace (one spellide wrote: each node names its agent and lifecycle) is
 imported with the multi-agent events a live run emits, so the run page shows its agents: an
-``agent`` event when an agent (or a new lifecycle of it) makes its first call, under the step
-that spawned it; the agents' final statuses before the run's end; a ``message`` and a
-``receipt`` for every message a prompt received (read back from the receipt forms in the
-prompts: ``api.trace_message_receipts``; the ids are numbered here, the trace keeps none). A
-reference trace names no agents (its steps all belong to ``:main``: ``api.import_trace_dir``),
-so it imports as a single-agent run. Either kind's coordinator warnings become ``warning``
-events at their timestamps (and stay in ``origin``, as before). Uploads arrive as a zip or tar of the directory and are
-unpacked with limits (size, file count, plain files only, no path leaving the folder).
+``agent`` event for the root at the start and when another agent (or a new lifecycle of it)
+makes its first call, under the step that spawned it; each agent's final status (from the
+run's ``agents`` list) after its last call, the root's and those still active at the run's end;
+a ``message`` and a ``receipt`` for every message a prompt received (read back from the
+receipt forms in the prompts: ``api.trace_message_receipts``; the ids are numbered here, the
+trace keeps none). A reference trace names no agents (its steps all belong to ``:main``:
+``api.import_trace_dir``), so it imports as a single-agent run. Either kind's coordinator
+warnings become ``warning`` events at their timestamps (and stay in ``origin``, as before).
+
+Uploads arrive as a zip or tar of the directory and are unpacked with limits (size, file
+count, plain files only, no path leaving the folder).
 """
 
 from __future__ import annotations
@@ -150,8 +153,9 @@ class _AgentEvents:
             # sent when the sender's step ended at the latest, and before it was received
             sent = self.finished.get(r["sender_step"]) if r["sender_step"] is not None else None
             received = s.get("started")
-            self.emit(api.events.MESSAGE, min(sent, received) if sent and received else (sent or received), id=r["id"], kind=r["kind"],
-                      sender=r["sender"], targets=[agent], edge=r["edge"], step=r["sender_step"],
+            at = min(sent, received) if sent and received else (sent or received)
+            self.emit(api.events.MESSAGE, at, id=r["id"], kind=r["kind"], sender=r["sender"],
+                      targets=[agent], edge=r["edge"], step=r["sender_step"],
                       **({"body": r["body"]} if r["body"] is not None else {}))
         by_site: dict[str, list[dict]] = {}
         for r in batch:
