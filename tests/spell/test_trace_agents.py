@@ -154,3 +154,23 @@ def test_unknown_top_level_keys_are_kept(tmp_path):
     write_trace_dir(res, tmp_path / "out2")
     data = read_one((tmp_path / "out2" / "trace.edn").read_text())
     assert kw("x") not in data and data[kw("y")] == read_one("{:a 1}") and len(data[kw("nodes")]) == 1
+
+
+def test_cli_writes_and_imports_a_multi_agent_trace(tmp_path, capsys):
+    import json
+    from spellide.spell.cli import main
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps({"main": ["'(agents/!spawn-ask \"Return 42.\" :w)", "(:body msg-1)"],
+                                  "w": ["42"]}), encoding="utf-8")
+    trace = tmp_path / "trace"
+    assert main(["run", "--prompt", "P", "--model", f"scripted:{script}", "--trace-dir", str(trace), "--json"]) == 0
+    ran = json.loads(capsys.readouterr().out)
+    assert ran["value"] == "42" and [s["agent"] for s in ran["steps"]] == [":main", ":w", ":main"]
+    assert [line.split(" (quine")[0] for line in (trace / "tree.txt").read_text(encoding="utf-8").splitlines()] == \
+        ["0", "\u251c\u2500 1 [:w]", "\u2514\u2500 2"]
+    assert main(["trace", "import", str(trace)]) == 0
+    back = json.loads(capsys.readouterr().out)
+    fields = ("id", "parent", "agent", "generation")
+    assert [[s[k] for k in fields] for s in back["steps"]] == [[s[k] for k in fields] for s in ran["steps"]] == \
+        [[0, None, ":main", 1], [1, 0, ":w", 1], [2, 0, ":main", 1]]
+    assert back["agents"] == ran["agents"] and back["warnings"] == ran["warnings"] == []
