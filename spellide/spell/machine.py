@@ -224,7 +224,14 @@ class Run:
         return effects
 
     def _apply_spell_fn(self, f: Any, args: list) -> Any:
+        """Call a Spell function an effect was given (``globals/update``'s f): it runs where
+        effects are available, as the ``eval`` that called the effect was (an agent's update
+        function may ask ``agents/current-handle``)."""
+        caller = self.gate.call_env()
+        if caller is not None:   # where the effect was called: its env (dynamic scope), effects
+            return apply_fn(f, list(args), caller[1], caller[0])
         ctx = self._ctx(self.gate.scope.step, 1)
+        ctx = ctx.derive(builtins={**ctx.builtins, **self._effects, Symbol("eval"): self._eval})
         return apply_fn(f, list(args), immutables.Map(), ctx)
 
     def _on_effect(self, rec: EffectRecord) -> None:
@@ -951,9 +958,10 @@ class Run:
         try:
             if MAIN in coord.agents:
                 if error is None:
-                    coord.finish(root.key, MAIN, root.generation, value)
+                    coord.finish(root.key, MAIN, root.generation, value, rewake=False)
                 else:
-                    coord.finish(root.key, MAIN, root.generation, child_failure(MAIN, error), failed=True)
+                    coord.finish(root.key, MAIN, root.generation, child_failure(MAIN, error), failed=True,
+                                 rewake=False)
             if self.agents.at_end is not None:
                 self.agents.at_end(self)
         finally:

@@ -570,10 +570,12 @@ class Coordinator:
             return reverse.id
 
     # --- lifecycles ---------------------------------------------------------------------------
-    def finish(self, actor: Any, handle: Keyword, generation: int, value: Any, failed: bool = False) -> None:
+    def finish(self, actor: Any, handle: Keyword, generation: int, value: Any, failed: bool = False,
+               rewake: bool = True) -> None:
         """A lifecycle returned (``value``; for a failure the child-failure map): fill every
         incoming slot this generation claimed, cancel its outgoing edges (a warning when there
-        were any), drop its external waits, and wake it again at once if mail is waiting."""
+        were any), drop its external waits, and wake it again at once if mail is waiting
+        (``rewake``; not the root, whose return ends the run)."""
         with self.lock:
             if self.closed:
                 return
@@ -596,7 +598,7 @@ class Coordinator:
             self._commit(actor, "finish", {"handle": show(handle), "generation": generation,
                                            "failed": failed})
             self._set_status(rec, FINISHED)
-            if rec.mailbox:
+            if rec.mailbox and rewake:
                 self._wake(rec)
             launches, self._launches = self._launches, []
         for launch in launches:

@@ -10,8 +10,9 @@ stack than one); elsewhere the wait evaluates it in place, as a non-tail self-ca
 
 Thread stacks. A lifecycle thread gets ``AGENT_STACK_MB`` of stack (the root keeps the big
 stack of ``execute_with_deep_stack``): fifty sleeping agents must fit under the run's memory
-limit, which counts every thread's reserved stack. [design] A spawned agent therefore nests
-less deeply than the root before its stack-depth error.
+limit, which counts every thread's reserved stack (50 x 8 MB = 400 MB of the default 1 GB).
+8 MB holds the evaluator's own limit of 3,000 nested calls and printing 2,500-deep data. An
+agent whose thread cannot start is a ``memory-limit`` error of the spawner.
 """
 
 from __future__ import annotations
@@ -24,11 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
 from ..data import Keyword, Map, kw
-from ..errors import SpellError
+from ..errors import SpellError, TypedError
 from ..evaluator import TailCall
 from .coordinator import MAIN, Coordinator, Launch, Scheduler, show
 
-AGENT_STACK_MB = 16
+AGENT_STACK_MB = 8
 JOIN_SECONDS = 5.0   # how long the end of a run waits for abandoned agents to unwind
 _stack_lock = threading.Lock()
 
@@ -126,6 +127,11 @@ class AgentRuntime:
             try:
                 t = threading.Thread(target=body, name=f"spell-agent-{launch.handle.full}", daemon=True)
                 t.start()
+            except RuntimeError:   # "can't start new thread": its stack is past the memory limit
+                raise TypedError(f"Cannot start agent {show(launch.handle)}: another thread stack of "
+                                 f"{AGENT_STACK_MB} MB does not fit under the run's memory limit "
+                                 f"({len(self.threads)} agent threads started so far)",
+                                 kind="memory-limit") from None
             finally:
                 threading.stack_size(prev)
         self.threads.append(t)

@@ -213,9 +213,22 @@ class EffectGate:
 
     def builtin(self, name: str, fn: Callable[..., Any], *, unsafe: bool = False,
                 doc: str = "") -> Builtin:
-        """Wrap a plain effect function as a Spell builtin that goes through this gate."""
+        """Wrap a plain effect function as a Spell builtin that goes through this gate. The
+        caller's context and env are kept meanwhile (``call_env``): a Spell function the
+        effect is given (``globals/update``'s f) runs in the env it was called from, as every
+        higher-order builtin does (dynamic scope)."""
 
-        def call(*args: Any) -> Any:
-            return self.perform(name, args, lambda: fn(*args), unsafe=unsafe)
+        def call(ctx: Any, env: Any, *args: Any) -> Any:
+            local = self._local
+            outer = getattr(local, "env", None)
+            local.env = (ctx, env)
+            try:
+                return self.perform(name, args, lambda: fn(*args), unsafe=unsafe)
+            finally:
+                local.env = outer
 
-        return Builtin(name, call, doc=doc)
+        return Builtin(name, call, needs_ctx=True, doc=doc)
+
+    def call_env(self) -> Optional[tuple[Any, Any]]:
+        """(ctx, env) of the effect call in progress in this thread (None: none)."""
+        return getattr(self._local, "env", None)
