@@ -11,7 +11,8 @@ fails when they do). What a client can do, by group (the names are listed in ``_
 * **observation**: the event stream (``events``: the event type constants, ``Event``), the
   effect journal (``EffectJournal``, ``read_journal``) and run records (``Record``,
   ``RecordedEdit``, ``EffectRecord``) for replay, forks and resume, also as a trace directory
-  in the reference's layout (``write_trace_dir``, ``import_trace_dir``);
+  in the reference's layout (``write_trace_dir``, ``import_trace_dir``; ``trace_message_receipts``
+  reads the messages a multi-agent run's prompts received back out of them);
 * **forms**: read (``read_all``, ``read_all_spans``, ``read_one``; ``reader_fast_path`` says
   whether the C reader is in use, ``read_all_spans_python`` reads without it), print (``pr_str``),
   analyse (``split_program``, ``balance_open``, ``assemble``) and the value types
@@ -207,7 +208,7 @@ _EXPORTS: dict[str, str] = {
     "EFFECT": "events", "STEP_FINISHED": "events", "RUN_FINISHED": "events", "RUN_FAILED": "events",
     "EffectJournal": "journal", "read_journal": "journal",
     "Record": "record", "RecordedEdit": "record", "EffectRecord": "effects.cache",
-    "write_trace_dir": "trace", "import_trace_dir": "trace",
+    "write_trace_dir": "trace", "import_trace_dir": "trace", "trace_message_receipts": "trace",
     # run bundles: the format (the IDE writes them; replay:FILE reads them)
     "BUNDLE_FORMAT": "bundle", "BUNDLE_VERSION": "bundle", "MAX_BUNDLE_BYTES": "bundle",
     "BundleError": "bundle", "BundleTexts": "bundle", "check_bundle": "bundle", "text_digest": "bundle",
@@ -228,6 +229,8 @@ _EXPORTS: dict[str, str] = {
     "MARKERS": "edits", "THINK": "edits", "apply_edits": "edits", "build_init": "edits",
     "EditTrace": "edits", "trace_program": "program_trace", "opcodes": "program_trace",
     "TRACE_BY": "program_trace",
+    # futures (futures.py): the host side of a (future ...) value, and the run's pool of them
+    "HostFuture": "futures", "FuturePool": "futures", "waitable_future": "futures",
     # namespaces: one declaration each (namespaces.py)
     "Namespace": "namespaces", "NamespaceFn": "namespaces", "declare_namespace": "namespaces",
     "effect_namespaces": "namespaces",
@@ -243,10 +246,11 @@ _EXPORTS: dict[str, str] = {
     "read_input": "limits", "process_memory": "limits", "watch_overrun": "limits", "OVERRUN_GRACE": "limits",
 }
 
-_RENAMED = {"TRACE_BY": "BY", "NamespaceFn": "Fn", "declare_namespace": "declare",
+_RENAMED = {"waitable_future": "waitable", "TRACE_BY": "BY", "NamespaceFn": "Fn", "declare_namespace": "declare",
             "BUNDLE_FORMAT": "FORMAT", "BUNDLE_VERSION": "VERSION", "BundleTexts": "TextTable",
             "check_bundle": "check", "text_digest": "digest", "dump_bundle": "dumps",
-            "load_bundle_bytes": "loads", "load_bundle": "load"}   # names that are shorter in their own module
+            "load_bundle_bytes": "loads", "load_bundle": "load",
+            "trace_message_receipts": "message_receipts"}   # names that are shorter in their own module
 
 __all__ = sorted({
     "BEFORE_MODEL", "AFTER_COMPLETION", "BEFORE_EFFECT", "ON_ERROR", "ON_MODEL_ERROR",
@@ -292,7 +296,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from .prompts import PROMPT_VERSION, prompt_digest, system_prompt, transports
     from .reader import read_all, read_all_spans, read_all_spans_python, read_one, reader_fast_path
     from .record import Record, RecordedEdit
-    from .trace import import_trace_dir, write_trace_dir
+    from .trace import import_trace_dir, message_receipts as trace_message_receipts, write_trace_dir
     from .bundle import (FORMAT as BUNDLE_FORMAT, MAX_BUNDLE_BYTES, VERSION as BUNDLE_VERSION, BundleError,
                          TextTable as BundleTexts, check as check_bundle, digest as text_digest,
                          dumps as dump_bundle, load as load_bundle, loads as load_bundle_bytes)

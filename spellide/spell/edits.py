@@ -626,6 +626,9 @@ def render_value(value: Any, store: ValueStore, limit: int = DEFAULT_INLINE_LIMI
     """
     if limit < 0:
         return quote_value(value)
+    from .futures import futures_in
+    if futures_in(value):   # a future prints unreadably on purpose: keep the object itself
+        return quote_value(store.put(value))
     try:
         printed = pr_str(value)
     except Exception:

@@ -164,6 +164,14 @@ class Context:
     def steps(self) -> int:
         return self.shared.steps
 
+    def fork(self, **changes: Any) -> "Context":
+        """A context for an evaluation that runs beside this one, in another thread (a
+        future's body): the same builtins and limits, but counters of its own (steps, call
+        depth, gensyms) and no deadline yet, so the two never race on one counter. Other
+        fields change as for ``derive``."""
+        sh = self.shared
+        return self.derive(shared=_Shared(sh.max_steps, None, sh.max_depth), **changes)
+
     def derive(self, **changes: Any) -> "Context":
         """A copy with some fields changed (``builtins=``, ``machine=``, ...). The copy shares
         the step/depth counters unless ``shared=`` is given."""
@@ -186,6 +194,10 @@ def _normalize_table(table: Optional[dict]) -> dict:
 
 
 _CORE: Optional[dict] = None
+
+# Namespaces that exist only in some evaluations, with what a lookup elsewhere says: the
+# futures' ``blocking/`` is bound only in the context of a future's body (``futures.py``).
+ALWAYS_GATED = {"blocking": "blocking/ is only available inside (future ...) blocks"}
 
 
 def core_builtins() -> dict:
@@ -217,7 +229,7 @@ def make_context(extra: Optional[dict] = None, *, rng: Optional[random.Random] =
         deadline = time.monotonic() + float(limits["timeout"])
     shared = _Shared(int(limits.get("max_steps") or DEFAULT_MAX_STEPS), deadline,
                      int(limits.get("max_depth") or DEFAULT_MAX_DEPTH))
-    return Context(table, rng=rng, gated=dict(gated) if gated else {}, shared=shared)
+    return Context(table, rng=rng, gated={**ALWAYS_GATED, **(gated or {})}, shared=shared)
 
 
 # --------------------------------------------------------------------------------------------

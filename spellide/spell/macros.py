@@ -345,6 +345,29 @@ def _future(form: List, env: Any, ctx: Any) -> Any:
     return List((S("future*"), List((FN, Vector(), *form[1:]))))
 
 
+_AWAIT = Symbol("await", "blocking")
+
+
+def expand_plet(form: List, env: Any, ctx: Any) -> Any:
+    """``(blocking/plet [a e1 b e2] body...)``: every ``ei`` starts as a future first, then
+    each name is bound to its awaited value, so the expressions run concurrently and none of
+    them sees another's name. Bound in ``blocking/`` (``effects/blocking.py``), not a core
+    macro: it exists only inside futures."""
+    if len(form) < 2 or not isinstance(form[1], Vector) or len(form[1]) % 2:
+        raise _fail("blocking/plet expects a binding vector of name-expression pairs, then a body")
+    pairs = [(form[1][i], form[1][i + 1]) for i in range(0, len(form[1]), 2)]
+    started = [Symbol(f"%plet-{i}") for i in range(len(pairs))]
+    bindings: list = []
+    for slot, (_, expr) in zip(started, pairs):
+        bindings += [slot, List((S("future"), expr))]
+    for slot, (name, _) in zip(started, pairs):
+        bindings += [name, List((_AWAIT, slot))]
+    return List((LET, Vector(bindings), *form[2:]))
+
+
+mark_pure(expand_plet)
+
+
 # --- context / turn markers ---------------------------------------------------------------
 
 def _think_body(rest: Any) -> Any:
@@ -415,7 +438,8 @@ MACRO_DOCS = {
     "defmacro": "(defmacro name [params] body...): a macro; the body returns the form to "
                 "evaluate",
     "comment": "(comment ...): ignored, nil",
-    "future": "(future body...): run body concurrently (where futures are available)",
+    "future": "(future body...): evaluate body concurrently, in a thread; the value is a future "
+              "for blocking/await (inside futures) or !ask-await",
     "think": "(think label body...): body evaluated, result nil; the label is never evaluated",
     "rethink": "(rethink [k] label body...): like think; at edit time replaces the last k forms",
     "prune": "(prune [k]): nil; at edit time removes the previous k forms",

@@ -26,9 +26,11 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-# Modules whose import declares the built-in effect namespaces.
+# Modules whose import declares the built-in effect namespaces (and ``blocking/``, bound only
+# inside futures: declared here so that describe finds it everywhere).
 EFFECT_MODULES = ("spellide.spell.effects.io", "spellide.spell.effects.globals",
-                  "spellide.spell.effects.model")
+                  "spellide.spell.effects.model", "spellide.spell.agents.namespace",
+                  "spellide.spell.effects.blocking")
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,25 @@ imported into the same JSON shape to be browsed in the IDE:
   ``:spellide/effects``, ``:spellide/value-text`` and any other step field; the run's own
   fields (value, error, status, ...) go under a top-level ``:spellide/run``. Importing a
   directory spellide wrote is therefore lossless.
-* ``tree.txt``: ``id [leaf] <prompt ≤40 chars...> → <value ≤30>`` or ``✗ <error ≤30>``, with
-  ``├─ └─ │`` connectors.
+* ``tree.txt``: ``id [leaf] [:h] <prompt ≤40 chars...> → <value ≤30>`` or ``✗ <error ≤30>``,
+  with ``├─ └─ │`` connectors; ``[:h]`` (``[:h gen 2]`` past an agent's first lifecycle) names
+  the agent of a node that is not the root agent's first lifecycle.
+
+Multi-agent runs (spell-agents.md section 9). Every model call of every agent is a node; the
+runtime numbers steps in start order across agents and gives a spawned agent's first call the
+spawning step as parent (a wait-resumed call hangs under the node that waited), so the nodes keep
+the reference's parentage as they are. The reference's nodes carry no handle: spellide writes the
+step's agent and lifecycle as ``:spellide/agent :w`` and ``:spellide/generation 2``. The run's
+coordinator warnings are the top-level ``:warnings [{:message :data :timestamp-ms}]`` the
+reference writes (``:data`` as EDN data); in the JSON shape they are ``{"message", "data" (printed
+EDN), "timestamp_ms"}``. Top-level keys neither format knows are kept on import (``extra``: the
+printed key, e.g. ``":run/config"``, -> the printed value) and written back unchanged.
+
+Importing a reference trace (no ``:spellide/agent`` keys): every step is given to ``:main``,
+generation 1. The handles cannot be recovered reliably from the prompts (a spawned agent's first
+prompt is a fresh program, like a self-call's, and the spawn form need not name the handle, e.g.
+``agents/spawn`` picks ``:spawn-1``), so none is guessed. ``message_receipts`` reads the messages
+an agent received back out of the receipt forms in its prompts, for steps whose agent is known.
 
 Choices that differ from the reference, on purpose:
 
@@ -48,6 +65,7 @@ from .data import Keyword, List, Map, Vector, is_number, kw
 TREE_PROMPT_CHARS = 40
 TREE_RESULT_CHARS = 30
 TREE_MAX_INDENT = 50
+MAIN = ":main"   # the root agent's handle as printed; a reference trace's steps all get it
 
 # Step fields that map onto reference node keys; every other field goes under :spellide/<field>.
 _MAPPED = frozenset({"id", "parent", "depth", "variant", "prefix", "completion", "program",
@@ -155,8 +173,15 @@ def _node(step: dict, children: list[dict], has_file: bool) -> dict:
         node["spellide/effects"] = step["effects"]
     for k, v in step.items():
         if k not in _MAPPED:
-            node[f"spellide/{k}"] = v
+            node[f"spellide/{k}"] = _handle_edn(v) if k == "agent" else v
     return node
+
+
+def _handle_edn(shown: Any) -> Any:
+    """An agent handle as printed (``":w"``) as the keyword it is; anything else as it is."""
+    if isinstance(shown, str) and shown.startswith(":") and _KEYWORD_RE.fullmatch(shown[1:]):
+        return kw(shown[1:])
+    return shown
 
 
 def write_trace_dir(result: dict, directory: str | Path) -> None:
@@ -182,7 +207,7 @@ def write_trace_dir(result: dict, directory: str | Path) -> None:
 
     step_ids = ids
     run = {k: v for k, v in result.items()
-           if k not in ("steps", "effects", "warnings", "source", "trace_dir")}
+           if k not in ("steps", "effects", "warnings", "source", "trace_dir", "extra")}
     root_effects = [e for e in result.get("effects") or []
                     if not (isinstance(e, dict) and e.get("step") in step_ids)]
     if root_effects:
@@ -201,17 +226,43 @@ def write_trace_dir(result: dict, directory: str | Path) -> None:
         if result.get("warnings"):
             f.write("\n :warnings ")
             f.write(_edn([_warning_edn(w) for w in result["warnings"]]))
+        for key, text in _extra_keys(result.get("extra")):
+            f.write(f"\n {key} {text}")
         f.write("\n :spellide/run ")
         f.write(_edn(run))
         f.write("}\n")
     (out / "tree.txt").write_text(render_tree(steps) + "\n", encoding="utf-8")
 
 
+# the trace's own top-level keys; any other key of a directory read in is kept in ``extra``
+_TOP_LEVEL = frozenset({"nodes", "next-id", "root", "warnings", "spellide/run"})
+
+
+def _extra_keys(extra: Any) -> list[tuple[str, str]]:
+    """The top-level keys an import kept (printed key -> printed value), as EDN text to write
+    back: re-printed canonically (no comment or trailing text can slip in), the trace's own
+    keys and anything that does not read as one form left out."""
+    from .errors import SpellError
+    from .printer import pr_str
+    from .reader import read_one
+    out: list[tuple[str, str]] = []
+    for key, text in (extra or {}).items() if isinstance(extra, dict) else ():
+        try:
+            k, v = read_one(str(key)), read_one(str(text))
+        except SpellError:
+            continue
+        if not (isinstance(k, Keyword) and k.full in _TOP_LEVEL):
+            out.append((pr_str(k), pr_str(v)))
+    return out
+
+
 def _warning_edn(w: Any) -> Any:
-    """A warning's ``data`` is arbitrary EDN kept as printed text in JSON: written back as data."""
+    """A warning as the reference writes it: ``data`` (arbitrary EDN kept as printed text in
+    JSON) written back as data, ``timestamp_ms`` as ``:timestamp-ms``."""
     if not isinstance(w, dict):
         return w
-    return {k: (_value_edn(v) if k == "data" and isinstance(v, str) else v) for k, v in w.items()}
+    return {("timestamp-ms" if k == "timestamp_ms" else k):
+            (_value_edn(v) if k == "data" and isinstance(v, str) else v) for k, v in w.items()}
 
 
 # --- tree.txt ------------------------------------------------------------------------------------
@@ -225,6 +276,10 @@ def _label(step: dict) -> str:
     parts = [str(step["id"])]
     if step.get("variant") == "leaf":
         parts.append(" [leaf]")
+    agent, generation = step.get("agent") or MAIN, step.get("generation") or 1
+    if agent != MAIN or generation != 1:
+        parts.append(f" [{_clip(str(agent), TREE_PROMPT_CHARS)}"
+                     + (f" gen {generation}]" if generation != 1 else "]"))
     parts.append(" " + _clip(step.get("prefix") or "", TREE_PROMPT_CHARS))
     if step.get("error") is not None:
         parts.append(" \u2717 " + _clip(str(step["error"]), TREE_RESULT_CHARS))
@@ -369,14 +424,27 @@ def import_trace_dir(directory: str | Path) -> dict:
     result["trace_dir"] = str(d)
     warnings = data.get(kw("warnings"))
     if isinstance(warnings, (Vector, List)):
-        # {:message :data :timestamp-ms}: :data is arbitrary EDN, kept as its printed text
-        result["warnings"] = [{(k.full if isinstance(k, Keyword) else pr_str(k)):
-                               (pr_str(v) if k == kw("data") else _to_json(v)) for k, v in w.items()}
-                              if isinstance(w, Map) else _to_json(w) for w in warnings]
+        result["warnings"] = [_import_warning(w) for w in warnings]
+    else:
+        result.setdefault("warnings", [])
+    result.setdefault("agents", [])
     for k, v in data.items():
-        if isinstance(k, Keyword) and k.full not in ("nodes", "next-id", "root", "warnings", "spellide/run"):
-            result.setdefault("extra", {})[k.full] = _to_json(v)
+        if not (isinstance(k, Keyword) and k.full in _TOP_LEVEL):
+            result.setdefault("extra", {})[pr_str(k)] = pr_str(v)   # printed: written back unchanged
     return result
+
+
+def _import_warning(w: Any) -> Any:
+    """``{:message :data :timestamp-ms}`` as the JSON shape's ``{"message", "data",
+    "timestamp_ms"}``; ``:data`` is arbitrary EDN, kept as its printed text."""
+    from .printer import pr_str
+    if not isinstance(w, Map):
+        return _to_json(w)
+    out: dict[str, Any] = {}
+    for k, v in w.items():
+        name = k.full if isinstance(k, Keyword) else pr_str(k)
+        out["timestamp_ms" if name == "timestamp-ms" else name] = pr_str(v) if name == "data" else _to_json(v)
+    return out
 
 
 def _kind(x: Any) -> str:
@@ -463,6 +531,11 @@ def _import_node(d: Path, node: Map, where: str, pr_str: Any) -> dict:
             extra[name] = _to_json(v)  # reference keys spellide has no field for (:hooked, :memo)
     if extra:
         step["reference"] = extra
+    # a reference node names no agent: the root's (module docstring)
+    if not isinstance(step.get("agent"), str):
+        step["agent"] = MAIN
+    if not isinstance(step.get("generation"), int) or isinstance(step.get("generation"), bool):
+        step["generation"] = 1
     return step
 
 
@@ -482,3 +555,88 @@ def _read_program(path: Path, where: str) -> Optional[str]:
             return f.read()
     except UnicodeDecodeError as e:
         raise ValueError(f"{path}: not UTF-8 text (byte {e.start})") from None
+
+
+# --- messages received, read back from prompts ----------------------------------------------------
+
+def _receipt_patterns() -> tuple[re.Pattern, re.Pattern, dict[str, str]]:
+    from .agents.receipt import LABELS
+    sites = {label: site for site, label in LABELS.items()}
+    head = re.compile(r'\(think "(' + "|".join(re.escape(label) for label in LABELS.values())
+                      + r')"\) \(def msg-(\d+) ')
+    tail = re.compile(r"\) \(quote \(!extend [^\s()]+\)\)")
+    return head, tail, sites
+
+
+def message_receipts(steps: Iterable[dict]) -> list[dict]:
+    """The messages each step's prompt received, read back from the receipt forms the runtime
+    writes (``(think "wait resumed") (def msg-N M) (quote (!extend completion))``,
+    spell-agents.md 2.3): for each step in id order, the ``msg-N`` its prompt binds that no
+    earlier prompt of the same agent bound (names count per agent, across lifecycles). Each is
+    ``{step, agent, site, name, message (printed), sender, kind, edge, body, sender_step}``:
+    ``kind`` as the coordinator names it (``future`` from ``:future``, ``cancel``, ``request``
+    when it expects a response, ``report`` with an edge id, else ``send``); ``sender_step`` is
+    the sender's last step started before the receiving one (an inference: the trace does not
+    record when a message was sent), None when the sender made no call.
+
+    Only meaningful when the steps' agents are known (a trace spellide wrote): a reference
+    trace gives every step to ``:main``, and a spawned agent's receipts would be read as the
+    root's."""
+    from .errors import SpellError
+    from .printer import pr_str
+    from .reader import read_one
+    head, tail, sites = _receipt_patterns()
+    ordered = sorted((s for s in steps if s.get("id") is not None), key=lambda s: int(s["id"]))
+    latest: dict[str, int] = {}      # agent -> its last step so far
+    bound: dict[str, int] = {}       # agent -> highest msg-N bound so far
+    out: list[dict] = []
+    for s in ordered:
+        agent = s.get("agent") or MAIN
+        prompt = s.get("prefix") or ""
+        for m in head.finditer(prompt):
+            n = int(m.group(2))
+            if n <= bound.get(agent, 0):
+                continue
+            form = _message_form(prompt, m.end(), tail, read_one, SpellError)
+            if form is None:
+                continue
+            bound[agent] = n
+            out.append(_receipt(s, agent, sites[m.group(1)], f"msg-{n}", form, latest, pr_str))
+        latest[agent] = int(s["id"])
+    return out
+
+
+def _message_form(prompt: str, start: int, tail: re.Pattern, read_one: Any, error: type) -> Optional[Map]:
+    """The message bound at ``start``: the text up to the first receipt tail that reads as one
+    form (a message body may itself contain a tail's text)."""
+    for t in tail.finditer(prompt, start):
+        try:
+            form = read_one(prompt[start:t.start()])
+        except error:
+            continue
+        if isinstance(form, List) and len(form) == 2 and getattr(form[0], "name", None) == "quote":
+            form = form[1]   # a message that does not evaluate to itself is bound quoted
+        return form if isinstance(form, Map) else None
+    return None
+
+
+def _receipt(step: dict, agent: str, site: str, name: str, message: Map, latest: dict[str, int],
+             pr_str: Any) -> dict:
+    sender = message.get(kw("from"))
+    shown = pr_str(sender) if sender is not None else None
+    edge = message.get(kw("edge-id"))
+    if sender == kw("future"):
+        kind = "future"
+    elif message.get(kw("cancelled")) is True:
+        kind = "cancel"
+    elif message.get(kw("expects-response")) is True:
+        kind = "request"
+    elif isinstance(edge, int) and not isinstance(edge, bool):
+        kind = "report"
+    else:
+        kind = "send"
+    body = pr_str(message[kw("body")]) if kw("body") in message else None
+    return {"step": int(step["id"]), "agent": agent, "site": site, "name": name,
+            "message": pr_str(message), "sender": shown, "kind": kind,
+            "edge": edge if isinstance(edge, int) and not isinstance(edge, bool) else None,
+            "body": body, "sender_step": latest.get(shown) if isinstance(shown, str) else None}

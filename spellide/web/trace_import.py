@@ -4,8 +4,21 @@ imported as a run that browses like any other: steps, programs, diffs, effects.
 The core reads the directory (``api.import_trace_dir``: ``trace.edn`` plus a program file per
 node); this module turns the steps it reports into the same events a live run emits and writes
 them through ``RunPersister``, the one path by which events become rows, so the imported run is
-stored exactly as a recorded one. Uploads arrive as a zip or tar of the directory and are
-unpacked with limits (size, file count, plain files only, no path leaving the folder).
+stored exactly as a recorded one.
+
+A multi-agent run's trace (one spellide wrote: each node names its agent and lifecycle) is
+imported with the multi-agent events a live run emits, so the run page shows its agents: an
+``agent`` event for the root at the start and when another agent (or a new lifecycle of it)
+makes its first call, under the step that spawned it; each agent's final status (from the
+run's ``agents`` list) after its last call, the root's and those still active at the run's end;
+a ``message`` and a ``receipt`` for every message a prompt received (read back from the
+receipt forms in the prompts: ``api.trace_message_receipts``; the ids are numbered here, the
+trace keeps none). A reference trace names no agents (its steps all belong to ``:main``:
+``api.import_trace_dir``), so it imports as a single-agent run. Either kind's coordinator
+warnings become ``warning`` events at their timestamps (and stay in ``origin``, as before).
+
+Uploads arrive as a zip or tar of the directory and are unpacked with limits (size, file
+count, plain files only, no path leaving the folder).
 """
 
 from __future__ import annotations
@@ -32,7 +45,12 @@ class TraceRefused(ValueError):
     """An archive or directory that is not an importable trace; the message says why."""
 
 
+MAIN = ":main"
+
+
 def import_trace(directory: str | Path, owner: Any, title: str = "") -> Run:
+    """The trace directory as a new run of ``owner``, stored through ``RunPersister``; raises
+    ``TraceRefused`` (with the reason) for a directory that is not an importable trace."""
     try:
         result = api.import_trace_dir(directory)
     except (FileNotFoundError, NotADirectoryError, ValueError) as e:
@@ -54,10 +72,14 @@ def import_trace(directory: str | Path, owner: Any, title: str = "") -> Run:
 
     t0 = steps[0].get("started") if steps and steps[0].get("started") else time.time()
     emit(api.RUN_STARTED, t0, config=run.config, model_settings={"model": "trace"})
+    agents = _AgentEvents(result, steps, emit)
+    agents.start(t0)
     for s in steps:
         sid = s["id"]
+        agents.before_step(s)
         emit(api.STEP_STARTED, s.get("started"), step=sid, parent=s.get("parent"), depth=s.get("depth") or 1,
-             prefix=s.get("prefix") or "", model="trace")
+             prefix=s.get("prefix") or "", model="trace", agent=s.get("agent") or MAIN,
+             generation=s.get("generation") or 1)
         emit(api.COMPLETION, s.get("started"), step=sid, completion=s.get("completion") or "",
              usage=s.get("usage") or {}, model="trace", transport="")
         if s.get("program") is not None:
@@ -69,7 +91,9 @@ def import_trace(directory: str | Path, owner: Any, title: str = "") -> Run:
         # position: nested calls show under their parent, each with its own value
         emit(api.STEP_FINISHED, s.get("finished") or s.get("started"), step=sid, value=s.get("value"),
              error=s.get("error"), continued_by=None)
+        agents.after_step(s)
     end = steps[-1].get("finished") if steps else None
+    agents.at_end(end)
     if result.get("error"):
         emit(api.RUN_FAILED, end, error=result["error"], kind=result.get("error_kind"))
     else:
@@ -79,6 +103,98 @@ def import_trace(directory: str | Path, owner: Any, title: str = "") -> Run:
         raise TraceRefused(f"the trace could not be stored: {persister.error}")
     run.refresh_from_db()
     return run
+
+
+class _AgentEvents:
+    """The multi-agent events of an imported run, emitted around its steps (module docstring).
+    A run whose steps all belong to ``:main`` generation 1 with no other agent listed is a
+    single-agent run, and a live single-agent run emits none of these."""
+
+    def __init__(self, result: dict, steps: list[dict], emit: Any):
+        self.emit = emit
+        listed = [a for a in result.get("agents") or [] if isinstance(a, dict) and a.get("handle")]
+        self.listed = {str(a["handle"]): a for a in listed}
+        self.multi = any((s.get("agent") or MAIN) != MAIN or (s.get("generation") or 1) != 1 for s in steps) \
+            or any(h != MAIN for h in self.listed)
+        self.lifecycle: dict[str, int] = {}      # agent -> the generation of its last step
+        self.receipts: dict[int, list[dict]] = {}
+        self.warnings = [w for w in result.get("warnings") or [] if isinstance(w, dict)]
+        if self.multi:
+            for r in api.trace_message_receipts(steps):
+                self.receipts.setdefault(r["step"], []).append(r)
+        self.finished = {s["id"]: s.get("finished") or s.get("started") for s in steps}
+        self.last_step = {(s.get("agent") or MAIN): s["id"] for s in steps}   # steps are in id order
+        self.ended: set[str] = set()
+        self.next_message = 0
+
+    def start(self, t0: float) -> None:
+        """The root agent runs from the start of the run (its first call may come after the
+        calls of agents its init program spawned)."""
+        if self.multi:
+            self.lifecycle[MAIN] = 1
+            self.emit(api.events.AGENT, t0, agent=MAIN, parent=None, status="running", generation=1, step=None)
+
+    def before_step(self, s: dict) -> None:
+        self._warnings_until(s.get("started"))
+        if not self.multi:
+            return
+        agent, generation = s.get("agent") or MAIN, s.get("generation") or 1
+        if self.lifecycle.get(agent) != generation:
+            first = agent not in self.lifecycle
+            self.lifecycle[agent] = generation
+            parent = self.listed.get(agent, {}).get("parent", None if agent == MAIN else MAIN)
+            # an agent's first call hangs under the step that spawned it (spell-agents.md 9)
+            self.emit(api.events.AGENT, s.get("started"), agent=agent, parent=parent, status="running",
+                      generation=generation, step=s.get("parent") if first else None)
+        batch = self.receipts.get(s["id"], [])
+        for r in batch:
+            self.next_message += 1
+            r["id"] = self.next_message
+            # sent when the sender's step ended at the latest, and before it was received
+            sent = self.finished.get(r["sender_step"]) if r["sender_step"] is not None else None
+            received = s.get("started")
+            at = min(sent, received) if sent and received else (sent or received)
+            self.emit(api.events.MESSAGE, at, id=r["id"], kind=r["kind"], sender=r["sender"],
+                      targets=[agent], edge=r["edge"], step=r["sender_step"],
+                      **({"body": r["body"]} if r["body"] is not None else {}))
+        by_site: dict[str, list[dict]] = {}
+        for r in batch:
+            by_site.setdefault(r["site"], []).append(r)
+        for site, rs in by_site.items():
+            self.emit(api.events.RECEIPT, s.get("started"), agent=agent, step=s["id"], site=site,
+                      messages=[{"id": r["id"], "name": r["name"]} for r in rs])
+
+    def after_step(self, s: dict) -> None:
+        """An agent that ended (finished or failed) did so with its last call: its final
+        status is shown from there, not from the end of the run."""
+        agent = s.get("agent") or MAIN
+        if self.multi and self.last_step.get(agent) == s["id"] and agent != MAIN:
+            a = self.listed.get(agent, {})
+            if a.get("status") in ("finished", "failed"):
+                self._final(agent, a, self.finished.get(s["id"]))
+
+    def at_end(self, end: Optional[float]) -> None:
+        self._warnings_until(None)
+        if not self.multi:
+            return
+        for agent, a in self.listed.items():
+            if agent not in self.ended and a.get("status") in api.events.AGENT_STATUSES:
+                self._final(agent, a, end)
+
+    def _final(self, agent: str, a: dict, ts: Optional[float]) -> None:
+        self.ended.add(agent)
+        self.emit(api.events.AGENT, ts, agent=agent, parent=a.get("parent"), status=a["status"],
+                  generation=a.get("generation") or self.lifecycle.get(agent) or 1, step=None)
+
+    def _warnings_until(self, ts: Optional[float]) -> None:
+        """The warnings raised before ``ts`` (all that are left when None), in time order."""
+        while self.warnings:
+            w = self.warnings[0]
+            at = w.get("timestamp_ms") / 1000 if isinstance(w.get("timestamp_ms"), (int, float)) else None
+            if ts is not None and (at is None or at > ts):
+                return
+            self.warnings.pop(0)
+            self.emit(api.events.WARNING, at, message=str(w.get("message") or ""), data=w.get("data"))
 
 
 def import_archive(raw: bytes, name: str, owner: Any, title: str = "") -> Run:

@@ -235,7 +235,7 @@ def test_import_reference_fixture():
     assert s4["program"] == s4["prefix"] + "))"
     assert res["warnings"][0]["message"].startswith("Returned with 1 outstanding edge")
     assert res["warnings"][0]["data"] == '{:edges [7] :handle :main :at "2025-03-01T12:00:03.500-00:00"}'
-    assert res["warnings"][0]["timestamp-ms"] == 1740830403505
+    assert res["warnings"][0]["timestamp_ms"] == 1740830403505   # the JSON shape's name
     json.dumps(res)
 
 

@@ -1023,6 +1023,16 @@ def gensym(ctx: Any, env: Any, prefix: Any = "G__") -> Symbol:
     return Symbol(f"{to_str(prefix)}{ctx.shared.gensym}")
 
 
+@builtin("future*", ctx=True, doc="(future* f): evaluate (f) concurrently; the value is a future, "
+                                  "{:spell/future true :ref ...}, for blocking/await (inside "
+                                  "futures) and !ask-await. (future e) is (future* (fn [] e)).")
+def future_star(ctx: Any, env: Any, thunk: Any) -> Any:
+    # Outside a run; a run binds its own pool's future* (machine.Run), which keys the
+    # futures' effects and ends them with the run.
+    from ..futures import DEFAULT_POOL
+    return DEFAULT_POOL.future_star(ctx, env, thunk)
+
+
 @builtin("random-uuid", ctx=True, doc="A random UUID string (from the run's seeded RNG)")
 def random_uuid(ctx: Any, env: Any) -> str:
     return str(uuid.UUID(int=ctx.rng.getrandbits(128), version=4))

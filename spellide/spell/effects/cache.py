@@ -1,9 +1,12 @@
 """The effect cache: every effect a run performs, keyed by where it happened.
 
-A key identifies the invocation, not just its inputs: the step, the ordinal of the effect
-within that step's evaluation, the effect name, and a digest of the canonical printed
-arguments. Replaying a run looks entries up by (step, ordinal) and then compares the name and
-the argument digest, so a miss can say *why* it missed.
+A key identifies the invocation, not just its inputs: the step, the evaluation context within
+that step (``ctx``: "" for the step's own evaluation, ``f<i>`` / ``f<i>.f<j>`` for futures,
+spell-agents.md section 8.2), the ordinal of the effect within that context, the effect name,
+and a digest of the canonical printed arguments. Replaying a run looks entries up by (step,
+ctx, ordinal) and then compares the name and the argument digest, so a miss can say *why* it
+missed. Each context counts its own ordinals, so futures running concurrently never shift the
+ordinals of the step's evaluation or of each other, whatever the thread timing.
 """
 
 from __future__ import annotations
@@ -48,10 +51,14 @@ class EffectRecord:
     duration_ms: float = 0.0
     usage: Optional[dict] = None
     saved_ms: float = 0.0     # for hits: the recorded duration that did not have to be spent
+    ctx: str = ""             # "" = the step's own evaluation; "f0", "f0.f1"... = a future
 
     def key(self) -> dict[str, Any]:
-        return {"step": self.step, "ordinal": self.ordinal, "name": self.name,
-                "args_digest": self.args_digest}
+        key = {"step": self.step, "ordinal": self.ordinal, "name": self.name,
+               "args_digest": self.args_digest}
+        if self.ctx:   # absent for the step's own evaluation: records made before futures read the same
+            key["ctx"] = self.ctx
+        return key
 
     def to_json(self) -> dict[str, Any]:
         d = {"key": self.key(), "step": self.step, "ordinal": self.ordinal, "name": self.name,
@@ -63,6 +70,8 @@ class EffectRecord:
             d["usage"] = self.usage
         if self.saved_ms:
             d["saved_ms"] = round(self.saved_ms, 3)
+        if self.ctx:
+            d["ctx"] = self.ctx
         return d
 
     @classmethod
@@ -72,7 +81,7 @@ class EffectRecord:
                    result=d.get("result"), status=d.get("status", LIVE), reason=d.get("reason", ""),
                    error=d.get("error"), error_kind=d.get("error_kind"),
                    started=float(d.get("started") or 0.0), duration_ms=float(d.get("duration_ms") or 0.0),
-                   usage=d.get("usage"))
+                   usage=d.get("usage"), ctx=str(d.get("ctx") or ""))
 
 
 def args_diff(old: str, new: str, limit: int = 2000) -> str:
@@ -102,7 +111,7 @@ class EffectCache:
     ``valid_through`` limits reuse to steps up to a fork point (None = all recorded steps).
     """
 
-    entries: dict[tuple[int, int], EffectRecord] = field(default_factory=dict)
+    entries: dict[tuple[int, str, int], EffectRecord] = field(default_factory=dict)   # (step, ctx, ordinal)
     valid_through: Optional[int] = None
     max_step: int = -2
 
@@ -113,19 +122,19 @@ class EffectCache:
             if r.status == BLOCKED and r.error_kind == "rejected":
                 continue
             # On a re-run of a step (after an edit) the last record at a position wins.
-            cache.entries[(r.step, r.ordinal)] = r
+            cache.entries[(r.step, r.ctx, r.ordinal)] = r
             cache.max_step = max(cache.max_step, r.step)
         return cache
 
     def add(self, record: EffectRecord) -> None:
-        self.entries[(record.step, record.ordinal)] = record
+        self.entries[(record.step, record.ctx, record.ordinal)] = record
         self.max_step = max(self.max_step, record.step)
 
     def lookup(self, step: int, ordinal: int, name: str, args_text: str, args_dig: str,
-               edited: bool = False) -> Lookup:
+               edited: bool = False, ctx: str = "") -> Lookup:
         if self.valid_through is not None and step > self.valid_through:
             return Lookup(None, AFTER_FORK)
-        rec = self.entries.get((step, ordinal))
+        rec = self.entries.get((step, ctx, ordinal))
         if rec is None:
             return Lookup(None, NEW_STEP if step > self.max_step else NEW_EFFECT)
         if rec.name != name:
