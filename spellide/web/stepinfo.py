@@ -26,7 +26,7 @@ from spellide.web.highlight import MAX_HIGHLIGHT_CHARS, highlight_lines
 from spellide.spell import api
 from spellide.spell.api import (PROMPT_VERSION, Layout, MissingText, SpellError, effect_namespaces,
                                  pretty_text, prompt_digest, rebuild_request, system_prompt, transports)
-from spellide.web.models import Edit, Effect, Run, RunEvent, Step
+from spellide.web.models import MAIN_AGENT, Agent, Edit, Effect, Run, RunEvent, Step
 
 SUMMARY_CHARS = 300       # completion characters read for a row's one-line summary
 FX_DOTS = 12              # effect dots shown per row
@@ -117,7 +117,7 @@ def paused_ms(run: Run, ids: Iterable[int]) -> dict[int, float]:
     return out
 
 
-def row_from_step(step: Step, fx: list[str], paused: float = 0.0) -> dict:
+def row_from_step(step: Step, fx: list[str], paused: float = 0.0, colours: Optional[dict[str, int]] = None) -> dict:
     head = getattr(step, "completion_head", None)
     if head is None:
         head = step.completion[:SUMMARY_CHARS] if step.completion else ""
@@ -127,6 +127,8 @@ def row_from_step(step: Step, fx: list[str], paused: float = 0.0) -> dict:
         "summary": _summary(head), "error": _summary(step.error) if step.error else "",
         "cont": step.continued_by, "fx": fx[:FX_DOTS], "fx_more": max(0, len(fx) - FX_DOTS),
         "ms": _duration_ms(step, paused), "model": step.model,
+        "agent": getattr(step, "agent", MAIN_AGENT), "generation": getattr(step, "generation", 1),
+        "colour": (colours or {}).get(getattr(step, "agent", MAIN_AGENT), 0),
     }
 
 
@@ -138,14 +140,15 @@ def _rows(run: Run, steps: list[Step]) -> list[dict]:
                         .order_by("step_id", "ordinal", "id").values_list("step_id", "status")):
             fx.setdefault(sid, []).append(st)
     paused = paused_ms(run, ids)
-    return [row_from_step(s, fx.get(s.step_id, []), paused.get(s.step_id, 0.0)) for s in steps]
+    colours = Agent.colours(run) if ids else {}
+    return [row_from_step(s, fx.get(s.step_id, []), paused.get(s.step_id, 0.0), colours) for s in steps]
 
 
 def _step_rows_qs(run: Run):
     return (Step.objects.filter(run=run)
             .annotate(completion_head=Substr("completion", 1, SUMMARY_CHARS))
             .only("step_id", "parent", "depth", "status", "error", "continued_by", "recovered",
-                  "started_at", "finished_at", "model"))
+                  "started_at", "finished_at", "model", "agent", "generation"))
 
 
 @dataclass
