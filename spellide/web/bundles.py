@@ -18,11 +18,18 @@ from django.db import connection, transaction
 
 from spellide.spell import api
 from spellide.web import access
-from spellide.web.models import (ACTIVE_STATUSES, Edit, Effect, ProgramVersion, ReviewComment, ReviewThread, Run,
-                                 RunEvent, RunStatus, Step, Verdict)
+from spellide.web.models import (ACTIVE_STATUSES, Agent, Edit, Effect, Message, ProgramVersion, Receipt,
+                                 ReviewComment, ReviewThread, Run, RunEvent, RunStatus, Step, Verdict)
 
 STEP_FIELDS = ("step_id", "parent", "depth", "status", "completion", "value", "error", "error_span", "model",
-               "transport", "usage", "provenance", "continued_by", "segment", "recovered")
+               "transport", "usage", "provenance", "continued_by", "segment", "recovered", "agent", "generation")
+# a multi-agent run's derived rows (``runner/agent_rows.py``), as stored; a bundle without them
+# (an older one, or a single-agent run) imports without them
+AGENT_FIELDS = ("handle", "parent", "order", "status", "generation", "spawn_step", "started_at", "intervals", "seq")
+MESSAGE_FIELDS = ("msg_id", "seq", "kind", "sender", "targets", "edge", "body", "step_id", "sent_at")
+RECEIPT_FIELDS = ("msg_id", "agent", "step_id", "site", "name", "seq", "received_at")
+AGENT_TABLES = (("agents", Agent, AGENT_FIELDS), ("messages", Message, MESSAGE_FIELDS),
+                ("receipts", Receipt, RECEIPT_FIELDS))
 EFFECT_FIELDS = ("step_id", "ordinal", "name", "args", "args_digest", "result", "status", "reason",
                  "started_at", "duration_ms", "usage", "seq", "segment", "error", "error_kind", "saved_ms")
 EDIT_FIELDS = ("step_id", "point", "author_name", "action", "seq")
@@ -71,7 +78,9 @@ def export_bundle(run: Run, user: Any = None, version: str = "0") -> dict[str, A
     return {"format": api.BUNDLE_FORMAT, "version": api.BUNDLE_VERSION, "spellide": version,
             "exported_at": datetime.now(timezone.utc).isoformat(), "run": meta,
             "lineage": _lineage(run, user), "texts": texts, "steps": steps, "effects": effects,
-            "edits": edits, "events": events, "review": _review(run)}
+            "edits": edits, "events": events, "review": _review(run),
+            **{key: [{f: getattr(r, f) for f in fields} for r in model.objects.filter(run=run).order_by("id")]
+               for key, model, fields in AGENT_TABLES}}
 
 
 def _review(run: Run) -> dict[str, Any]:
@@ -162,6 +171,9 @@ def import_bundle(data: dict[str, Any], owner: Any) -> Run:
                                                data=_remap_in(e.get("data") or {}, ref))
                                       for e in data["events"]], batch_size=BATCH)
         _import_review(run, data.get("review") or {})
+        for key, model, fields in AGENT_TABLES:
+            model.objects.bulk_create([model(run=run, **{f: r[f] for f in fields if f in r})
+                                       for r in data.get(key) or []], batch_size=BATCH)
     except (KeyError, TypeError, ValueError) as e:
         if isinstance(e, api.BundleError):
             raise
