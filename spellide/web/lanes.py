@@ -152,7 +152,23 @@ def _arrows(m: Message, index: dict[str, int], receipts: dict[tuple[str, str], f
     label = escape(f"{m.kind}{' edge ' + str(m.edge) if m.edge is not None else ''} "
                    f"{m.sender} → {', '.join(m.targets)}"
                    f"{': ' + m.body[:120] if m.body else ''}")
-    src = index.get(m.sender)
+    senders = [index[h] for h in _handles(m.sender) if h in index] or [None]
+    for src in senders:
+        out.extend(_arrows_from(m, src, index, receipts, x, label))
+    return out
+
+
+def _handles(sender: str) -> list[str]:
+    """A message's sender as handles: one, or (a multi-target edge's report, printed as a
+    vector ``[:a :b]``) every target that filled it."""
+    if sender.startswith("[") and sender.endswith("]"):
+        return sender[1:-1].split()
+    return [sender]
+
+
+def _arrows_from(m: Message, src: Optional[int], index: dict[str, int], receipts: dict[tuple[str, str], float],
+                 x: Any, label: str) -> list[str]:
+    out = []
     for t in m.targets:
         j = index.get(t)
         if j is None:

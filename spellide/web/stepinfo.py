@@ -26,7 +26,7 @@ from spellide.web.highlight import MAX_HIGHLIGHT_CHARS, highlight_lines
 from spellide.spell import api
 from spellide.spell.api import (PROMPT_VERSION, Layout, MissingText, SpellError, effect_namespaces,
                                  pretty_text, prompt_digest, rebuild_request, system_prompt, transports)
-from spellide.web.models import MAIN_AGENT, Agent, Edit, Effect, Run, RunEvent, Step
+from spellide.web.models import MAIN_AGENT, Agent, Edit, Effect, Message, Receipt, Run, RunEvent, Step
 
 SUMMARY_CHARS = 300       # completion characters read for a row's one-line summary
 FX_DOTS = 12              # effect dots shown per row
@@ -503,10 +503,25 @@ def detail_context(nav: Any, step: Step, tab: str, request: Any = None) -> dict:
     d["running"] = step.status in ("running", "paused")
     d["completion_live"] = step.completion if d["running"] else ""
     d["completion_live_len"] = utf16_len(d["completion_live"])
+    d["agent"] = agent_messages(run, step)
     d["tree_url"] = f"{nav.base}/steps/{step.step_id}/tree/"
     d["source_url"] = f"{nav.base}/steps/{step.step_id}/?tab=source"
     STEP_TABS[tab].fill(d, nav, step, request)
     return d
+
+
+def agent_messages(run: Run, step: Step) -> Optional[dict]:
+    """For a step of a multi-agent run: its agent and lifecycle, the messages its receipts
+    bound (``msg-N`` <- sender) and the messages it sent; None in a single-agent run."""
+    colours = Agent.colours(run)
+    if len(colours) < 2:
+        return None
+    got = list(Receipt.objects.filter(run=run, step_id=step.step_id).order_by("seq", "id")[:50])
+    by_id = {m.msg_id: m for m in Message.objects.filter(run=run, msg_id__in=[r.msg_id for r in got])}
+    received = [{"name": r.name, "site": r.site, "msg": by_id.get(r.msg_id)} for r in got]
+    sent = list(Message.objects.filter(run=run, step_id=step.step_id).order_by("seq", "id")[:50])
+    return {"handle": step.agent, "generation": step.generation, "colour": colours.get(step.agent, 0),
+            "received": received, "sent": sent}
 
 
 # --- step tabs -----------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ T0 = 1_800_000_000.0   # the run's start (seconds)
 
 def fan_out_events(t0: float = T0, *, finish: bool = True) -> list[tuple[str, dict[str, Any], float]]:
     """``[(type, data, ts), ...]`` of a fan-out run: steps 1 (:main), 2 (:a), 3 (:b), 4 (:main
-    woken by the report of edge 1)."""
+    woken by the report of edge 1, sent "from" both targets as the core prints a multi-target
+    edge's report sender)."""
     P = "(quine completion (eval (do (quine prompt \"P\") (quote (!extend)) "
     out: list[tuple[str, dict[str, Any], Optional[float]]] = [
         (ev.RUN_STARTED, {"config": {}}, 0.0),
@@ -40,7 +41,7 @@ def fan_out_events(t0: float = T0, *, finish: bool = True) -> list[tuple[str, di
         (ev.COMPLETION, {"step": 3, "completion": ":rb", "usage": {}, "model": "scripted"}, 1.9),
         (ev.STEP_FINISHED, {"step": 3, "value": ":rb", "error": None, "continued_by": None}, 2.0),
         (ev.AGENT, {"agent": ":b", "parent": ":main", "status": "finished", "generation": 1, "step": 3}, 2.0),
-        (ev.MESSAGE, {"id": 2, "kind": "report", "sender": ":b", "targets": [":main"], "edge": 1,
+        (ev.MESSAGE, {"id": 2, "kind": "report", "sender": "[:a :b]", "targets": [":main"], "edge": 1,
                       "body": "[{:from :a :body :ra} {:from :b :body :rb}]", "step": 3}, 2.0),
         (ev.AGENT, {"agent": ":main", "parent": None, "status": "running", "generation": 1, "step": 1}, 2.1),
         (ev.STEP_STARTED, {"step": 4, "parent": 1, "depth": 2, "prefix": P + "(def msg-1 {})",

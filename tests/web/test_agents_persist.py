@@ -54,7 +54,7 @@ def test_messages_and_their_receipts(run):
     persist(run, fan_out_events())
     msgs = list(Message.objects.filter(run=run).order_by("seq"))
     assert [(m.msg_id, m.kind, m.sender, m.targets, m.edge, m.step_id) for m in msgs] == [
-        ("1", "request", ":main", [":a", ":b"], 1, 1), ("2", "report", ":b", [":main"], 1, 3)]
+        ("1", "request", ":main", [":a", ":b"], 1, 1), ("2", "report", "[:a :b]", [":main"], 1, 3)]
     assert msgs[1].body.startswith("[{:from :a")
     rcpt = sorted(Receipt.objects.filter(run=run).values_list("msg_id", "agent", "step_id", "site", "name"))
     assert rcpt == [("1", ":a", 2, "startup", "msg-1"), ("1", ":b", 3, "startup", "msg-1"),

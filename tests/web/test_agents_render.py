@@ -45,17 +45,17 @@ def test_one_lane_per_agent_with_its_bars_steps_and_arrows(run):
         assert f'href="/runs/x/steps/{sid}/" data-step="{sid}"' in svg
     arrows = re.findall(r'<line class="msg msg-(\w+)( pending)?" data-msg="(\d+)" x1="([\d.]+)%" y1="(\d+)" '
                         r'x2="([\d.]+)%" y2="(\d+)"', svg)
-    assert [(k, m) for k, _, m, *_ in arrows] == [("request", "1"), ("request", "1"), ("report", "2")]
+    assert [(k, m) for k, _, m, *_ in arrows] == [("request", "1"), ("request", "1"), ("report", "2"), ("report", "2")]
     assert not any(p for _, p, *_ in arrows)
     # the request goes from :main's lane at the send (0.6 s of 2.9 s) to each worker's lane at
-    # its receipt; the report from :b's lane back to :main's
+    # its receipt; the report (of both targets) from :a's and :b's lanes back to :main's
     span = 2.9
-    (_, _, _, x1, y1, x2, y2), (_, _, _, _, _, x2b, y2b), (_, _, _, rx1, ry1, rx2, ry2) = arrows
+    (_, _, _, x1, y1, x2, y2), (_, _, _, _, _, x2b, y2b), (_, _, _, rx1, ry1, rx2, ry2), (_, _, _, _, sy1, _, sy2) = arrows
     assert float(x1) == pytest.approx(0.6 / span * 100, abs=0.01)
     assert float(x2) == pytest.approx(0.8 / span * 100, abs=0.01)
     assert float(x2b) == pytest.approx(0.9 / span * 100, abs=0.01)
     assert int(y1) < int(y2) < int(y2b)                # :main above :a above :b
-    assert int(ry1) == int(y2b) and int(ry2) == int(y1)
+    assert (int(ry1), int(sy1)) == (int(y2), int(y2b)) and int(ry2) == int(sy2) == int(y1)
     assert float(rx1) == pytest.approx(2.0 / span * 100, abs=0.01) and float(rx2) == pytest.approx(2.2 / span * 100, abs=0.01)
 
 
@@ -124,3 +124,17 @@ def test_the_time_axis_ends_at_the_latest_event_not_the_clock(run):
     first = lanes_html(run)
     assert lanes_html(run) == first
     assert "2.9 s" in first        # the axis' last tick: the run's span
+
+
+def test_a_steps_detail_says_its_agent_and_its_messages(client, user, run):
+    client.force_login(user)
+    four = client.get(f"/runs/{run.public_id}/steps/4/").content.decode()
+    agent = re.search(r'id="detail-4-agent">(.*?)</div>', four).group(1)
+    assert ":main" in agent and "gen 1" in agent
+    received = re.sub(r"<[^>]+>", "", re.search(r'id="detail-4-received">(.*?)</div>', four).group(1))
+    assert "msg-1 ← [:a :b] report #1" in received
+    one = client.get(f"/runs/{run.public_id}/steps/1/").content.decode()
+    sent = re.sub(r"<[^>]+>", "", re.search(r'id="detail-1-sent">(.*?)</div>', one).group(1))
+    assert "request #1 → :a, :b" in sent
+    two = client.get(f"/runs/{run.public_id}/steps/2/").content.decode()
+    assert 'id="detail-2-sent"' not in two and "msg-1 ← :main request #1" in re.sub(r"<[^>]+>", "", two)
