@@ -140,6 +140,7 @@ def import_bundle(data: dict[str, Any], owner: Any) -> Run:
         config=meta.get("config") or {}, value=meta.get("value"), error=meta.get("error"),
         error_kind=meta.get("error_kind"), totals=meta.get("totals") or {}, last_seq=int(meta.get("last_seq") or 0),
         demo=meta.get("demo"), fork_step=meta.get("fork_step"), segment=int(meta.get("segment") or 0),
+        agent_count=len(data.get("agents") or []),
         parent_run=parent, origin={"id": meta.get("id"), "parent": meta.get("parent"),
                                    "lineage": data.get("lineage") or [], "created_at": meta.get("created_at"),
                                    "exported_at": data.get("exported_at"),

@@ -31,7 +31,7 @@ MARK_Y, MARK_H = 3, 16     # a step's mark inside its lane
 MAX_MARKS = 1500     # the newest steps drawn (a longer run's older steps are left off, and said so)
 MAX_ARROWS = 1000    # the newest messages drawn
 MIN_SPAN = 1.0       # seconds: the shortest time axis (a run that just started)
-STATUSES = ("running", "waiting", "sleeping", "finished", "failed")
+STATUSES = ("running", "waiting", "sleeping", "finished", "failed", "abandoned")
 
 
 @dataclass
@@ -58,14 +58,11 @@ class Timeline:
     max_arrows: int = MAX_ARROWS
 
 
-def is_multi_agent(run: Run) -> bool:
-    """Whether the run page shows lanes: more than one agent was registered."""
-    return Agent.objects.filter(run=run).count() > 1
-
-
 def timeline(run: Run, base: str) -> Optional[Timeline]:
     """The run's lanes, or None for a run with fewer than two agents. ``base`` is the page's
     URL base for step links (``/runs/<id>`` or ``/share/<token>``)."""
+    if run.agent_count < 2:      # (no query for a single-agent run)
+        return None
     agents = list(Agent.objects.filter(run=run).order_by("order", "id"))
     if len(agents) < 2:
         return None
@@ -123,6 +120,16 @@ def timeline(run: Run, base: str) -> Optional[Timeline]:
         out.append(f'<a class="lane-step" href="{escape(base)}/steps/{sid}/" data-step="{sid}">'
                    f'<rect class="mark st-{st}" x="{x0}%" y="{y + MARK_Y}" width="{max(x1 - x0, 0.35):.3f}%" '
                    f'height="{MARK_H}"><title>step {sid} · {escape(agent)} gen {gen} · {st}</title></rect></a>')
+    for a in agents:
+        # a spawn: from the spawner's lane to the child's, when the child was registered (a
+        # spawn-ask edge sends no request message: the child's prompt is its task)
+        if a.parent in index and a.handle in index:
+            ys = AXIS_H + index[a.parent] * LANE_H + LANE_H // 2
+            yt = AXIS_H + index[a.handle] * LANE_H + LANE_H // 2
+            xs = x(a.started_at)
+            out.append(f'<line class="msg msg-spawn" data-msg="spawn {escape(a.handle)}" x1="{xs}%" y1="{ys}" '
+                       f'x2="{xs}%" y2="{yt}" marker-end="url(#lane-arrow)"><title>{escape(a.parent)} spawned '
+                       f'{escape(a.handle)}{f" in step {a.spawn_step}" if a.spawn_step is not None else ""}</title></line>')
     for m in messages:
         out.extend(_arrows(m, index, receipts, x))
     out.append("</svg>")

@@ -68,6 +68,9 @@ class Run(models.Model):
     origin = models.JSONField(null=True, blank=True)
     # A review link: signed-in users who open it may read and comment (see ``review``).
     review_token = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    # How many agents the run registered (``Agent`` rows; 0 for a single-agent run, whose
+    # pages then never query agents): kept by the persister with the rows.
+    agent_count = models.IntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at"]

@@ -140,7 +140,7 @@ def _rows(run: Run, steps: list[Step]) -> list[dict]:
                         .order_by("step_id", "ordinal", "id").values_list("step_id", "status")):
             fx.setdefault(sid, []).append(st)
     paused = paused_ms(run, ids)
-    colours = Agent.colours(run) if ids else {}
+    colours = Agent.colours(run) if ids and run.agent_count > 1 else {}
     return [row_from_step(s, fx.get(s.step_id, []), paused.get(s.step_id, 0.0), colours) for s in steps]
 
 
@@ -513,9 +513,9 @@ def detail_context(nav: Any, step: Step, tab: str, request: Any = None) -> dict:
 def agent_messages(run: Run, step: Step) -> Optional[dict]:
     """For a step of a multi-agent run: its agent and lifecycle, the messages its receipts
     bound (``msg-N`` <- sender) and the messages it sent; None in a single-agent run."""
-    colours = Agent.colours(run)
-    if len(colours) < 2:
+    if run.agent_count < 2:
         return None
+    colours = Agent.colours(run)
     got = list(Receipt.objects.filter(run=run, step_id=step.step_id).order_by("seq", "id")[:50])
     by_id = {m.msg_id: m for m in Message.objects.filter(run=run, msg_id__in=[r.msg_id for r in got])}
     received = [{"name": r.name, "site": r.site, "msg": by_id.get(r.msg_id)} for r in got]

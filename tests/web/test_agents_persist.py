@@ -107,3 +107,40 @@ def test_streamed_text_of_overlapping_steps_is_kept_per_step(run):
     persist(run, items[:at + 2])
     assert Step.objects.get(run=run, step_id=2).completion == ":r"
     assert Step.objects.get(run=run, step_id=3).completion == ":x"
+
+
+def test_agents_still_working_when_the_root_returns_are_abandoned_with_their_steps(run):
+    """The root returned while :b's step was open: the run's last batch ends that step (so a
+    page that watched the run shows it ended, like a fresh load) and :b's lane says abandoned."""
+    from spellide.web.fragments import render_batch
+    from spellide.web.runner.persist import ABANDONED, load_events
+
+    items = fan_out_events(finish=False)
+    items = [x for x in items if not (x[1].get("step") == 3 and x[0] in (ev.COMPLETION, ev.STEP_FINISHED))
+             and not (x[0] == ev.AGENT and x[1]["agent"] == ":b" and x[1]["status"] == "finished")]
+    items += [(ev.STEP_FINISHED, {"step": 4, "value": "1", "error": None, "continued_by": None}, T0 + 2.6),
+              (ev.STEP_FINISHED, {"step": 1, "value": "1", "error": None, "continued_by": None}, T0 + 2.6),
+              (ev.RUN_FINISHED, {"value": "1"}, T0 + 2.9)]
+    writer = RunPersister(run, mode="sync", broadcast=False)
+    closed = []
+    real_write = writer._write
+
+    def write(batch):     # what the last batch's broadcast would carry
+        real_write(batch)
+        closed.extend(writer._closed)
+    writer._write = write
+    from .agent_events import as_events
+    for e in as_events(items):
+        writer(e)
+    three = Step.objects.get(run=run, step_id=3)
+    assert (three.status, three.error) == ("failed", ABANDONED)
+    assert Step.objects.get(run=run, step_id=4).status == "completed"
+    assert closed == [3]
+    b = Agent.objects.get(run=run, handle=":b")
+    assert b.status == "abandoned" and b.intervals[-1][0] == "abandoned"
+    main = Agent.objects.get(run=run, handle=":main")
+    assert main.status == "finished"         # the root's lifecycle ended with the run
+    last = load_events(run)[-1]
+    run.refresh_from_db()
+    html = "".join(h for _, h in render_batch(run, [last], closed))
+    assert 'id="step-row-3"' in html and 'data-status="failed"' in html

@@ -47,6 +47,8 @@ def test_one_lane_per_agent_with_its_bars_steps_and_arrows(run):
                         r'x2="([\d.]+)%" y2="(\d+)"', svg)
     assert [(k, m) for k, _, m, *_ in arrows] == [("request", "1"), ("request", "1"), ("report", "2"), ("report", "2")]
     assert not any(p for _, p, *_ in arrows)
+    spawns = re.findall(r'<line class="msg msg-spawn" data-msg="spawn (:\w)" x1="([\d.]+)%" y1="(\d+)" x2="([\d.]+)%"', svg)
+    assert [(h, float(a) == float(b)) for h, a, _, b in spawns] == [(":a", True), (":b", True)]
     # the request goes from :main's lane at the send (0.6 s of 2.9 s) to each worker's lane at
     # its receipt; the report (of both targets) from :a's and :b's lanes back to :main's
     span = 2.9
@@ -138,3 +140,22 @@ def test_a_steps_detail_says_its_agent_and_its_messages(client, user, run):
     assert "request #1 → :a, :b" in sent
     two = client.get(f"/runs/{run.public_id}/steps/2/").content.decode()
     assert 'id="detail-2-sent"' not in two and "msg-1 ← :main request #1" in re.sub(r"<[^>]+>", "", two)
+
+
+def test_a_batch_of_a_multi_agent_run_renders_in_a_bounded_number_of_queries(user, django_assert_max_num_queries):
+    """The lanes come whole with every batch: a fixed number of queries however many agents,
+    steps and messages (what a single-agent run's batch costs is in test_runner: none more)."""
+    r = Run.objects.create(owner=user, title="many")
+    items = fan_out_events(finish=False)
+    extra = []
+    for i in range(40):      # 40 more agents, each sent a message
+        extra.append((ev.AGENT, {"agent": f":x{i}", "parent": ":main", "status": "running", "generation": 1,
+                                 "step": 1}, T0 + 2.3))
+        extra.append((ev.MESSAGE, {"id": 100 + i, "kind": "send", "sender": ":main", "targets": [f":x{i}"],
+                                   "body": str(i), "step": 4}, T0 + 2.4))
+    persist(r, items + extra)
+    r.refresh_from_db()
+    events = load_events(r)
+    with django_assert_max_num_queries(12):
+        out = render_batch(r, events[-5:])
+    assert out[-1][1].count('class="lane-label ag-') == 43

@@ -21,6 +21,10 @@ from ..models import MAIN_AGENT, Agent, Message, Receipt, Run, RunEvent
 from ..stepinfo import int_or_none
 
 
+ACTIVE = ("running", "waiting", "sleeping")
+ABANDONED = "abandoned"   # not a status the core reports: the run ended while the agent was active
+
+
 def _handle(x: Any) -> str:
     return str(x)[:100] if x is not None else ""
 
@@ -73,6 +77,14 @@ class AgentRows:
             self._message(data, ts, seq)
         elif typ == ev.RECEIPT:
             self._receipt(data, ts, seq)
+        elif typ in (ev.RUN_FINISHED, ev.RUN_FAILED):
+            # the run's coordinator closed: agents still working or waiting are abandoned
+            for handle, a in self.agents.items():
+                if a["status"] in ACTIVE:
+                    # the root's lifecycle is the run's: it ended with it
+                    end = ABANDONED if handle != MAIN_AGENT else (
+                        "finished" if typ == ev.RUN_FINISHED else "failed")
+                    self._status(handle, {"status": end, "generation": a["generation"]}, ts, seq)
 
     def _start_time(self) -> float:
         if self.t0 is None:

@@ -57,6 +57,9 @@ FLUSH_NOW = frozenset({ev.RUN_STARTED, ev.STEP_STARTED, ev.PAUSED, ev.RESUMED, e
                        ev.RUN_FAILED, ev.DIVERGED})
 
 
+ABANDONED = "the run ended before this step finished (the root agent returned; its agent was abandoned)"
+
+
 def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=timezone.utc)
 
@@ -353,6 +356,8 @@ class RunPersister:
         t = e.type
         rf = self.run_fields
         self.agent_rows.apply(t, d, e.ts, e.seq)
+        if len(self.agent_rows.agents) != self.run.agent_count:
+            rf["agent_count"] = len(self.agent_rows.agents)
         if t == ev.RUN_STARTED:
             rf.update(status=Run.Status.RUNNING, pause=None, error=None, error_kind=None)
         elif t == ev.STEP_STARTED:
@@ -459,6 +464,10 @@ class RunPersister:
             self.paused_version = None
         elif t == ev.RUN_FINISHED:
             rf.update(status=Run.Status.FINISHED, pause=None, value=d.get("value"), error=None)
+            # other agents' steps still open end with the run (the root returned: the run's
+            # coordinator closed and abandoned them), in this transaction, like a failed run's
+            self._close_open = (ABANDONED, e.ts)
+            self.started_ts.clear()
         elif t == ev.RUN_FAILED:
             kind = d.get("kind")
             status = {"stopped": Run.Status.STOPPED, "budget-exceeded": Run.Status.STOPPED,

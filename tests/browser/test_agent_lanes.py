@@ -1,0 +1,145 @@
+"""Multi-agent runs in real Chromium: a demo's lanes and arrows stream in live while the run
+executes, nothing on the page moves while they do, a step's mark on a lane selects the step,
+a lane's label filters the step list by agent, and the lanes a page watched live are exactly
+the lanes a fresh load of the page shows.
+
+The demos run for real (the core's agents runtime with per-agent scripted models, keeping
+their model latency so the run streams for a few seconds)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from .test_live_fresh import TERMINAL, post, server_status, settled
+
+pytestmark = pytest.mark.browser
+
+AGENT_DEMOS = {   # demo -> (its agents in lane order, the run's value)
+    "agents-fan-out": ([":main", ":w1", ":w2", ":w3"],
+                       '["Boats crowd a small harbour." "A storm wrecks the pier." "Divers save the crew."]'),
+    "agents-telephone": ([":main", ":p1", ":p2", ":p3"], '"in: the cat sat on the mat / out: the bat sat on a hat"'),
+    "agents-auction": ([":main", ":alice", ":bob", ":carol"], "{:winner :alice :price 160}"),
+    "agents-negotiate": ([":main", ":seller"], "[:deal 135]"),
+    "agents-plet": ([":main", ":pricer", ":stock"], "{:lamps 5 :total 200}"),
+}
+
+# The lanes as the page shows them: every lane, bar, step mark and arrow, with its place.
+LANES = """() => {
+  const p = document.querySelector('#lanes-panel');
+  if (!p) return null;
+  const attrs = (el, names) => Object.fromEntries(names.map((n) => [n, el.getAttribute(n)]));
+  return {
+    labels: [...p.querySelectorAll('.lane-label')].map((b) => b.dataset.agent + ' ' + b.querySelector('.st').textContent),
+    bars: [...p.querySelectorAll('rect.iv')].map((r) => r.getAttribute('class') + ' ' + JSON.stringify(attrs(r, ['x', 'y', 'width']))),
+    marks: [...p.querySelectorAll('a.lane-step')].map((a) => a.dataset.step + ' ' + a.querySelector('rect').getAttribute('class')
+      + ' ' + JSON.stringify(attrs(a.querySelector('rect'), ['x', 'y', 'width']))),
+    arrows: [...p.querySelectorAll('line.msg')].map((l) => l.getAttribute('class') + ' ' + l.dataset.msg + ' '
+      + JSON.stringify(attrs(l, ['x1', 'y1', 'x2', 'y2']))),
+    head: p.querySelector('.lanes-head').textContent.replace(/\\s+/g, ' ').trim(),
+    html: document.querySelector('#agent-lanes').innerHTML,
+  };
+}"""
+
+# Where the page's regions are, sampled every frame from when the lanes appear and a step's
+# detail is shown (before that the detail pane holds a "no step selected" note, whose margin
+# is not the lanes' business): nothing may move.
+WATCH_LAYOUT = """() => {
+  window.__layout = new Set();
+  const sample = () => {
+    const p = document.querySelector('#lanes-panel'), d = document.querySelector('#step-detail');
+    if (p && d && document.querySelector('#detail')) {
+      const a = p.getBoundingClientRect(), b = d.getBoundingClientRect();
+      window.__layout.add(JSON.stringify([a.top, a.height, a.width, b.top]));
+    }
+    if (!window.__stopLayout) requestAnimationFrame(sample);
+  };
+  requestAnimationFrame(sample);
+}"""
+
+
+def start_demo(page, server, demo: str) -> str:
+    url = post(page.context, server, "/runs/start/", {"demo": demo})
+    assert re.search(r"/runs/[0-9a-f-]{36}/$", url), url
+    page.goto(url)
+    return url
+
+
+def lanes(page) -> dict:
+    return page.evaluate(LANES)
+
+
+def test_a_fan_out_streams_its_lanes_and_arrows_live_without_moving_the_page(page, server):
+    start_demo(page, server, "agents-fan-out")
+    page.wait_for_selector("#lanes-panel")
+    page.evaluate(WATCH_LAYOUT)
+    assert server_status(page.context, page.url)["status"] not in TERMINAL, "the run ended before its lanes streamed"
+    seen_running = page.evaluate("() => document.querySelectorAll('#lanes-panel rect.iv-running').length")
+    assert seen_running >= 1
+    st = settled(page, page.context)
+    page.evaluate("window.__stopLayout = true")
+    assert st["status"] == "finished"
+    got = lanes(page)
+    assert got["labels"] == [":main finished", ":w1 finished", ":w2 finished", ":w3 finished"]
+    assert "4 agents" in got["head"]
+    # the spawn-ask edge: a spawn arrow to each worker, and the edge's one report drawn from
+    # each worker that filled it back to :main
+    kinds = sorted(a.split(" ")[1] for a in got["arrows"])
+    assert kinds == ["msg-report"] * 3 + ["msg-spawn"] * 3, kinds
+    assert not [a for a in got["arrows"] if "pending" in a]
+    rows = page.evaluate("() => [...document.querySelectorAll('#step-rows > .row')].map((r) => r.dataset.step + r.dataset.agent)")
+    assert sorted(m.split(" ")[0] for m in got["marks"]) == sorted(r.split(":")[0] for r in rows)
+    assert {r.split(":", 1)[1] for r in rows} == {"main", "w1", "w2", "w3"}
+    assert page.evaluate("() => getComputedStyle(document.querySelector('.r-agent')).display") != "none"
+    layout = page.evaluate("() => [...window.__layout]")
+    assert len(layout) == 1, f"the lanes or the detail moved while the run streamed: {layout}"
+    assert not page.errors, page.errors
+
+
+def test_a_step_mark_selects_the_step_and_a_label_filters_the_steps(page, server):
+    start_demo(page, server, "agents-auction")
+    settled(page, page.context)
+    page.evaluate("window.__samePage = true")
+    marks = page.evaluate("() => [...document.querySelectorAll('#lanes-panel a.lane-step')].map((a) => a.dataset.step)")
+    bob = page.evaluate("() => document.querySelector('#step-rows > .row[data-agent=\":bob\"]').dataset.step")
+    assert bob in marks
+    page.click(f'#lanes-panel a.lane-step[data-step="{bob}"]')
+    page.wait_for_function("(s) => document.querySelector('#detail') && document.querySelector('#detail').dataset.step === s", arg=bob)
+    assert page.evaluate("window.__samePage") is True           # selected in the page, not a new load
+    assert page.url.endswith(f"/steps/{bob}/")
+    assert page.evaluate("() => document.querySelector('#ide').dataset.selected") == bob
+    assert page.evaluate(f"() => document.querySelector('#lanes-panel a.lane-step[data-step=\"{bob}\"]').classList.contains('sel')")
+    assert page.evaluate(f"() => document.querySelector('#step-row-{bob}').classList.contains('sel')")
+    assert ":bob" in page.inner_text(f"#detail-{bob}-agent")
+    visible = "() => [...document.querySelectorAll('#step-rows > .row')].filter((r) => !r.hidden).map((r) => r.dataset.agent)"
+    everyone = page.evaluate(visible)
+    page.click('#lanes-panel .lane-label[data-agent=":alice"]')
+    assert set(page.evaluate(visible)) == {":alice"} and len(page.evaluate(visible)) == 2   # two lifecycles
+    assert page.get_attribute('#lanes-panel .lane-label[data-agent=":alice"]', "aria-pressed") == "true"
+    page.click('#lanes-panel .lane-label[data-agent=":alice"]')
+    assert page.evaluate(visible) == everyone
+    assert not page.errors, page.errors
+
+
+@pytest.mark.parametrize("demo", sorted(AGENT_DEMOS))
+def test_lanes_watched_live_equal_a_fresh_load(page, server, demo):
+    handles, value = AGENT_DEMOS[demo]
+    start_demo(page, server, demo)
+    st = settled(page, page.context)
+    assert st["status"] == "finished", st
+    assert st["value"] == value
+    live = lanes(page)
+    assert [l.split(" ")[0] for l in live["labels"]] == handles
+    fresh_page = page.context.new_page()
+    try:
+        fresh_page.goto(page.url)
+        fresh_page.wait_for_selector("#lanes-panel")
+        fresh_page.wait_for_function("() => document.querySelector('#ide').dataset.settled === '1'")
+        fresh = lanes(fresh_page)
+    finally:
+        fresh_page.close()
+    for key in ("labels", "bars", "marks", "arrows", "head"):
+        assert live[key] == fresh[key], f"{key}: live {live[key]} != fresh {fresh[key]}"
+    assert live["html"] == fresh["html"]
+    assert not page.errors, page.errors
