@@ -1,0 +1,113 @@
+"""The bundled multi-agent demos: each is a per-agent scripted model (no API key), runs for real
+through the run service (the run's own process, the core's agents runtime, the persister) to
+its value, and leaves the agent rows its lanes are drawn from; its woken steps' diffs label the
+receipt's rewrite; a strict replay of it reproduces its agents from the cache."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from django.test import Client
+
+from spellide.web import diff as D
+from spellide.web import lanes, stepinfo
+from spellide.web.demos import get_demo, list_demos
+from spellide.web.models import Agent, Message, Run, Step
+from spellide.web.runner.replay import replay_run
+
+from .conftest import finish
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+DEMOS = {   # name -> (agents, value)
+    "agents-auction": ((":main", ":alice", ":bob", ":carol"), "{:winner :alice :price 160}"),
+    "agents-telephone": ((":main", ":p1", ":p2", ":p3"), '"in: the cat sat on the mat / out: the bat sat on a hat"'),
+    "agents-negotiate": ((":main", ":seller"), "[:deal 135]"),
+    "agents-fan-out": ((":main", ":w1", ":w2", ":w3"),
+                       '["Boats crowd a small harbour." "A storm wrecks the pier." "Divers save the crew."]'),
+    "agents-plet": ((":main", ":pricer", ":stock"), "{:lamps 5 :total 200}"),
+}
+
+
+@pytest.fixture
+def quick_demos(settings, tmp_path_factory):
+    """The bundled demos without the model latency each agent's script keeps for watchers."""
+    dst = tmp_path_factory.mktemp("agent-demos")
+    shutil.copytree(Path(settings.DEMOS_DIR), dst, dirs_exist_ok=True)
+    for name in DEMOS:
+        f = dst / f"{name}.json"
+        data = json.loads(f.read_text(encoding="utf-8"))
+        for entries in data["completions"].values():
+            for c in entries:
+                c["latency"] = 0
+        f.write_text(json.dumps(data), encoding="utf-8")
+    settings.DEMOS_DIR = dst
+    return dst
+
+
+@pytest.fixture
+def client(user) -> Client:
+    c = Client()
+    c.force_login(user)
+    return c
+
+
+def start(client: Client, demo: str) -> Run:
+    resp = client.post("/runs/start/", {"demo": demo}, headers={"HX-Request": "true"})
+    url = resp["HX-Redirect"] if resp.has_header("HX-Redirect") else resp["Location"]
+    return Run.objects.get(public_id=url.rstrip("/").split("/")[-1])
+
+
+def test_the_agent_demos_are_listed_with_their_agents():
+    names = {d.name: d for d in list_demos()}
+    for name, (handles, _) in DEMOS.items():
+        demo = names[name]
+        assert set(demo.agents) == set(handles), name
+        assert demo.title.startswith("agents: ") and demo.description
+    assert get_demo("countdown").agents == ()     # a single-agent demo's script is one list
+    offered = dict(dict(stepinfo.model_choices())["No key needed"])   # the start form's model menu
+    assert {f"demo:{name}" for name in DEMOS} <= set(offered)
+
+
+@pytest.mark.parametrize("name", sorted(DEMOS))
+def test_each_agent_demo_runs_to_its_value_with_its_lanes(client, quick_demos, name):
+    handles, value = DEMOS[name]
+    run = finish(start(client, name), 90)
+    assert (run.status, run.value, run.error) == ("finished", value, None)
+    assert tuple(Agent.objects.filter(run=run).order_by("order").values_list("handle", flat=True)) == handles
+    assert run.agent_count == len(handles)
+    steps = set(Step.objects.filter(run=run).values_list("agent", flat=True))
+    assert steps <= set(handles) and len(steps) >= 2
+    t = lanes.timeline(run, f"/runs/{run.public_id}")
+    assert t is not None and [l.handle for l in t.lanes] == list(handles)
+    assert not Step.objects.filter(run=run, status__in=["running", "paused"]).exists()
+    page = client.get(f"/runs/{run.public_id}/").content.decode()
+    assert 'id="lanes-panel"' in page
+
+
+def test_a_woken_steps_diff_labels_the_receipt(client, quick_demos):
+    run = finish(start(client, "agents-fan-out"), 90)
+    woken = Step.objects.filter(run=run, agent=":main").order_by("step_id").last()
+    prev, _, _ = stepinfo.prev_program(run, woken)
+    d = D.diff_programs(prev, woken.program_text(), list(woken.provenance or []), (), woken.edit_trace)
+    kinds = [r.kind for r in d.rows]
+    assert D.RECEIPT in kinds, kinds
+    received = [r.new.text for r in d.rows if r.kind == D.RECEIPT]
+    assert any(t.startswith("(def msg-1 ") for t in received), received
+    html = client.get(f"/runs/{run.public_id}/steps/{woken.step_id}/?tab=diff").content.decode()
+    assert 'class="drow dk-receipt"' in html and ">receipt<" in html
+
+
+def test_a_strict_replay_of_an_agent_demo_reproduces_its_agents(client, user, quick_demos):
+    src = finish(start(client, "agents-auction"), 90)
+    rep = finish(replay_run(src, user, strict=True), 90)
+    assert (rep.status, rep.value) == ("finished", src.value), rep.error
+    assert rep.totals["effects_executed"] == 0
+
+    def shape(run):
+        return (list(Agent.objects.filter(run=run).order_by("order").values_list("handle", "parent", "status")),
+                sorted(Message.objects.filter(run=run).values_list("kind", "sender", "targets", "edge")))
+    assert shape(rep) == shape(src)
