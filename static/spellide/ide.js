@@ -131,7 +131,11 @@
     if (!el) return;
     if (swap === 'innerHTML') {
       if (el.id === 'pause-panel' && samePause(el, p)) return;
+      // the lanes come whole every batch: the reader's scroll through many lanes stays
+      const scroll = el.id === 'agent-lanes' && el.querySelector('.lanes-scroll');
+      const top = scroll ? scroll.scrollTop : 0;
       el.replaceChildren(...p.childNodes);
+      if (top) { const s = el.querySelector('.lanes-scroll'); if (s) s.scrollTop = top; }
       if (el.id === 'pause-panel' || el.id === 'step-rows') htmx.process(el);
     } else if (swap === 'outerHTML') {
       el.replaceWith(...p.childNodes);

@@ -143,3 +143,53 @@ def test_lanes_watched_live_equal_a_fresh_load(page, server, demo):
         assert live[key] == fresh[key], f"{key}: live {live[key]} != fresh {fresh[key]}"
     assert live["html"] == fresh["html"]
     assert not page.errors, page.errors
+
+
+def many_demo(n: int) -> dict:
+    """:main spawns ``n`` workers with one spawn-ask edge; their answers take 0.4-2 s."""
+    specs = " ".join(f'["Task {i}." :w{i}]' for i in range(1, n + 1))
+    script = {"main": [{"text": f"'(agents/!spawn-ask [{specs}])", "latency": 0.1},
+                       {"text": "(count (:body msg-1))", "latency": 0}]}
+    for i in range(1, n + 1):
+        script[f"w{i}"] = [{"text": str(i), "latency": 0.4 + 1.6 * i / n}]
+    return {"order": 95, "title": f"many{n}", "prompt": f"Start {n} workers.", "completions": script}
+
+
+@pytest.fixture(scope="module")
+def many_app(tmp_path_factory):
+    import json
+    import shutil
+    from pathlib import Path
+
+    from .server import AppServer, ROOT
+
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("Debian chromium is not installed (./dev test installs it)")
+    work = tmp_path_factory.mktemp("many-lanes")
+    demos = work / "demos"
+    shutil.copytree(ROOT / "spellide" / "demos", demos)
+    (demos / "many12.json").write_text(json.dumps(many_demo(12)), encoding="utf-8")
+    srv = AppServer(work, extra_env={"SPELLIDE_DEMOS_DIR": str(demos)}).start()
+    yield srv
+    srv.stop()
+
+
+def test_many_lanes_scroll_and_the_place_is_kept_while_they_stream(many_app):
+    from .conftest import open_page
+
+    with open_page(many_app) as page:
+        start_demo(page, many_app, "many12")
+        page.wait_for_function("() => document.querySelectorAll('#lanes-panel .lane-label').length === 13")
+        box = page.evaluate("() => { const s = document.querySelector('.lanes-scroll');"
+                            " return [s.scrollHeight, s.clientHeight]; }")
+        assert box[0] > box[1], f"13 lanes fit the fixed panel: {box}"
+        page.evaluate("() => { const s = document.querySelector('.lanes-scroll'); s.scrollTop = s.scrollHeight;"
+                      " window.__oldSvg = document.querySelector('.lane-svg'); window.__top = s.scrollTop; }")
+        # the lanes are rendered anew by the next batches; the reader stays at the bottom
+        page.wait_for_function("() => document.querySelector('.lane-svg') !== window.__oldSvg")
+        assert server_status(page.context, page.url)["status"] not in TERMINAL
+        assert page.evaluate("() => document.querySelector('.lanes-scroll').scrollTop") == page.evaluate("window.__top") > 0
+        st = settled(page, page.context)
+        assert (st["status"], st["value"]) == ("finished", "12")
+        assert page.evaluate("() => document.querySelector('.lanes-scroll').scrollTop") == page.evaluate("window.__top")
+        assert not page.errors, page.errors
