@@ -22,7 +22,8 @@ from spellide.web.models import (ACTIVE_STATUSES, Agent, Edit, Effect, Message, 
                                  ReviewComment, ReviewThread, Run, RunEvent, RunStatus, Step, Verdict)
 
 STEP_FIELDS = ("step_id", "parent", "depth", "status", "completion", "value", "error", "error_span", "model",
-               "transport", "usage", "provenance", "continued_by", "segment", "recovered", "agent", "generation")
+               "transport", "usage", "provenance", "continued_by", "segment", "recovered", "agent", "generation",
+               "receipt_trace")
 # a multi-agent run's derived rows (``runner/agent_rows.py``), as stored; a bundle without them
 # (an older one, or a single-agent run) imports without them
 AGENT_FIELDS = ("handle", "parent", "order", "status", "generation", "spawn_step", "started_at", "intervals", "seq")
@@ -59,6 +60,7 @@ def export_bundle(run: Run, user: Any = None, version: str = "0") -> dict[str, A
     for s in Step.objects.filter(run=run).order_by("step_id").iterator(chunk_size=2000):
         d = {f: getattr(s, f) for f in STEP_FIELDS}
         d.update(prefix=ref(s.prefix_version_id), program=ref(s.program_version_id),
+                 receipt_base=ref(s.receipt_base_version_id),
                  started_at=_ts(s.started_at), finished_at=_ts(s.finished_at))
         steps.append(d)
     effects = []
@@ -157,6 +159,7 @@ def import_bundle(data: dict[str, Any], owner: Any) -> Run:
     try:
         Step.objects.bulk_create([Step(run=run, prefix_version_id=ref(s.get("prefix")),
                                        program_version_id=ref(s.get("program")),
+                                       receipt_base_version_id=ref(s.get("receipt_base")),
                                        started_at=_dt(s.get("started_at")) or _now_dt(),
                                        finished_at=_dt(s.get("finished_at")),
                                        **{f: s[f] for f in STEP_FIELDS if f in s})

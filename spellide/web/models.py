@@ -344,6 +344,12 @@ class Step(models.Model):
     # a single-agent run's steps are all ":main" generation 1 (so are steps stored before 0006).
     agent = models.CharField(max_length=100, default=MAIN_AGENT)
     generation = models.IntegerField(default=1)
+    # A wait inside this step resumed with messages: the receipt rewrote its program
+    # (spell-agents.md 2.3). ``program_version`` is the rewritten program; this is the one the
+    # step's own turn made, and ``receipt_trace`` the core's report of the rewrite.
+    receipt_base_version = models.ForeignKey(ProgramVersion, null=True, blank=True, on_delete=models.SET_NULL,
+                                             related_name="+")
+    receipt_trace = models.JSONField(null=True, blank=True)
 
     class Meta:
         unique_together = [("run", "step_id")]

@@ -607,6 +607,13 @@ def _tab_diff(d: dict, nav: Any, step: Step, request: Any) -> None:
     edits = step_edits(run, step.step_id)
     d["prev_label"], d["prev_id"] = label, prev_id
     d["edits"] = edits
+    d["receipt"] = None
+    if program and step.receipt_base_version_id:
+        # the step's own turn against what came before, then what the receipt added to it
+        own = step.receipt_base_version.text()
+        rewrite = diff_programs(own, program, [], (), step.receipt_trace)
+        d["receipt"] = [r for r in rewrite.rows if r.kind != "kept"]
+        program = own
     if program:
         diff = diff_programs(prev, program, list(step.provenance or []), edits, step.edit_trace)
         d["diff"] = diff

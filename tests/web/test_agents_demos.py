@@ -6,13 +6,13 @@ receipt's rewrite; a strict replay of it reproduces its agents from the cache.""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 from django.test import Client
 
-from spellide.web import diff as D
 from spellide.web import lanes, stepinfo
 from spellide.web.demos import get_demo, list_demos
 from spellide.web.models import Agent, Message, Run, Step
@@ -88,17 +88,27 @@ def test_each_agent_demo_runs_to_its_value_with_its_lanes(client, quick_demos, n
     assert 'id="lanes-panel"' in page
 
 
-def test_a_woken_steps_diff_labels_the_receipt(client, quick_demos):
+def test_the_diff_labels_the_receipt_of_a_wait_that_resumed(client, quick_demos):
+    """:main's first step waits in its spawn-ask; the wait resumes with the report bound to
+    msg-1. That step's diff shows its own turn (the model's action) and then the receipt's
+    rewrite, labelled receipt, as the core's edit trace reports them."""
     run = finish(start(client, "agents-fan-out"), 90)
+    waited = Step.objects.get(run=run, agent=":main", receipt_base_version__isnull=False)
+    html = client.get(f"/runs/{run.public_id}/steps/{waited.step_id}/?tab=diff").content.decode()
+    receipt = html[html.index('id="receipt-diff"'):]
+    rows = re.findall(r'<div class="drow dk-(\w+)"><span class="dlabel">([^<]+)</span>', receipt)
+    assert rows == [("receipt", "receipt")] * 3, rows
+    assert "(def msg-1 {:from [:w1 :w2 :w3]" in html_text(receipt)
+    own = html[:html.index('id="receipt-diff"')]
+    assert re.search(r'<div class="drow dk-appended">\s*<span class="dlabel">appended by the model</span>', own)
+    assert "dk-injected" not in own
     woken = Step.objects.filter(run=run, agent=":main").order_by("step_id").last()
-    prev, _, _ = stepinfo.prev_program(run, woken)
-    d = D.diff_programs(prev, woken.program_text(), list(woken.provenance or []), (), woken.edit_trace)
-    kinds = [r.kind for r in d.rows]
-    assert D.RECEIPT in kinds, kinds
-    received = [r.new.text for r in d.rows if r.kind == D.RECEIPT]
-    assert any(t.startswith("(def msg-1 ") for t in received), received
-    html = client.get(f"/runs/{run.public_id}/steps/{woken.step_id}/?tab=diff").content.decode()
-    assert 'class="drow dk-receipt"' in html and ">receipt<" in html
+    assert woken.parent == waited.step_id
+
+
+def html_text(html: str) -> str:
+    import html as h
+    return h.unescape(re.sub(r"<[^>]+>", "", html))
 
 
 def test_a_strict_replay_of_an_agent_demo_reproduces_its_agents(client, user, quick_demos):

@@ -144,3 +144,25 @@ def test_agents_still_working_when_the_root_returns_are_abandoned_with_their_ste
     run.refresh_from_db()
     html = "".join(h for _, h in render_batch(run, [last], closed))
     assert 'id="step-row-3"' in html and 'data-status="failed"' in html
+
+
+def test_a_receipts_rewrite_of_a_steps_program_is_kept_beside_its_own_turn(run):
+    """A wait inside step 1 resumed with messages: the core reports the rewritten program of
+    step 1 with a trace whose rows are by "receipt". The step keeps the program its own turn
+    made (and that turn's trace) as the rewrite's base."""
+    own_trace = {"version": 1, "sections": [{"name": "body", "rows": [{"op": "added", "by": "model", "new": [2, 1, 5]}]}]}
+    receipt = {"version": 1, "sections": [{"name": "body", "rows": [
+        {"op": "kept", "old": 0, "new": 0, "n": 3}, {"op": "added", "by": "receipt", "new": [3, None, None]}]}]}
+    items = fan_out_events(finish=False)
+    at = next(i for i, x in enumerate(items) if x[0] == ev.COMPLETION and x[1]["step"] == 1) + 1
+    items.insert(at, (ev.PROGRAM, {"step": 1, "program": "(own turn)", "provenance": [{"start": 0, "end": 3, "source": "model"}],
+                                   "trace": own_trace}, T0 + 0.55))
+    at = next(i for i, x in enumerate(items) if x[0] == ev.RECEIPT and x[1]["agent"] == ":main")
+    items.insert(at + 1, (ev.PROGRAM, {"step": 1, "program": "(own turn) (def msg-1 {})", "provenance": [],
+                                       "trace": receipt}, T0 + 2.15))
+    persist(run, items)
+    one = Step.objects.get(run=run, step_id=1)
+    assert one.program_text() == "(own turn) (def msg-1 {})"
+    assert one.receipt_base_version.text() == "(own turn)"
+    assert one.edit_trace == own_trace and one.receipt_trace == receipt
+    assert one.provenance == [{"start": 0, "end": 3, "source": "model"}]

@@ -372,7 +372,8 @@ class RunPersister:
                           error=None, error_span=None, model=str(d.get("model") or "")[:200],
                           transport="", usage={}, started_at=_dt(e.ts), finished_at=None,
                           provenance=[], continued_by=None, segment=self.segment, recovered=False,
-                          edit_trace=None, agent=str(d.get("agent") or MAIN_AGENT)[:100],
+                          edit_trace=None, receipt_base_version_id=None, receipt_trace=None,
+                          agent=str(d.get("agent") or MAIN_AGENT)[:100],
                           generation=int_or_none(d.get("generation")) or 1)
             if sid in self.known_steps and sid not in self._new_steps:
                 self._step_updates[sid] = fields      # a replayed step: its row is rewritten
@@ -409,10 +410,19 @@ class RunPersister:
             sid = d["step"]
             pv = self._store(d.get("program") or "")
             cur = self.step_texts.get(sid)
+            trace = d.pop("trace", None)
+            before = cur.get("program_version") if cur is not None else None
+            if before is not None and _by_receipt(trace):
+                # a wait in this step resumed with messages: the step keeps its own turn's
+                # trace and provenance, and the rewrite is kept beside them
+                self._step_update(sid, program_version_id=pv.pk, receipt_base_version_id=before,
+                                  receipt_trace=trace)
+            else:
+                self._step_update(sid, program_version_id=pv.pk, provenance=d.get("provenance") or [],
+                                  edit_trace=trace, receipt_base_version_id=None, receipt_trace=None)
             if cur is not None:
                 cur["program"] = d.get("program")
-            self._step_update(sid, program_version_id=pv.pk, provenance=d.get("provenance") or [],
-                              edit_trace=d.pop("trace", None))
+                cur["program_version"] = pv.pk
             d["program"] = {"$v": pv.pk}
         elif t == ev.EFFECT:
             d["effect"] = self._effect(e, dict(d.get("effect") or {}))
@@ -542,6 +552,14 @@ def _live(e: ev.Event, stored: dict[str, Any]) -> dict[str, Any]:
         data.setdefault(k, v)
     out["data"] = data
     return out
+
+
+def _by_receipt(trace: Any) -> bool:
+    """Whether the core's edit trace reports a message receipt's rewrite."""
+    if not isinstance(trace, dict):
+        return False
+    return any(isinstance(r, dict) and r.get("by") == "receipt"
+               for sec in trace.get("sections") or () for r in sec.get("rows") or ())
 
 
 def _step_of(eff: dict[str, Any], data: dict[str, Any]) -> int:
