@@ -11,7 +11,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from django.test import Client
 
 from spellide.web import lanes, stepinfo
 from spellide.web.demos import get_demo, list_demos
@@ -19,6 +18,7 @@ from spellide.web.models import Agent, Message, Run, Step
 from spellide.web.runner.replay import replay_run
 
 from .conftest import finish
+from .test_controls import client, htmx, run_from  # noqa: F401  (client is a fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -48,17 +48,8 @@ def quick_demos(settings, tmp_path_factory):
     return dst
 
 
-@pytest.fixture
-def client(user) -> Client:
-    c = Client()
-    c.force_login(user)
-    return c
-
-
-def start(client: Client, demo: str) -> Run:
-    resp = client.post("/runs/start/", {"demo": demo}, headers={"HX-Request": "true"})
-    url = resp["HX-Redirect"] if resp.has_header("HX-Redirect") else resp["Location"]
-    return Run.objects.get(public_id=url.rstrip("/").split("/")[-1])
+def start(client, demo: str) -> Run:
+    return run_from(htmx(client, "/runs/start/", {"demo": demo}))
 
 
 def test_the_agent_demos_are_listed_with_their_agents():
