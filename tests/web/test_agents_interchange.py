@@ -66,3 +66,19 @@ def test_otel_names_each_steps_agent_and_nests_spawned_agents_under_the_spawner(
     assert by_step[3]["parentSpanId"] == by_step[1]["spanId"]
     root = next(s for s in spans(doc) if "parentSpanId" not in s)
     assert by_step[1]["parentSpanId"] == root["spanId"]
+
+
+def test_otel_carries_messages_on_the_senders_step_and_receipts_on_the_receivers(user):
+    run = Run.objects.create(owner=user, title="fan-out", status=Run.Status.FINISHED)
+    persist(run, fan_out_events())
+    doc = export_run(run)
+    by_step = {attributes(s).get("spellide.step.id"): s for s in spans(doc) if s["name"].startswith("step ")}
+
+    def events(sid, name):
+        return [attributes(e) for e in by_step[sid].get("events", []) if e["name"] == name]
+    sent = events(1, "spellide.message")
+    assert [(m["spellide.message.kind"], m["spellide.message.edge"]) for m in sent] == [("request", 1)]
+    assert sent[0]["spellide.message.targets"] == {"values": [{"stringValue": ":a"}, {"stringValue": ":b"}]}
+    assert [(r["spellide.receipt.name"], r["spellide.receipt.site"]) for r in events(4, "spellide.receipt")] == [
+        ("msg-1", "wait-resume")]
+    assert events(3, "spellide.message")[0]["spellide.message.kind"] == "report"
