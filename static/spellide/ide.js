@@ -349,7 +349,7 @@
   }
   function syncAgents() {
     const el = ide(), panel = $('#lanes-panel');
-    if (el) el.dataset.multiAgent = panel ? '1' : '0';
+    if (el && panel) el.dataset.multiAgent = '1';     // (agents are never unregistered)
     $$('#agent-lanes .lane-label').forEach((b) => b.setAttribute('aria-pressed', String(b.dataset.agent === agentFilter)));
     $$('#step-rows > .row').forEach((r) => { r.hidden = !!agentFilter && r.dataset.agent !== agentFilter; });
     const list = $('#step-list');
