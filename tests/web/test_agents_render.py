@@ -106,6 +106,8 @@ def test_step_rows_say_their_agent(client, user, run):
     rows = dict(re.findall(r'id="step-row-(\d+)"[^>]* data-agent="([^"]+)"', page))
     assert rows == {"1": ":main", "2": ":a", "3": ":b", "4": ":main"}
     assert re.search(r'<span class="r-agent ag-1" title="agent :a, generation 1">:a</span>', page)
+    effects = client.get(f"/runs/{run.public_id}/effects/").content.decode()   # another view: no lanes
+    assert 'data-multi-agent="1"' in effects and 'id="lanes-panel"' not in effects
 
 
 def test_a_single_agent_run_has_no_lanes(client, user):
