@@ -112,3 +112,20 @@ def test_a_strict_replay_of_an_agent_demo_reproduces_its_agents(client, user, qu
         return (list(Agent.objects.filter(run=run).order_by("order").values_list("handle", "parent", "status")),
                 sorted(Message.objects.filter(run=run).values_list("kind", "sender", "targets", "edge")))
     assert shape(rep) == shape(src)
+
+
+def test_a_fork_at_a_workers_step_carries_the_agents(client, user, quick_demos):
+    """A fork at one bidder's step replays the run up to there from the cache and goes on
+    live: the fork has the same agents, each step keeps its agent, and its lanes draw."""
+    from spellide.web.runner.service import fork_run
+
+    src = finish(start(client, "agents-auction"), 90)
+    bob = Step.objects.filter(run=src, agent=":bob").order_by("step_id").first()
+    fork = finish(fork_run(src, user, bob.step_id), 90)
+    assert (fork.status, fork.value) == ("finished", src.value), fork.error
+    assert fork.totals["effects_reused"] >= 1
+    assert (list(Agent.objects.filter(run=fork).order_by("order").values_list("handle", "parent"))
+            == list(Agent.objects.filter(run=src).order_by("order").values_list("handle", "parent")))
+    assert (sorted(Step.objects.filter(run=fork).values_list("agent", flat=True))
+            == sorted(Step.objects.filter(run=src).values_list("agent", flat=True)))
+    assert lanes.timeline(fork, "/f") is not None
