@@ -12,6 +12,8 @@ import re
 
 import pytest
 
+from tests.web.agent_runtime import demo_params
+
 from .test_live_fresh import TERMINAL, post, server_status, settled
 
 pytestmark = pytest.mark.browser
@@ -122,7 +124,7 @@ def test_a_step_mark_selects_the_step_and_a_label_filters_the_steps(page, server
     assert not page.errors, page.errors
 
 
-@pytest.mark.parametrize("demo", sorted(AGENT_DEMOS))
+@pytest.mark.parametrize("demo", demo_params(AGENT_DEMOS))
 def test_lanes_watched_live_equal_a_fresh_load(page, server, demo):
     handles, value = AGENT_DEMOS[demo]
     start_demo(page, server, demo)

@@ -17,6 +17,7 @@ from spellide.web.demos import get_demo, list_demos
 from spellide.web.models import Agent, Message, Run, Step
 from spellide.web.runner.replay import replay_run
 
+from .agent_runtime import demo_params
 from .conftest import finish
 from .test_controls import client, htmx, run_from  # noqa: F401  (client is a fixture)
 
@@ -63,7 +64,7 @@ def test_the_agent_demos_are_listed_with_their_agents():
     assert {f"demo:{name}" for name in DEMOS} <= set(offered)
 
 
-@pytest.mark.parametrize("name", sorted(DEMOS))
+@pytest.mark.parametrize("name", demo_params(DEMOS))
 def test_each_agent_demo_runs_to_its_value_with_its_lanes(client, quick_demos, name):
     handles, value = DEMOS[name]
     run = finish(start(client, name), 90)
