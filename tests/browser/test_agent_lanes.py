@@ -124,15 +124,8 @@ def test_a_step_mark_selects_the_step_and_a_label_filters_the_steps(page, server
     assert not page.errors, page.errors
 
 
-@pytest.mark.parametrize("demo", demo_params(AGENT_DEMOS))
-def test_lanes_watched_live_equal_a_fresh_load(page, server, demo):
-    handles, value = AGENT_DEMOS[demo]
-    start_demo(page, server, demo)
-    st = settled(page, page.context)
-    assert st["status"] == "finished", st
-    assert st["value"] == value
+def assert_lanes_equal_a_fresh_load(page) -> dict:
     live = lanes(page)
-    assert [l.split(" ")[0] for l in live["labels"]] == handles
     fresh_page = page.context.new_page()
     try:
         fresh_page.goto(page.url)
@@ -144,6 +137,38 @@ def test_lanes_watched_live_equal_a_fresh_load(page, server, demo):
     for key in ("labels", "bars", "marks", "arrows", "head"):
         assert live[key] == fresh[key], f"{key}: live {live[key]} != fresh {fresh[key]}"
     assert live["html"] == fresh["html"]
+    return live
+
+
+def test_lanes_after_a_dropped_socket_and_lost_frames_equal_a_fresh_load(server):
+    """The page reconnects and reloads its state (the live state view sends the lanes too),
+    then notices a gap and reloads again: its lanes end as a fresh load's."""
+    from .conftest import open_page
+    from .test_live_fresh import SOCKET_HOOKS
+
+    with open_page(server) as page:
+        page.context.add_init_script(SOCKET_HOOKS)
+        start_demo(page, server, "agents-auction")
+        page.wait_for_selector("#lanes-panel")
+        page.evaluate("window.__dropSocket()")
+        page.wait_for_function("() => window.__sockets.length >= 2", timeout=15_000)
+        page.evaluate("window.__loseFrames = 2")
+        st = settled(page, page.context)
+        assert (st["status"], st["value"]) == ("finished", AGENT_DEMOS["agents-auction"][1])
+        got = assert_lanes_equal_a_fresh_load(page)
+        assert len(got["labels"]) == 4
+        assert not page.errors, page.errors
+
+
+@pytest.mark.parametrize("demo", demo_params(AGENT_DEMOS))
+def test_lanes_watched_live_equal_a_fresh_load(page, server, demo):
+    handles, value = AGENT_DEMOS[demo]
+    start_demo(page, server, demo)
+    st = settled(page, page.context)
+    assert st["status"] == "finished", st
+    assert st["value"] == value
+    live = assert_lanes_equal_a_fresh_load(page)
+    assert [l.split(" ")[0] for l in live["labels"]] == handles
     assert not page.errors, page.errors
 
 
