@@ -142,7 +142,9 @@ def assert_lanes_equal_a_fresh_load(page) -> dict:
 
 def test_lanes_after_a_dropped_socket_and_lost_frames_equal_a_fresh_load(server):
     """The page reconnects and reloads its state (the live state view sends the lanes too),
-    then notices a gap and reloads again: its lanes end as a fresh load's."""
+    then notices a gap and reloads again; and when every frame after the middle of the run is
+    lost and the socket drops after the run ended, the reconnect alone must bring the lanes to
+    their end: its lanes end as a fresh load's."""
     from .conftest import open_page
     from .test_live_fresh import SOCKET_HOOKS
 
@@ -153,7 +155,14 @@ def test_lanes_after_a_dropped_socket_and_lost_frames_equal_a_fresh_load(server)
         page.evaluate("window.__dropSocket()")
         page.wait_for_function("() => window.__sockets.length >= 2", timeout=15_000)
         page.evaluate("window.__loseFrames = 2")
+        page.wait_for_function("() => window.__loseFrames === 0", timeout=15_000)
+        page.evaluate("window.__loseFrames = 100000")          # nothing more arrives...
+        while server_status(page.context, page.url)["status"] not in TERMINAL:
+            page.wait_for_timeout(100)
+        stale = lanes(page)
+        page.evaluate("window.__loseFrames = 0; window.__dropSocket()")   # ...until it reconnects
         st = settled(page, page.context)
+        assert lanes(page)["html"] != stale["html"]
         assert (st["status"], st["value"]) == ("finished", AGENT_DEMOS["agents-auction"][1])
         got = assert_lanes_equal_a_fresh_load(page)
         assert len(got["labels"]) == 4
