@@ -110,6 +110,14 @@ def test_step_rows_say_their_agent(client, user, run):
     assert 'data-multi-agent="1"' in effects and 'id="lanes-panel"' not in effects
 
 
+def test_the_run_list_says_how_many_agents_a_run_had(client, user, run):
+    client.force_login(user)
+    html = client.get("/").content.decode()
+    row = html[html.index(f'id="run-{run.public_id}"'):]
+    row = row[:row.index("</tr>")]
+    assert '<span class="chip agents"' in row and ">3 agents</span>" in row
+
+
 def test_a_single_agent_run_has_no_lanes(client, user):
     r = Run.objects.create(owner=user, title="solo")
     persist(r, [(ev.RUN_STARTED, {"config": {}}, T0),
@@ -119,6 +127,8 @@ def test_a_single_agent_run_has_no_lanes(client, user):
     client.force_login(user)
     page = client.get(f"/runs/{r.public_id}/").content.decode()
     assert 'id="lanes-panel"' not in page and 'data-multi-agent="0"' in page
+    listed = client.get("/").content.decode()
+    assert 'class="chip agents"' not in listed
     batch = "".join(html for _, html in render_batch(r, load_events(r)))
     assert "#agent-lanes" not in batch
 
