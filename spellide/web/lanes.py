@@ -15,10 +15,10 @@ row height for both, so labels and lanes line up.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from spellide.web.models import Agent, Message, Receipt, Run, RunEvent, Step
@@ -32,6 +32,12 @@ MAX_MARKS = 1500     # the newest steps drawn (a longer run's older steps are le
 MAX_ARROWS = 1000    # the newest messages drawn
 MIN_SPAN = 1.0       # seconds: the shortest time axis (a run that just started)
 STATUSES = ("running", "waiting", "sleeping", "finished", "failed", "abandoned")
+
+
+def escape(text: object) -> str:
+    """HTML-escaped text (the standard library's: Django's ``escape`` is the same escaping, but
+    its lazy-string wrapper costs more than the drawing itself on a run of a thousand marks)."""
+    return html.escape(str(text), quote=True)
 
 
 @dataclass
@@ -73,7 +79,8 @@ def timeline(run: Run, base: str) -> Optional[Timeline]:
                  .values_list("step_id", "agent", "generation", "status", "error", "continued_by",
                               "recovered", "started_at", "finished_at")[:MAX_MARKS])[::-1]
     n_messages = Message.objects.filter(run=run).count()
-    messages = list(Message.objects.filter(run=run).order_by("-seq")[:MAX_ARROWS])[::-1]
+    messages = [_Msg(*row) for row in Message.objects.filter(run=run).order_by("-seq").values_list(
+        "msg_id", "kind", "sender", "targets", "edge", "body", "sent_at")[:MAX_ARROWS]][::-1]
     receipts: dict[tuple[str, str], float] = {}
     for mid, agent, at in Receipt.objects.filter(run=run, msg_id__in=[m.msg_id for m in messages]) \
             .values_list("msg_id", "agent", "received_at"):
@@ -151,7 +158,20 @@ def _axis(span: float, height: int) -> list[str]:
     return out
 
 
-def _arrows(m: Message, index: dict[str, int], receipts: dict[tuple[str, str], float], x: Any) -> list[str]:
+@dataclass
+class _Msg:
+    """The fields of a ``Message`` the drawing reads (read as values: no model instances)."""
+
+    msg_id: str
+    kind: str
+    sender: str
+    targets: list
+    edge: Optional[int]
+    body: Optional[str]
+    sent_at: float
+
+
+def _arrows(m: _Msg, index: dict[str, int], receipts: dict[tuple[str, str], float], x: Any) -> list[str]:
     """One arrow per target lane: from the sender's lane at the send to the target's lane at
     its receipt; not received yet: a dashed stub at the send. A sender that is not an agent
     (the runtime: a future, the coordinator) has no lane: its messages start on the target's."""
@@ -173,7 +193,7 @@ def _handles(sender: str) -> list[str]:
     return [sender]
 
 
-def _arrows_from(m: Message, src: Optional[int], index: dict[str, int], receipts: dict[tuple[str, str], float],
+def _arrows_from(m: _Msg, src: Optional[int], index: dict[str, int], receipts: dict[tuple[str, str], float],
                  x: Any, label: str) -> list[str]:
     out = []
     for t in m.targets:
