@@ -341,7 +341,7 @@
   // The lanes are whole state from the server (lanes.py); what is the reader's own is kept
   // here and put back on every new rendering: the selected step's mark, and the agent whose
   // steps alone the list shows (a lane's label toggles it).
-  let agentFilter = '';
+  let agentFilter = '', filtered = false;   // filtered: rows may be hidden now
   function markLane(stepId) {
     $$('#agent-lanes a.lane-step.sel').forEach((a) => a.classList.remove('sel'));
     const a = stepId && $(`#agent-lanes a.lane-step[data-step="${CSS.escape(stepId)}"]`);
@@ -351,10 +351,11 @@
     const el = ide(), panel = $('#lanes-panel');
     if (el && panel) el.dataset.multiAgent = '1';     // (agents are never unregistered)
     $$('#agent-lanes .lane-label').forEach((b) => b.setAttribute('aria-pressed', String(b.dataset.agent === agentFilter)));
-    $$('#step-rows > .row').forEach((r) => { r.hidden = !!agentFilter && r.dataset.agent !== agentFilter; });
-    const list = $('#step-list');
-    if (list) list.dataset.agent = agentFilter;
-    markLane(el && el.dataset.selected);
+    if (agentFilter || filtered) {      // (a page that never filtered touches no row)
+      $$('#step-rows > .row').forEach((r) => { r.hidden = !!agentFilter && r.dataset.agent !== agentFilter; });
+      filtered = !!agentFilter;
+    }
+    if (panel) markLane(el && el.dataset.selected);
   }
   document.addEventListener('click', (e) => {
     const b = e.target.closest('#agent-lanes .lane-label[data-agent]');
