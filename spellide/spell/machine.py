@@ -961,12 +961,28 @@ class Run:
     def record(self) -> Record:
         """The run as a record for later replay (``--record``)."""
         res = getattr(self, "_result", None)
-        steps = [{k: s[k] for k in ("id", "parent", "depth", "prefix", "completion", "program",
-                                    "value", "error")} for s in (res.steps if res else [])]
+        steps = [{k: s.get(k) for k in ("id", "parent", "depth", "prefix", "completion", "program",
+                                        "value", "error", "agent", "generation")}
+                 for s in (res.steps if res else [])]
         effects = [EffectRecord.from_json(e) for e in (res.effects if res else [])]
         return Record(config=self.config.to_json(), model_settings=self.model_settings,
                       steps=steps, effects=effects, edits=list(self.edits_made),
-                      value=res.value_text if res else None, error=res.error if res else None)
+                      value=res.value_text if res else None, error=res.error if res else None,
+                      agents=res.agents if res else [], warnings=res.warnings if res else [],
+                      journal=_json_journal(res.journal) if res and len(res.agents) > 1 else [])
+
+
+def _json_journal(journal: list[dict]) -> list[dict]:
+    """The coordinator's journal as JSON (actors as lists, results printed when not plain)."""
+    out = []
+    for e in journal:
+        result = e["result"]
+        if not (result is None or isinstance(result, (str, int, float, bool, list))):
+            result = pr_str(result)
+        actor = list(e["actor"]) if isinstance(e["actor"], tuple) else e["actor"]
+        out.append({"seq": e["seq"], "actor": actor, "kind": e["kind"], "payload": e["payload"],
+                    "result": result})
+    return out
 
 
 def execute_with_deep_stack(fn: Callable[[], Any], stack_mb: int = 512, recursion: int = 200_000) -> Any:
