@@ -69,7 +69,9 @@ class EventBus:
     def __init__(self, listeners: list[Callable[[Event], None]] | None = None, start_seq: int = 0):
         self._listeners = list(listeners or [])
         self._seq = start_seq
-        self._lock = threading.Lock()
+        # re-entrant: the coordinator emits under its lock, and a listener (a test's hook)
+        # may act on the coordinator, which emits again, from the same thread
+        self._lock = threading.RLock()
 
     def subscribe(self, listener: Callable[[Event], None]) -> None:
         self._listeners.append(listener)

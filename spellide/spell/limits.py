@@ -192,7 +192,16 @@ class RunClock:
         self.step_seconds = step_seconds or None
         self.run_seconds = run_seconds or None
         self.run_deadline = time.monotonic() + self.run_seconds if self.run_seconds else None
-        self._frames: list[list[Any]] = []
+        # each thread (an agent's lifecycle) has its own stack of evaluation frames
+        self._frames_of: dict[int, list[list[Any]]] = {}
+
+    @property
+    def _frames(self) -> list[list[Any]]:
+        me = threading.get_ident()
+        frames = self._frames_of.get(me)
+        if frames is None:
+            frames = self._frames_of[me] = []
+        return frames
 
     def _apply(self, frame: list[Any]) -> None:
         sh, step_deadline = frame[0], frame[1]
@@ -216,27 +225,35 @@ class RunClock:
         """An evaluation with ``shared`` as its state runs meanwhile, on the step's clock."""
         frame = [shared, time.monotonic() + self.step_seconds if self.step_seconds else None, None]
         self._apply(frame)
-        self._frames.append(frame)
+        frames = self._frames
+        frames.append(frame)
         token = _evaluation.set(shared)
         try:
             yield
         finally:
             _evaluation.reset(token)
-            self._frames.remove(frame)
+            frames.remove(frame)
+            if not frames:
+                self._frames_of.pop(threading.get_ident(), None)
 
     def overrun(self) -> Optional[tuple[float, str]]:
         """How far the evaluation in progress is past its deadline, with its message (None: it
         is not, or it is suspended). Safe to ask from another thread: a watchdog's question
-        when the evaluation is inside one long call that checks no deadline."""
-        try:
-            sh, _, suspended = self._frames[-1]
-        except IndexError:
-            return None
-        deadline = sh.deadline
-        if suspended is not None or deadline is None:
-            return None
-        late = time.monotonic() - deadline
-        return (late, sh.timeout_message or "Evaluation timed out") if late > 0 else None
+        when the evaluation is inside one long call that checks no deadline. With several
+        threads evaluating (agents), the latest of their innermost evaluations counts."""
+        worst: Optional[tuple[float, str]] = None
+        for frames in list(self._frames_of.values()):
+            try:
+                sh, _, suspended = frames[-1]
+            except IndexError:
+                continue
+            deadline = sh.deadline
+            if suspended is not None or deadline is None:
+                continue
+            late = time.monotonic() - deadline
+            if late > 0 and (worst is None or late > worst[0]):
+                worst = (late, sh.timeout_message or "Evaluation timed out")
+        return worst
 
     @contextmanager
     def off_step_clock(self, paused: bool = False) -> Iterator[None]:
@@ -255,8 +272,12 @@ class RunClock:
                 frame[2] = None            # type: ignore[index]
             if paused and self.run_deadline is not None:
                 self.run_deadline += spent
-            for f in self._frames:
-                self._apply(f)
+                for frames in list(self._frames_of.values()):   # every agent's run deadline moved
+                    for f in list(frames):
+                        self._apply(f)
+            else:
+                for f in self._frames:
+                    self._apply(f)
 
 
 def watch_overrun(clock: Callable[[], Optional[RunClock]], end: Callable[[str], None]) -> None:

@@ -39,6 +39,9 @@ from .printer import pr_str
 from .reader import read_all, read_one
 from .record import Record, RecordedEdit
 from .turns import turn_builtins
+from .agents import receipt as rcpt
+from .agents.coordinator import K_BODY, show as show_handle
+from .agents.runtime import MAIN, Actor, AgentRuntime, Resume
 
 RECOVERY_ATTEMPTS = 2
 _GATED_HINT = "{ns}/ is an effect namespace - use it in the trailing expression via eval"
@@ -66,12 +69,15 @@ class RunResult:
     effects_reused: int = 0
     cost: float = 0.0
     status: str = "finished"   # finished | failed | stopped | diverged
+    agents: list[dict] = field(default_factory=list)     # {handle, parent, status, generation, calls}
+    warnings: list[dict] = field(default_factory=list)   # coordinator warnings {message, data, timestamp_ms}
+    journal: list[dict] = field(default_factory=list)    # the coordinator's transitions (section 8.1)
 
     def to_json(self) -> dict[str, Any]:
         return {"value": self.value_text, "error": self.error, "error_kind": self.error_kind,
                 "status": self.status, "steps": self.steps, "effects": self.effects,
                 "effects_executed": self.effects_executed, "effects_reused": self.effects_reused,
-                "cost": self.cost}
+                "cost": self.cost, "agents": self.agents, "warnings": self.warnings}
 
 
 def resolve_model(spec: str, record: Optional[Record] = None) -> tuple[Model, Optional[Record]]:
@@ -92,6 +98,20 @@ def resolve_model(spec: str, record: Optional[Record] = None) -> tuple[Model, Op
 
 
 INLINE_ARG_CHARS = 2000
+_RECEIVE_KEY = kw("receive?")
+
+
+def _receive_option(opts: Any) -> bool:
+    """``!llm-self``'s options: nil or ``{:receive? bool}``, anything else refused before any
+    model call (spell-agents.md section 2.2). A receiving self-call takes the messages waiting
+    when its completion returns, before its program runs."""
+    if opts is None:
+        return False
+    if opts is True:   # the machine's own continuations (TailCall.opts)
+        return True
+    if isinstance(opts, Map) and set(opts) <= {_RECEIVE_KEY} and isinstance(opts.get(_RECEIVE_KEY, False), bool):
+        return bool(opts.get(_RECEIVE_KEY, False))
+    raise SpellError(f"!llm-self options must be {{:receive? true|false}}, got {pr_str(opts)}")
 
 
 def _text_arg(text: str) -> str:
@@ -124,8 +144,13 @@ class Run:
                  listeners: list[Callable[[ev.Event], None]] | tuple = (),
                  controller: Optional[Controller] = None, record: Optional[Record] = None,
                  fork_at: Optional[int] = None, start_seq: int = 0, keep_history: bool = True,
-                 effect_namespaces: Optional[dict[str, dict[str, Callable[..., Any]]]] = None):
+                 effect_namespaces: Optional[dict[str, dict[str, Callable[..., Any]]]] = None,
+                 max_edges: Optional[int] = None, scheduler: str = "free"):
+        """``max_edges``: the coordinator's capacity of pending edges (default 10,000);
+        ``scheduler``: ``free`` (agents run at once) or ``rtb`` (run-to-block, one at a time)."""
         self.config = config
+        self._local = threading.local()
+        self._count_lock = threading.Lock()
         self._extra_namespaces = dict(effect_namespaces or {})
         if model is None:
             model, spec_record = resolve_model(config.model, record)
@@ -134,6 +159,8 @@ class Run:
         self.record_in = record
         self.controller = controller or Controller()
         self.bus = ev.EventBus(list(listeners), start_seq)
+        self.agents = AgentRuntime(self, max_edges, scheduler)
+        self.coordinator = self.agents.coordinator
         self.keep_history = keep_history
         mode = config.cache_mode if record is not None else LIVE_MODE
         if mode not in api.CACHE_MODES:
@@ -150,22 +177,19 @@ class Run:
                                   else str(v) for k, v in self.model_settings.items()})
         self.next_step = 0
         self.model_calls = 0
+        self.root_actor = Actor(MAIN, 1)
         self.cost = 0.0
         self.stepping = False
         self.clock = RunClock(config.step_time_limit, config.run_time_limit)
         self.steps: dict[int, dict] = {}
         self.root_effects: list[dict] = []
         self.edits_made: list[RecordedEdit] = []
-        # The last prefix printed from a quine, with what reading it gives: the next program
-        # starts with it, so only the completion is read (see edits.carry_quine_prefix).
-        self._carry: Optional[edits.PrefixCarry] = None
-        self._edit_traces: dict[Any, Any] = {}   # prefix text or step -> the EditTrace that made it
         self._builtins = {**core_builtins(), **turn_builtins()}
         self._effects = self._make_effects()
         self._eval = make_eval(self._effects)
         declared = [ns for ns in namespaces.effect_namespaces() if ns.bound]
         gated = {n: _GATED_HINT.format(ns=n)
-                 for n in (*(ns.name for ns in declared), "agents", "web", *self._extra_namespaces)}
+                 for n in (*(ns.name for ns in declared), "web", *self._extra_namespaces)}
         for ns in declared:
             if not ns.enabled(config):
                 gated[ns.name] = ns.unavailable or f"{ns.name}/ is not available in this run"
@@ -175,21 +199,35 @@ class Run:
     def _make_effects(self) -> dict:
         """The effect builtins of this run: the model calls and every declared effect
         namespace its settings enable (``namespaces.py``), each function through the gate."""
+        from .agents.namespace import bind_op
         effects: dict[Any, Any] = {
             Symbol("!llm-self"): Builtin("!llm-self", self._llm_self, needs_ctx=True, tail_aware=True),
             Symbol("leaf-llm"): Builtin("leaf-llm", self._leaf_llm, needs_ctx=True),
+            Symbol("receive"): Builtin("receive", self._receive, needs_ctx=True,
+                                       doc="(receive completion): the program with the messages "
+                                           "waiting now received (not evaluated)"),
         }
         setup = namespaces.Setup(self.config, self._apply_spell_fn)
         for ns in namespaces.effect_namespaces():
             if ns.bound and ns.make is not None and ns.enabled(self.config):
-                effects[Symbol(ns.name)] = namespaces.bind(ns, ns.make(setup), self.gate.builtin)
+                # agents/ ops see their evaluation context (who calls, from which step)
+                wrap = ((lambda name, fn, **kw: bind_op(self, name, fn, **kw)) if ns.name == "agents"
+                        else self.gate.builtin)
+                effects[Symbol(ns.name)] = namespaces.bind(ns, ns.make(setup), wrap)
         self.globals = setup.state.get("globals")
         for name, fns in self._extra_namespaces.items():
             effects[Symbol(name)] = namespaces.bind(name, fns, self.gate.builtin)
         return effects
 
     def _apply_spell_fn(self, f: Any, args: list) -> Any:
+        """Call a Spell function an effect was given (``globals/update``'s f): it runs where
+        effects are available, as the ``eval`` that called the effect was (an agent's update
+        function may ask ``agents/current-handle``)."""
+        caller = self.gate.call_env()
+        if caller is not None:   # where the effect was called: its env (dynamic scope), effects
+            return apply_fn(f, list(args), caller[1], caller[0])
         ctx = self._ctx(self.gate.scope.step, 1)
+        ctx = ctx.derive(builtins={**ctx.builtins, **self._effects, Symbol("eval"): self._eval})
         return apply_fn(f, list(args), immutables.Map(), ctx)
 
     def _on_effect(self, rec: EffectRecord) -> None:
@@ -293,28 +331,155 @@ class Run:
                 raise memory_error() from None
         return value
 
+    # --- actors ----------------------------------------------------------------------------
+    @property
+    def actor(self) -> Optional[Actor]:
+        """The agent this thread runs (None in a thread that runs no agent, e.g. a future)."""
+        return getattr(self._local, "actor", None)
+
+    def bind_actor(self, actor: Optional[Actor]) -> None:
+        """This thread runs ``actor`` from now on (a lifecycle's thread; a future's thread
+        binds an ``Actor`` with its own ``ctx`` so that agent-context ops refuse it)."""
+        self._local.actor = actor
+
+    def _agent_actor(self, what: str) -> Actor:
+        actor = self.actor
+        if actor is None or actor.ctx != "main":
+            raise SpellError(f"{what} cannot run inside computation futures")
+        return actor
+
     def _normalize_prefix(self, prefix: Any, env: Any) -> str:
         if isinstance(prefix, str):
             if prefix.lstrip().startswith("("):
                 return prefix
             return edits.wrap_prompt(prefix)
         if edits.is_quine(prefix):
-            text, self._carry = edits.carry_quine_prefix(prefix, self._carry)
+            actor = self._agent_actor("Self-calls")
+            # The last prefix printed from a quine, with what reading it gives: the next
+            # program starts with it, so only the completion is read (edits.carry_quine_prefix).
+            text, actor.carry = edits.carry_quine_prefix(prefix, actor.carry)
             trace = getattr(prefix, "edit_trace", None)
             if trace is not None:
-                self._edit_traces[text] = trace
+                actor.edit_traces[text] = trace   # prefix text or step -> the EditTrace that made it
             return text
         if isinstance(prefix, List):
             return pr_str(edits.expand_expr(prefix, env))
         raise SpellError(f"!llm-self expects a string or a program form, got {pr_str(prefix)}")
 
     def _llm_self(self, ctx: Any, env: Any, prefix: Any, opts: Any = None, *, tail: bool = False) -> Any:
+        receive = _receive_option(opts)
+        self._agent_actor("Self-calls")
         text = self._normalize_prefix(prefix, env)
         frame: Frame = ctx.machine
         if tail:
-            return TailCall(text, opts)
+            return TailCall(text, receive)
         with self.clock.off_step_clock():   # the nested steps have clocks of their own
-            return self._chain(text, frame.step if frame.step >= 0 else None, frame.depth)
+            return self._chain(text, frame.step if frame.step >= 0 else None, frame.depth, receive)
+
+    # --- receipt (spell-agents.md section 2) ------------------------------------------------
+    def _receipt(self, actor: Actor, program: Any, site: str, batch: list, step: Optional[int]) -> tuple[Any, str]:
+        """``program`` with ``batch`` received at ``site``: the form to evaluate and its text,
+        which becomes the agent's resumable context."""
+        form, text, _ = rcpt.apply_receipt(program, site, batch, self.store, self.config.inline_limit)
+        self.coordinator.checkpoint(actor.handle, text)
+        self.bus.emit(ev.RECEIPT, agent=show_handle(actor.handle), step=step, site=site,
+                      messages=[{"id": mid, "name": name} for name, mid, _ in batch])
+        return form, text
+
+    def resume_after_wait(self, ctx: Any, actor: Actor, batch: Optional[list], site: str, tail: bool) -> Any:
+        """A wait woke with ``batch`` (None: it did not wait): its value is the value of the
+        agent's checkpoint evaluated with the batch received. In tail position the machine's
+        loop evaluates it (``Resume``); elsewhere it is evaluated here, like a nested self-call."""
+        if batch is None:
+            return None
+        frame: Frame = ctx.machine
+        raw = self.coordinator.agents[actor.handle].last_raw
+        form, text = self._receipt(actor, raw, site, batch, frame.step if frame.step >= 0 else None)
+        if tail:
+            return Resume(form, text, site)
+        with self.clock.off_step_clock():
+            return self._drive(self._evaluate_resumed(form, text, frame.step, frame.depth),
+                               frame.step, frame.depth)
+
+    def _evaluate_resumed(self, form: Any, text: str, step: int, depth: int) -> Any:
+        """A received program, evaluated from scratch (a new evaluation of the same step)."""
+        if step >= 0:
+            self._emit_receipt_program(step, form, text)
+        return self._evaluate(form, step, depth)
+
+    def _drive(self, value: Any, step: int, depth: int, parent: Optional[int] = None) -> Any:
+        """Go on from a value that may continue the program: a ``Resume`` is evaluated, a
+        ``TailCall`` runs its chain of steps (under ``parent``, by default ``step``); the
+        first plain value is the result."""
+        if parent is None and step >= 0:
+            parent = step
+        while isinstance(value, TailCall):
+            if type(value) is Resume:
+                value = self._evaluate_resumed(value.form, value.text, step, depth)
+            else:
+                value = self._chain(value.prefix, parent, depth, bool(value.opts))
+        return value
+
+    def _init_form(self, text: str) -> Any:
+        forms = read_all(text)
+        if len(forms) != 1:
+            if len(forms) > 1 and self.config.allow_multiple_top_level:
+                return List((Symbol("do"), *forms))
+            raise SpellError(f"Expected exactly one top-level form in the init program, got {len(forms)}",
+                             kind="multiple-top-level-forms")
+        return forms[0]
+
+    def run_lifecycle(self, actor: Actor, text: Optional[str], site: str,
+                      parent: Optional[int] = None) -> Any:
+        """One lifecycle of an agent: its program (an init program at startup, its
+        checkpoint at a dormant resume) with the messages waiting received first, evaluated
+        and continued to a value. Its steps hang under ``parent`` (the spawning step)."""
+        coord = self.coordinator
+        if text is None:
+            raise SpellError(f"Agent {show_handle(actor.handle)} has no program to resume", kind="startup")
+        try:
+            form = self._init_form(text)
+        except SpellError as err:
+            err.phase = "startup"   # type: ignore[attr-defined]
+            raise
+        coord.checkpoint(actor.handle, text)
+        if coord.has_mail(actor.handle):
+            batch = coord.drain(actor.key, actor.handle, site)
+            if batch:
+                form, text = self._receipt(actor, text, site, batch, None)
+        self.gate.push(-1)
+        try:
+            value = self._evaluate(form, -1, 1)
+            return self._drive(value, -1, 1, parent)
+        finally:
+            self.gate.pop()
+
+    def _receive(self, ctx: Any, env: Any, program: Any) -> Any:
+        """``(receive completion)``: drain the mailbox into the program without evaluating it."""
+        actor = self._agent_actor("receive")
+        problem = rcpt.check_receivable(program)
+        if problem is not None:
+            raise SpellError(problem)
+        batch = self.gate.perform("receive", (), lambda: self.coordinator.drain(actor.key, actor.handle, "receive"),
+                                  internal=True, encode=lambda b: pr_str(Vector(n for n, _, _ in b)))
+        if not batch:
+            return program
+        frame: Frame = ctx.machine
+        return self._receipt(actor, program, "receive", batch, frame.step if frame.step >= 0 else None)[0]
+
+    def _emit_receipt_program(self, sid: int, form: Any, text: str) -> None:
+        """The program a receipt made, with its edit trace (forms added ``by`` receipt)."""
+        if self.keep_history and sid in self.steps:
+            self.steps[sid]["program"] = text
+        trace = getattr(form, "edit_trace", None)
+        provenance = [{"start": 0, "end": len(text), "source": "prefix"}]
+        report = None
+        if trace is not None:
+            report = program_trace.trace_program(trace.base, form, provenance, trace, [])
+            span = getattr(trace.base, "span", None)
+            report["base"] = [span.start, span.end] if span is not None else None
+        self.bus.emit(ev.PROGRAM, step=sid, program=text, provenance=provenance, receipt=True,
+                      **({"trace": report} if report is not None else {}))
 
     def _leaf_llm(self, ctx: Any, env: Any, prompt: Any, *rest: Any) -> str:
         text = prompt if isinstance(prompt, str) else pr_str(prompt)
@@ -327,6 +492,8 @@ class Run:
 
     def _model_effect(self, name: str, text: str, thunk: Callable[[], Completion]) -> Completion:
         budget = self.config.budget
+        if self.coordinator.closed and self.actor is not self.root_actor:
+            raise TypedError("Coordinator closed: the run has ended", kind="coordinator-closed")
         if budget and self.cost >= budget:
             raise TypedError(f"Budget exceeded: ${self.cost:.4f} spent of ${budget:.2f}",
                              kind="budget-exceeded")
@@ -350,25 +517,35 @@ class Run:
                                                  self.model.transport),
                 usage_of=lambda c: c.usage.to_json())
         if self.gate.executed > before:
-            self.cost += comp.usage.cost
+            with self._count_lock:   # agents spend from one budget
+                self.cost += comp.usage.cost
             if budget and self.cost > budget:
                 raise TypedError(f"Budget exceeded: ${self.cost:.4f} spent of ${budget:.2f}",
                                  kind="budget-exceeded")
         return comp
 
     # --- steps -----------------------------------------------------------------------------
-    def _chain(self, prefix: str, parent: Optional[int], depth: int) -> Any:
-        """Run a step and every step that continues it in tail position; return the value."""
+    def _new_step_id(self) -> int:
+        """Step ids are unique and ordered across every agent of the run."""
+        with self._count_lock:
+            sid = self.next_step
+            self.next_step += 1
+        return sid
+
+    def _chain(self, prefix: str, parent: Optional[int], depth: int, receive: bool = False) -> Any:
+        """Run a step and every step that continues it in tail position; return the value.
+        ``receive``: the self-call receives messages before its program runs (section 2.2)."""
         chain: list[int] = []
         recoveries = [0]
+        sid = self._new_step_id()
         try:
             while True:
-                out, sid = self._step(prefix, parent, depth, recoveries)
+                out = self._step(sid, prefix, parent, depth, recoveries, receive)
                 chain.append(sid)
                 if isinstance(out, TailCall):
-                    nxt = self.next_step
+                    nxt = self._new_step_id()
                     self._finish(sid, continued_by=nxt)
-                    prefix, parent, depth = out.prefix, sid, depth + 1
+                    prefix, parent, depth, receive, sid = out.prefix, sid, depth + 1, bool(out.opts), nxt
                     continue
                 break
         except SpellError as err:
@@ -398,24 +575,30 @@ class Run:
                       error=error.message if error else None, error_span=span,
                       continued_by=continued_by, recovered=recovered)
 
-    def _step(self, prefix: str, parent: Optional[int], depth: int, recoveries: list[int]) -> tuple[Any, int]:
+    def _step(self, sid: int, prefix: str, parent: Optional[int], depth: int, recoveries: list[int],
+              receive: bool = False) -> Any:
         limit = self.config.depth
         if limit and depth > limit:
             raise TypedError(f"LLM recursion limit exceeded (depth {limit})", kind="depth-exceeded")
         self.clock.check_run()
-        sid = self.next_step
-        self.next_step += 1
+        actor = self._agent_actor("Self-calls")
+        agent = show_handle(actor.handle)
         if self.keep_history:
             self.steps[sid] = {"id": sid, "parent": parent, "depth": depth, "prefix": prefix,
                                "completion": None, "program": None, "value": None, "error": None,
                                "effects": [], "usage": None, "model": self.model.name,
-                               "transport": self.model.transport, "started": time.time()}
+                               "transport": self.model.transport, "started": time.time(),
+                               "agent": agent, "generation": actor.generation}
+        outer_step = actor.step
+        actor.step = sid
+        self.coordinator.current_step[actor.handle] = sid
         self.bus.emit(ev.STEP_STARTED, step=sid, parent=parent, depth=depth, prefix=prefix,
-                      model=self.model.name)
-        trace = self._edit_traces.pop(prefix, None)
-        self._edit_traces.clear()   # a prefix that no step took is not waited for
+                      model=self.model.name, agent=agent, generation=actor.generation)
+        traces = actor.edit_traces
+        trace = traces.pop(prefix, None)
+        traces.clear()   # a prefix that no step took is not waited for
         if trace is not None:
-            self._edit_traces[sid] = trace
+            traces[sid] = trace
         scope = self.gate.push(sid)
         try:
             edited = self._pause(BEFORE_MODEL, sid, prefix)
@@ -436,13 +619,18 @@ class Run:
             if edited is not None:
                 human = [_human_range(raw, edited)]
                 raw = edited
-            return self._run_program(sid, depth, prefix, raw, human, recoveries), sid
+            return self._run_program(sid, depth, prefix, raw, human, recoveries, receive)
         finally:
             self.gate.pop()
+            actor.step = outer_step
+            self.coordinator.current_step[actor.handle] = outer_step
 
     def _call_model(self, sid: int, prefix: str) -> Completion:
-        index = self.model_calls
-        self.model_calls += 1
+        actor = self._agent_actor("Self-calls")
+        with self._count_lock:
+            index = self.model_calls
+            self.model_calls += 1
+        agent_index = self.coordinator.count_call(actor.handle)
 
         def on_delta(chunk: str) -> None:
             self.bus.emit(ev.COMPLETION_DELTA, step=sid, text=chunk)
@@ -454,7 +642,8 @@ class Run:
         while True:
             self.gate.scope.ordinal = 0
             request = ModelRequest(prefix, on_delta=on_delta,
-                                   extra={"call_index": index, "on_restart": on_restart})
+                                   extra={"call_index": index, "on_restart": on_restart,
+                                          "agent": actor.handle.full, "agent_call_index": agent_index})
             try:
                 return self._model_effect("model/spell", prefix, lambda: self.model.complete(request))
             except ModelError as err:
@@ -506,7 +695,8 @@ class Run:
     def _program_trace(self, sid: int, form: Any, provenance: list[dict]) -> Optional[dict]:
         """The program's edit trace against the program edit time made its prefix from
         (``program_trace``), when this step's prefix came from an edit."""
-        edit = self._edit_traces.get(sid)
+        actor = self.actor
+        edit = actor.edit_traces.get(sid) if actor is not None else None
         if edit is None or form is None:
             return None
         human = [{"author": e.author, "at": e.at} for e in self.edits_made if e.step == sid]
@@ -527,12 +717,19 @@ class Run:
         raise TypedError(f"Strict replay diverged at step {sid}: {what}", kind="divergence")
 
     def _run_program(self, sid: int, depth: int, prefix: str, raw: str,
-                     human: list[tuple[int, int]], recoveries: list[int]) -> Any:
+                     human: list[tuple[int, int]], recoveries: list[int], receive: bool = False) -> Any:
         text = raw
         recovery_form = None
+        resumed: Optional[Resume] = None
+        actor = self.actor
         while True:
-            if recovery_form is None:
-                carry = self._carry
+            if resumed is not None:   # a wait woke: the received program, evaluated afresh
+                carried = False
+                form, text = resumed.form, resumed.text
+                resumed = None
+                self._emit_receipt_program(sid, form, text)
+            elif recovery_form is None:
+                carry = actor.carry
                 carried = carry is not None and text.startswith(carry.text)
                 try:
                     text, form = assemble(text, "", allow_multiple=self.config.allow_multiple_top_level,
@@ -552,6 +749,15 @@ class Run:
                     continue
                 self._emit_program(sid, text, self._provenance(len(prefix), text, len(raw), human, False), form)
                 self._check_strict(sid, text)
+                if receive:   # a receiving self-call: checkpoint, then messages come in first
+                    coord = self.coordinator
+                    coord.checkpoint(actor.handle, text)
+                    if coord.has_mail(actor.handle):
+                        batch = coord.drain(actor.key, actor.handle, "pre-eval")
+                        if batch:
+                            form, text = self._receipt(actor, form, "pre-eval", batch, sid)
+                            carried = False
+                            self._emit_receipt_program(sid, form, text)
             else:
                 carried = False
                 form = recovery_form
@@ -585,8 +791,13 @@ class Run:
                 self.gate.restart_step()
                 self._finish(sid, error=err, recovered=True)
                 continue
+            if type(value) is Resume:
+                resumed = value
+                continue
             if not isinstance(value, TailCall):
                 self._finish(sid, value=value)
+            elif recovery_form is not None and not value.opts:
+                value.opts = True   # a recovery continuation receives (section 2.2)
             return value
 
     # --- recovery --------------------------------------------------------------------------
@@ -598,7 +809,7 @@ class Run:
 
     def _can_recover(self, err: SpellError, recoveries: list[int]) -> bool:
         return (self.config.recover and not isinstance(err, TypedError)
-                and err.kind in ("eval", "read", "multiple-top-level-forms")
+                and err.kind in ("eval", "read", "multiple-top-level-forms", "sleep-refused")
                 and recoveries[0] < RECOVERY_ATTEMPTS)
 
     def _namespace_fixup(self, form: Any, err: SpellError) -> Any:
@@ -670,24 +881,23 @@ class Run:
         self.bus.emit(ev.RUN_STARTED, config=cfg.to_json(), model_settings=self.model_settings,
                       model=self.model.name)
         result = RunResult()
+        root = self.root_actor
+        self.bind_actor(root)
+        self.agents.scheduler.enter()
+        ended = False
         try:
             if cfg.init is None and cfg.prompt is None:
                 raise SpellError("a run needs a prompt or an init program", kind="usage")
             text = cfg.init if cfg.init is not None else edits.build_init(cfg.prompt or "")
-            forms = read_all(text)
-            if len(forms) != 1:
-                if len(forms) > 1 and cfg.allow_multiple_top_level:
-                    forms = [List((Symbol("do"), *forms))]
-                else:
-                    raise SpellError(f"Expected exactly one top-level form in the init program, got {len(forms)}",
-                                     kind="multiple-top-level-forms")
-            self.gate.push(-1)
+            self.coordinator.register_root(MAIN)
             try:
-                value = self._evaluate(forms[0], -1, 1)
-                if isinstance(value, TailCall):
-                    value = self._chain(value.prefix, None, 1)
-            finally:
-                self.gate.pop()
+                value = self.run_lifecycle(root, text, "startup")
+            except SpellError as err:
+                self._end_agents(root, err)
+                ended = True
+                raise
+            self._end_agents(root, None, value)
+            ended = True
             result.value = value
             result.value_text = pr_str(value)
             self.bus.emit(ev.RUN_FINISHED, value=result.value_text)
@@ -711,6 +921,12 @@ class Run:
             result.error_kind = "memory-limit"
             result.status = "failed"
             self.bus.emit(ev.RUN_FAILED, error=result.error, kind="memory-limit", span=None)
+        finally:
+            if not ended:   # a stack or memory error: the agents end with the run all the same
+                self._end_agents(root, SpellError("the run failed", kind="internal"))
+        result.agents = self.coordinator.summary()
+        result.warnings = list(self.coordinator.warnings)
+        result.journal = list(self.coordinator.journal)
         result.steps = [self.steps[k] for k in sorted(self.steps)]
         result.effects = list(self.root_effects) + [e for s in result.steps for e in s["effects"]]
         result.effects_executed = self.gate.executed
@@ -719,15 +935,54 @@ class Run:
         self._result = result
         return result
 
+    def _end_agents(self, root: Actor, error: Optional[SpellError], value: Any = None) -> None:
+        """The root lifecycle returned (or failed): it finishes like any lifecycle (its
+        claimed slots are filled, its open edges detached with a warning), the test hook
+        ``agents.at_end`` runs, then the coordinator closes and the agents unwind."""
+        from .agents.runtime import child_failure
+        coord = self.coordinator
+        try:
+            if MAIN in coord.agents:
+                if error is None:
+                    coord.finish(root.key, MAIN, root.generation, value, rewake=False)
+                else:
+                    coord.finish(root.key, MAIN, root.generation, child_failure(MAIN, error), failed=True,
+                                 rewake=False)
+            if self.agents.at_end is not None:
+                self.agents.at_end(self)
+        finally:
+            self.agents.end()
+
+    def globals_closed(self) -> None:
+        """The run ended: ``globals/wait-until`` of abandoned agents stops waiting."""
+        if self.globals is not None:
+            self.globals.close()
+
     def record(self) -> Record:
         """The run as a record for later replay (``--record``)."""
         res = getattr(self, "_result", None)
-        steps = [{k: s[k] for k in ("id", "parent", "depth", "prefix", "completion", "program",
-                                    "value", "error")} for s in (res.steps if res else [])]
+        steps = [{k: s.get(k) for k in ("id", "parent", "depth", "prefix", "completion", "program",
+                                        "value", "error", "agent", "generation")}
+                 for s in (res.steps if res else [])]
         effects = [EffectRecord.from_json(e) for e in (res.effects if res else [])]
         return Record(config=self.config.to_json(), model_settings=self.model_settings,
                       steps=steps, effects=effects, edits=list(self.edits_made),
-                      value=res.value_text if res else None, error=res.error if res else None)
+                      value=res.value_text if res else None, error=res.error if res else None,
+                      agents=res.agents if res else [], warnings=res.warnings if res else [],
+                      journal=_json_journal(res.journal) if res and len(res.agents) > 1 else [])
+
+
+def _json_journal(journal: list[dict]) -> list[dict]:
+    """The coordinator's journal as JSON (actors as lists, results printed when not plain)."""
+    out = []
+    for e in journal:
+        result = e["result"]
+        if not (result is None or isinstance(result, (str, int, float, bool, list))):
+            result = pr_str(result)
+        actor = list(e["actor"]) if isinstance(e["actor"], tuple) else e["actor"]
+        out.append({"seq": e["seq"], "actor": actor, "kind": e["kind"], "payload": e["payload"],
+                    "result": result})
+    return out
 
 
 def execute_with_deep_stack(fn: Callable[[], Any], stack_mb: int = 512, recursion: int = 200_000) -> Any:

@@ -28,7 +28,7 @@ from typing import Any, Callable, Optional
 
 # Modules whose import declares the built-in effect namespaces.
 EFFECT_MODULES = ("spellide.spell.effects.io", "spellide.spell.effects.globals",
-                  "spellide.spell.effects.model")
+                  "spellide.spell.effects.model", "spellide.spell.agents.namespace")
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,15 @@ def _q(x: Any) -> List:
     return List((QUOTE, x))
 
 
+# The turn helpers are receiving self-calls: messages that arrived while the model wrote the
+# completion are received before its program runs (spell-agents.md section 2.2). Raw
+# ``(!llm-self p)`` and the summary stage of ``!compact`` do not receive.
+RECEIVE = Map({kw("receive?"): True})
+
+
 def _extend(form: List, env: Any, ctx: Any) -> Any:
     target = form[1] if len(form) > 1 else COMPLETION
-    return List((LLM_SELF, List((S("edit-reopen"), target))))
+    return List((LLM_SELF, List((S("edit-reopen"), target)), RECEIVE))
 
 
 def _bindings_macro(mode: str):
@@ -47,13 +53,13 @@ def _bindings_macro(mode: str):
             if not isinstance(n, Symbol):
                 raise SpellError(f"{form[0].name}: binding names must be symbols, got {pr_str(n)}")
         return List((LLM_SELF, List((S("%extend-with"), COMPLETION, kw(mode),
-                                     Vector(_q(n) for n in names), Vector(exprs), limit))))
+                                     Vector(_q(n) for n in names), Vector(exprs), limit)), RECEIVE))
     return expand
 
 
 def _print(form: List, env: Any, ctx: Any) -> Any:
     return List((LLM_SELF, List((S("%extend-with"), COMPLETION, kw("print"), Vector(),
-                                 Vector(form[1:]), None))))
+                                 Vector(form[1:]), None)), RECEIVE))
 
 
 def _describe(form: List, env: Any, ctx: Any) -> Any:

@@ -9,6 +9,7 @@ through ``EffectGate.builtin``.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
@@ -45,7 +46,23 @@ class EffectGate:
     reader: Callable[[str], Any] = eval
     executed: int = 0
     reused: int = 0
-    _scopes: list[StepScope] = field(default_factory=list)
+    # Each thread (an agent's lifecycle) has its own stack of step scopes; the counters
+    # are shared and counted under a lock.
+    _local: threading.local = field(default_factory=threading.local)
+    _count_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def _scopes(self) -> list[StepScope]:
+        try:
+            return self._local.scopes
+        except AttributeError:
+            scopes = self._local.scopes = []
+            return scopes
+
+    def _count(self, executed: int = 0, reused: int = 0) -> None:
+        with self._count_lock:
+            self.executed += executed
+            self.reused += reused
 
     # --- step scopes -------------------------------------------------------------------
     def push(self, step: int) -> StepScope:
@@ -80,7 +97,10 @@ class EffectGate:
                 encode: Optional[Callable[[Any], str]] = None,
                 decode: Optional[Callable[[str, EffectRecord], Any]] = None,
                 usage_of: Optional[Callable[[Any], Optional[dict]]] = None,
-                unsafe: bool = False) -> Any:
+                unsafe: bool = False, internal: bool = False) -> Any:
+        """Run one effect. ``internal`` effects (coordinator transitions) are never answered
+        from the cache: they are executed in every mode (a replay rebuilds the coordinator's
+        state by executing them again) and recorded as live."""
         scope = self.scope
         ordinal = scope.ordinal
         scope.ordinal += 1
@@ -91,11 +111,11 @@ class EffectGate:
         started = time.time()
 
         lookup = Lookup(None, CACHE_DISABLED)
-        if self.mode != LIVE_MODE:
+        if self.mode != LIVE_MODE and not internal:
             lookup = self.cache.lookup(scope.step, ordinal, name, args_text, dig, scope.edited)
             rec = lookup.record
             if rec is not None:
-                self.reused += 1
+                self._count(reused=1)
                 hit = EffectRecord(scope.step, ordinal, name, args_text, dig, rec.result, HIT,
                                    "recorded result reused", rec.error, rec.error_kind, started,
                                    0.0, rec.usage, saved_ms=rec.duration_ms)
@@ -108,11 +128,11 @@ class EffectGate:
                     f"Strict replay diverged at step {scope.step}: effect #{ordinal} {name}: "
                     f"{lookup.reason}", kind="divergence")
 
-        status = MISS if self.mode != LIVE_MODE else LIVE
-        reason = lookup.reason if self.mode != LIVE_MODE else ""
+        status = MISS if self.mode != LIVE_MODE and not internal else LIVE
+        reason = lookup.reason if self.mode != LIVE_MODE and not internal else ""
         if self.approve is not None:
             try:
-                self.approve(name, args_text, scope.step, self.mode != LIVE_MODE and unsafe)
+                self.approve(name, args_text, scope.step, self.mode != LIVE_MODE and unsafe and not internal)
             except SpellError as err:
                 self.on_record(EffectRecord(scope.step, ordinal, name, args_text, dig, None,
                                             BLOCKED, err.message, err.message, "rejected", started))
@@ -122,14 +142,14 @@ class EffectGate:
             value = thunk()
         except SpellError as err:
             blocked = err.kind == "io-refused"
-            self.executed += 0 if blocked else 1
+            self._count(executed=0 if blocked or internal else 1)
             self.on_record(EffectRecord(scope.step, ordinal, name, args_text, dig, None,
                                         BLOCKED if blocked else status,
                                         err.message if blocked else reason, err.message, err.kind,
                                         started, (time.perf_counter() - t0) * 1000))
             raise
         duration = (time.perf_counter() - t0) * 1000
-        self.executed += 1
+        self._count(executed=0 if internal else 1)   # internal ones are not the world's
         self.on_record(EffectRecord(scope.step, ordinal, name, args_text, dig, encode(value),
                                     status, reason, None, None, started, duration,
                                     usage_of(value) if usage_of else None))
@@ -137,9 +157,22 @@ class EffectGate:
 
     def builtin(self, name: str, fn: Callable[..., Any], *, unsafe: bool = False,
                 doc: str = "") -> Builtin:
-        """Wrap a plain effect function as a Spell builtin that goes through this gate."""
+        """Wrap a plain effect function as a Spell builtin that goes through this gate. The
+        caller's context and env are kept meanwhile (``call_env``): a Spell function the
+        effect is given (``globals/update``'s f) runs in the env it was called from, as every
+        higher-order builtin does (dynamic scope)."""
 
-        def call(*args: Any) -> Any:
-            return self.perform(name, args, lambda: fn(*args), unsafe=unsafe)
+        def call(ctx: Any, env: Any, *args: Any) -> Any:
+            local = self._local
+            outer = getattr(local, "env", None)
+            local.env = (ctx, env)
+            try:
+                return self.perform(name, args, lambda: fn(*args), unsafe=unsafe)
+            finally:
+                local.env = outer
 
-        return Builtin(name, call, doc=doc)
+        return Builtin(name, call, needs_ctx=True, doc=doc)
+
+    def call_env(self) -> Optional[tuple[Any, Any]]:
+        """(ctx, env) of the effect call in progress in this thread (None: none)."""
+        return getattr(self._local, "env", None)

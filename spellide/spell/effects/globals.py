@@ -48,6 +48,7 @@ class GlobalsStore:
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)  # notified on every write
         self._state: Map = initial if initial is not None else initial_globals()
+        self._closed = False
 
     # --- reading ------------------------------------------------------------------------------
     def get(self, key: Any, default: Any = None) -> Any:
@@ -93,6 +94,13 @@ class GlobalsStore:
             self._write(self._state.assoc(key, rest))
             return value[0]
 
+    def close(self) -> None:
+        """The run ended: every ``wait_until`` in progress (an abandoned agent's) stops with
+        ``:coordinator-closed``, and so does any later one."""
+        with self._lock:
+            self._closed = True
+            self._changed.notify_all()
+
     def wait_until(self, pred: Callable[[Map], Any], timeout: Optional[float] = None) -> bool:
         """Block until ``pred(state)`` is truthy; True then, False if ``timeout`` seconds
         pass first. The predicate is checked now and after every write, under the lock, so
@@ -101,6 +109,9 @@ class GlobalsStore:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             while True:
+                if self._closed:
+                    from ..errors import TypedError
+                    raise TypedError("Coordinator closed: the run has ended", kind="coordinator-closed")
                 v = pred(self._state)
                 if v is not None and v is not False:
                     return True
