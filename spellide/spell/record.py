@@ -17,7 +17,8 @@ from .effects.cache import EffectRecord
 
 FORMAT_VERSION = 2
 # Version 2 adds ``agents`` (handle, parent, status, generation, calls), ``warnings`` and the
-# coordinator's ``journal`` (spell-agents.md section 8.1) of multi-agent runs; version 1
+# coordinator's ``journal`` (spell-agents.md section 8.1) and the ``turns`` order a strict
+# replay follows, of multi-agent runs; version 1
 # records (no agents) are read as before.
 READ_VERSIONS = (1, 2)
 
@@ -46,13 +47,15 @@ class Record:
     agents: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[dict[str, Any]] = field(default_factory=list)
     journal: list[dict[str, Any]] = field(default_factory=list)
+    turns: dict[str, Any] = field(default_factory=dict)   # the turnstile's order (coordinator.py)
 
     def to_json(self) -> dict[str, Any]:
         return {"format": "spellide-record", "version": FORMAT_VERSION, "config": self.config,
                 "model_settings": self.model_settings, "steps": self.steps,
                 "effects": [e.to_json() for e in self.effects],
                 "edits": [e.to_json() for e in self.edits], "value": self.value, "error": self.error,
-                "agents": self.agents, "warnings": self.warnings, "journal": self.journal}
+                "agents": self.agents, "warnings": self.warnings, "journal": self.journal,
+                "turns": self.turns}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "Record":
@@ -67,7 +70,8 @@ class Record:
                    edits=[RecordedEdit(int(e["step"]), e["point"], e["text"], e.get("author"), float(e.get("at") or 0))
                           for e in d.get("edits") or []],
                    value=d.get("value"), error=d.get("error"), agents=list(d.get("agents") or []),
-                   warnings=list(d.get("warnings") or []), journal=list(d.get("journal") or []))
+                   warnings=list(d.get("warnings") or []), journal=list(d.get("journal") or []),
+                   turns=dict(d.get("turns") or {}))
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_json(), ensure_ascii=False), encoding="utf-8")
