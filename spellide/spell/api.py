@@ -244,6 +244,8 @@ _EXPORTS: dict[str, str] = {
     "rebuild_request": "models.sent", "MissingText": "models.sent",
     # limits: reading inputs bounded, a process's memory limit, the long-call watchdog
     "read_input": "limits", "process_memory": "limits", "watch_overrun": "limits", "OVERRUN_GRACE": "limits",
+    # multi-agent runs: the coordinator (its journal, agents and edges) and its statuses
+    "Coordinator": "agents.coordinator", "AGENT_STACK_MB": "agents.runtime",
 }
 
 _RENAMED = {"waitable_future": "waitable", "TRACE_BY": "BY", "NamespaceFn": "Fn", "declare_namespace": "declare",

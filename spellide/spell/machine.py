@@ -163,6 +163,8 @@ class Run:
         self.bus = ev.EventBus(list(listeners), start_seq)
         self.agents = AgentRuntime(self, max_edges, scheduler)
         self.coordinator = self.agents.coordinator
+        if record is not None and getattr(record, "turns", None) and config.cache_mode == STRICT_MODE:
+            self.coordinator.replay(record.turns)   # the agents interleave as recorded
         self.keep_history = keep_history
         mode = config.cache_mode if record is not None else LIVE_MODE
         if mode not in api.CACHE_MODES:
@@ -217,11 +219,36 @@ class Run:
                 # agents/ ops see their evaluation context (who calls, from which step)
                 wrap = ((lambda name, fn, **kw: bind_op(self, name, fn, **kw)) if ns.name == "agents"
                         else self.gate.builtin)
-                effects[Symbol(ns.name)] = namespaces.bind(ns, ns.make(setup), wrap)
+                impls = ns.make(setup)
+                if ns.name == "globals":
+                    # with several agents, globals operations are internal transitions: taken
+                    # in turn, and executed again by a replay (not answered from the cache)
+                    impls = {k: self._in_turn(f, k != "wait-until") for k, f in impls.items()}
+                    coord = self.coordinator
+                    wrap = (lambda name, fn, **kw: self.gate.builtin(
+                        name, fn, internal=lambda: len(coord.agents) >= 2, **kw))
+                effects[Symbol(ns.name)] = namespaces.bind(ns, impls, wrap)
         self.globals = setup.state.get("globals")
         for name, fns in self._extra_namespaces.items():
             effects[Symbol(name)] = namespaces.bind(name, fns, self.gate.builtin)
         return effects
+
+    def _in_turn(self, fn: Callable[..., Any], atomic: bool) -> Callable[..., Any]:
+        """A globals operation as a turn of the agent calling it (``atomic``: the operation
+        itself runs in the turn; ``wait-until``, which blocks, only starts in it), so that a
+        replay sees the agents' reads and writes in the recorded order."""
+        coord = self.coordinator
+
+        def call(*args: Any) -> Any:
+            actor = self.actor
+            if actor is None:
+                return fn(*args)
+            if atomic:
+                return coord.solo_or_turn(actor.key, lambda: fn(*args))
+            coord.solo_or_turn(actor.key, lambda: None)
+            return fn(*args)
+        call.__doc__ = fn.__doc__
+        return call
 
     def _apply_spell_fn(self, f: Any, args: list) -> Any:
         """Call a Spell function an effect was given (``globals/update``'s f): it runs where
@@ -454,7 +481,7 @@ class Run:
             err.phase = "startup"   # type: ignore[attr-defined]
             raise
         coord.checkpoint(actor.handle, text)
-        if coord.has_mail(actor.handle):
+        if coord.has_mail(actor.key, actor.handle):
             batch = coord.drain(actor.key, actor.handle, site)
             if batch:
                 form, text = self._receipt(actor, text, site, batch, None)
@@ -480,8 +507,8 @@ class Run:
 
     def _emit_receipt_program(self, sid: int, form: Any, text: str) -> None:
         """The program a receipt made, with its edit trace (forms added ``by`` receipt)."""
-        if self.keep_history and sid in self.steps:
-            self.steps[sid]["program"] = text
+        if self.keep_history and sid in self.steps:   # "program" stays the step's own (strict replay checks it)
+            self.steps[sid].setdefault("received", []).append(text)
         trace = getattr(form, "edit_trace", None)
         provenance = [{"start": 0, "end": len(text), "source": "prefix"}]
         report = None
@@ -537,11 +564,15 @@ class Run:
 
     # --- steps -----------------------------------------------------------------------------
     def _new_step_id(self) -> int:
-        """Step ids are unique and ordered across every agent of the run."""
-        with self._count_lock:
-            sid = self.next_step
-            self.next_step += 1
-        return sid
+        """Step ids are unique and ordered across every agent of the run (a turn: a replay
+        numbers the steps as the record did)."""
+        def take() -> int:
+            with self._count_lock:
+                sid = self.next_step
+                self.next_step += 1
+            return sid
+        actor = self.actor
+        return self.coordinator.solo_or_turn(actor.key, take) if actor is not None else take()
 
     def _chain(self, prefix: str, parent: Optional[int], depth: int, receive: bool = False) -> Any:
         """Run a step and every step that continues it in tail position; return the value.
@@ -764,7 +795,7 @@ class Run:
                 if receive:   # a receiving self-call: checkpoint, then messages come in first
                     coord = self.coordinator
                     coord.checkpoint(actor.handle, text)
-                    if coord.has_mail(actor.handle):
+                    if coord.has_mail(actor.key, actor.handle):
                         batch = coord.drain(actor.key, actor.handle, "pre-eval")
                         if batch:
                             form, text = self._receipt(actor, form, "pre-eval", batch, sid)
@@ -938,6 +969,12 @@ class Run:
             if not ended:   # a stack or memory error: the agents end with the run all the same
                 self._end_agents(root, SpellError("the run failed", kind="internal"))
             self.futures.close()
+        if self.coordinator.divergence is not None and result.status != "diverged":
+            # an agent's transition left the record (it may have been any agent's thread)
+            result.error = f"Strict replay diverged: {self.coordinator.divergence}"
+            result.error_kind = "divergence"
+            result.status = "diverged"
+            self.bus.emit(ev.DIVERGED, step=None, what=self.coordinator.divergence)
         result.agents = self.coordinator.summary()
         result.warnings = list(self.coordinator.warnings)
         result.journal = list(self.coordinator.journal)
@@ -975,12 +1012,29 @@ class Run:
     def record(self) -> Record:
         """The run as a record for later replay (``--record``)."""
         res = getattr(self, "_result", None)
-        steps = [{k: s[k] for k in ("id", "parent", "depth", "prefix", "completion", "program",
-                                    "value", "error")} for s in (res.steps if res else [])]
+        steps = [{k: s.get(k) for k in ("id", "parent", "depth", "prefix", "completion", "program",
+                                        "value", "error", "agent", "generation")}
+                 for s in (res.steps if res else [])]
         effects = [EffectRecord.from_json(e) for e in (res.effects if res else [])]
         return Record(config=self.config.to_json(), model_settings=self.model_settings,
                       steps=steps, effects=effects, edits=list(self.edits_made),
-                      value=res.value_text if res else None, error=res.error if res else None)
+                      value=res.value_text if res else None, error=res.error if res else None,
+                      agents=res.agents if res else [], warnings=res.warnings if res else [],
+                      journal=_json_journal(res.journal) if res and len(res.agents) > 1 else [],
+                      turns=self.coordinator.recorded_turns() if res and len(res.agents) > 1 else {})
+
+
+def _json_journal(journal: list[dict]) -> list[dict]:
+    """The coordinator's journal as JSON (actors as lists, results printed when not plain)."""
+    out = []
+    for e in journal:
+        result = e["result"]
+        if not (result is None or isinstance(result, (str, int, float, bool, list))):
+            result = pr_str(result)
+        actor = list(e["actor"]) if isinstance(e["actor"], tuple) else e["actor"]
+        out.append({"seq": e["seq"], "actor": actor, "kind": e["kind"], "payload": e["payload"],
+                    "result": result})
+    return out
 
 
 def execute_with_deep_stack(fn: Callable[[], Any], stack_mb: int = 512, recursion: int = 200_000) -> Any:

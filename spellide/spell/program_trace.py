@@ -35,7 +35,7 @@ from .printer import pr_str
 VERSION = 1
 #: Who changes a program between versions (the ``by`` of a row). The marker words come from
 #: ``edits.MARKERS``; "markers" means markers nested inside the form were applied.
-BY = ("prune", "rethink", "persist", "markers", "!call-now", "!peek", "!print", "edit time",
+BY = ("prune", "rethink", "persist", "markers", "!call-now", "!peek", "!print", "receipt", "edit time",
       "model", "human", "recovery", "program")
 BIG_MIDDLE = 2000   # differing middles longer than this use difflib's autojunk heuristic
 

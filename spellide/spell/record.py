@@ -15,7 +15,12 @@ from typing import Any, Iterable, Optional
 from . import events as ev
 from .effects.cache import EffectRecord
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Version 2 adds ``agents`` (handle, parent, status, generation, calls), ``warnings`` and the
+# coordinator's ``journal`` (spell-agents.md section 8.1) and the ``turns`` order a strict
+# replay follows, of multi-agent runs; version 1
+# records (no agents) are read as before.
+READ_VERSIONS = (1, 2)
 
 
 @dataclass
@@ -39,25 +44,34 @@ class Record:
     edits: list[RecordedEdit] = field(default_factory=list)
     value: Optional[str] = None
     error: Optional[str] = None
+    agents: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    journal: list[dict[str, Any]] = field(default_factory=list)
+    turns: dict[str, Any] = field(default_factory=dict)   # the turnstile's order (coordinator.py)
 
     def to_json(self) -> dict[str, Any]:
         return {"format": "spellide-record", "version": FORMAT_VERSION, "config": self.config,
                 "model_settings": self.model_settings, "steps": self.steps,
                 "effects": [e.to_json() for e in self.effects],
-                "edits": [e.to_json() for e in self.edits], "value": self.value, "error": self.error}
+                "edits": [e.to_json() for e in self.edits], "value": self.value, "error": self.error,
+                "agents": self.agents, "warnings": self.warnings, "journal": self.journal,
+                "turns": self.turns}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "Record":
         if not isinstance(d, dict) or d.get("format") != "spellide-record":
             raise ValueError("not a spellide run record (expected a JSON object with \"format\": \"spellide-record\")")
-        if d.get("version") != FORMAT_VERSION:
-            raise ValueError(f"unsupported record version {d.get('version')!r} (this build reads {FORMAT_VERSION})")
+        if d.get("version") not in READ_VERSIONS:
+            raise ValueError(f"unsupported record version {d.get('version')!r} (this build reads "
+                             f"{' and '.join(map(str, READ_VERSIONS))})")
         return cls(config=d.get("config") or {}, model_settings=d.get("model_settings") or {},
                    steps=list(d.get("steps") or []),
                    effects=[EffectRecord.from_json(e) for e in d.get("effects") or []],
                    edits=[RecordedEdit(int(e["step"]), e["point"], e["text"], e.get("author"), float(e.get("at") or 0))
                           for e in d.get("edits") or []],
-                   value=d.get("value"), error=d.get("error"))
+                   value=d.get("value"), error=d.get("error"), agents=list(d.get("agents") or []),
+                   warnings=list(d.get("warnings") or []), journal=list(d.get("journal") or []),
+                   turns=dict(d.get("turns") or {}))
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_json(), ensure_ascii=False), encoding="utf-8")

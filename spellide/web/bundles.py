@@ -18,11 +18,19 @@ from django.db import connection, transaction
 
 from spellide.spell import api
 from spellide.web import access
-from spellide.web.models import (ACTIVE_STATUSES, Edit, Effect, ProgramVersion, ReviewComment, ReviewThread, Run,
-                                 RunEvent, RunStatus, Step, Verdict)
+from spellide.web.models import (ACTIVE_STATUSES, Agent, Edit, Effect, Message, ProgramVersion, Receipt,
+                                 ReviewComment, ReviewThread, Run, RunEvent, RunStatus, Step, Verdict)
 
 STEP_FIELDS = ("step_id", "parent", "depth", "status", "completion", "value", "error", "error_span", "model",
-               "transport", "usage", "provenance", "continued_by", "segment", "recovered")
+               "transport", "usage", "provenance", "continued_by", "segment", "recovered", "agent", "generation",
+               "receipt_trace")
+# a multi-agent run's derived rows (``runner/agent_rows.py``), as stored; a bundle without them
+# (an older one, or a single-agent run) imports without them
+AGENT_FIELDS = ("handle", "parent", "order", "status", "generation", "spawn_step", "started_at", "intervals", "seq")
+MESSAGE_FIELDS = ("msg_id", "seq", "kind", "sender", "targets", "edge", "body", "step_id", "sent_at")
+RECEIPT_FIELDS = ("msg_id", "agent", "step_id", "site", "name", "seq", "received_at")
+AGENT_TABLES = (("agents", Agent, AGENT_FIELDS), ("messages", Message, MESSAGE_FIELDS),
+                ("receipts", Receipt, RECEIPT_FIELDS))
 EFFECT_FIELDS = ("step_id", "ordinal", "name", "args", "args_digest", "result", "status", "reason",
                  "started_at", "duration_ms", "usage", "seq", "segment", "error", "error_kind", "saved_ms")
 EDIT_FIELDS = ("step_id", "point", "author_name", "action", "seq")
@@ -52,6 +60,7 @@ def export_bundle(run: Run, user: Any = None, version: str = "0") -> dict[str, A
     for s in Step.objects.filter(run=run).order_by("step_id").iterator(chunk_size=2000):
         d = {f: getattr(s, f) for f in STEP_FIELDS}
         d.update(prefix=ref(s.prefix_version_id), program=ref(s.program_version_id),
+                 receipt_base=ref(s.receipt_base_version_id),
                  started_at=_ts(s.started_at), finished_at=_ts(s.finished_at))
         steps.append(d)
     effects = []
@@ -71,7 +80,9 @@ def export_bundle(run: Run, user: Any = None, version: str = "0") -> dict[str, A
     return {"format": api.BUNDLE_FORMAT, "version": api.BUNDLE_VERSION, "spellide": version,
             "exported_at": datetime.now(timezone.utc).isoformat(), "run": meta,
             "lineage": _lineage(run, user), "texts": texts, "steps": steps, "effects": effects,
-            "edits": edits, "events": events, "review": _review(run)}
+            "edits": edits, "events": events, "review": _review(run),
+            **{key: [{f: getattr(r, f) for f in fields} for r in model.objects.filter(run=run).order_by("id")]
+               for key, model, fields in AGENT_TABLES}}
 
 
 def _review(run: Run) -> dict[str, Any]:
@@ -131,6 +142,7 @@ def import_bundle(data: dict[str, Any], owner: Any) -> Run:
         config=meta.get("config") or {}, value=meta.get("value"), error=meta.get("error"),
         error_kind=meta.get("error_kind"), totals=meta.get("totals") or {}, last_seq=int(meta.get("last_seq") or 0),
         demo=meta.get("demo"), fork_step=meta.get("fork_step"), segment=int(meta.get("segment") or 0),
+        agent_count=len(data.get("agents") or []),
         parent_run=parent, origin={"id": meta.get("id"), "parent": meta.get("parent"),
                                    "lineage": data.get("lineage") or [], "created_at": meta.get("created_at"),
                                    "exported_at": data.get("exported_at"),
@@ -147,6 +159,7 @@ def import_bundle(data: dict[str, Any], owner: Any) -> Run:
     try:
         Step.objects.bulk_create([Step(run=run, prefix_version_id=ref(s.get("prefix")),
                                        program_version_id=ref(s.get("program")),
+                                       receipt_base_version_id=ref(s.get("receipt_base")),
                                        started_at=_dt(s.get("started_at")) or _now_dt(),
                                        finished_at=_dt(s.get("finished_at")),
                                        **{f: s[f] for f in STEP_FIELDS if f in s})
@@ -162,6 +175,9 @@ def import_bundle(data: dict[str, Any], owner: Any) -> Run:
                                                data=_remap_in(e.get("data") or {}, ref))
                                       for e in data["events"]], batch_size=BATCH)
         _import_review(run, data.get("review") or {})
+        for key, model, fields in AGENT_TABLES:
+            model.objects.bulk_create([model(run=run, **{f: r[f] for f in fields if f in r})
+                                       for r in data.get(key) or []], batch_size=BATCH)
     except (KeyError, TypeError, ValueError) as e:
         if isinstance(e, api.BundleError):
             raise

@@ -5,7 +5,9 @@ reads its ``completions``)::
 
     {"title": ..., "description": ..., "order": 1,
      "prompt": "..." | "program": "(...)",
-     "completions": ["...", {"text": "...", "latency": 0.2}, ...],
+     "completions": ["...", {"text": "...", "latency": 0.2}, ...]
+                  | {"main": [...], "w": [...]},   # a multi-agent demo: each agent's own
+                                                     # completions, by handle without the colon
      "workspace": "name-of-a-folder-in-spellide/demos/workspaces" | true | false,
      "config": {"depth": 20, "budget": 0, "breakpoints": {...}},
      "record": true}      # load_demos executes it once so there is a recorded run to browse
@@ -35,6 +37,7 @@ class Demo:
     config: dict[str, Any] = field(default_factory=dict)
     order: int = 100
     record: bool = False
+    agents: tuple[str, ...] = ()   # a multi-agent demo's scripted handles (":main", ...)
 
     @property
     def model_spec(self) -> str:
@@ -74,13 +77,25 @@ def _load(path: Path) -> Optional[Demo]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(data, dict) or not isinstance(data.get("completions"), list):
+    if not isinstance(data, dict) or not _script_ok(data.get("completions")):
         return None
+    script = data["completions"]
     return Demo(name=path.stem, path=path.resolve(), title=str(data.get("title") or path.stem),
                 description=str(data.get("description") or ""), prompt=data.get("prompt"),
                 program=data.get("program"), workspace=data.get("workspace") or False,
                 config=dict(data.get("config") or {}), order=int(data.get("order") or 100),
-                record=bool(data.get("record")))
+                record=bool(data.get("record")),
+                agents=tuple(f":{h}" for h in script) if isinstance(script, dict) else ())
+
+
+def _script_ok(script: Any) -> bool:
+    """A scripted model's completions: one list for the run, or (a multi-agent demo) an
+    object of lists by agent handle without its colon (``"main"`` for the root)."""
+    if isinstance(script, list):
+        return True
+    return (isinstance(script, dict) and bool(script)
+            and all(isinstance(k, str) and k and not k.startswith(":") and isinstance(v, list)
+                    for k, v in script.items()))
 
 
 def list_demos() -> list[Demo]:

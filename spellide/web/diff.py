@@ -44,13 +44,14 @@ EDITED_INSIDE = "edited-inside"  # markers nested inside this form were applied
 CHANGED = "changed"              # replaced, no recorded reason
 REMOVED = "removed"              # gone, no recorded reason (e.g. a fresh context)
 RECOVERY = "recovery"            # written by error recovery
+RECEIPT = "receipt"              # a message receipt's (think ...) (def msg-N ...) (quote (!extend ...))
 
 LABELS = {
     KEPT: "unchanged", APPENDED: "appended by the model", INJECTED: "injected at edit time",
     HUMAN: "human edit", HUMAN_REMOVED: "removed by a human edit", PRUNED: "pruned",
     RETHOUGHT: "replaced by rethink", THINK: "think (from rethink)", MARKER: "edit marker applied",
     PERSISTED: "persist rewrote", EDITED_INSIDE: "edit markers applied inside",
-    CHANGED: "changed", REMOVED: "removed", RECOVERY: "error recovery",
+    CHANGED: "changed", REMOVED: "removed", RECOVERY: "error recovery", RECEIPT: "receipt",
 }
 
 MAX_LINE_CHARS = 400
@@ -68,6 +69,8 @@ _KINDS = {
     ("added", "model"): APPENDED, ("added", "human"): HUMAN, ("added", "recovery"): RECOVERY,
     ("added", "program"): INJECTED, ("added", "edit time"): INJECTED,
     ("added", "!call-now"): INJECTED, ("added", "!peek"): INJECTED, ("added", "!print"): INJECTED,
+    # message receipt (spell-agents.md §2.3): the core's trace names it "receipt"
+    ("added", "receipt"): RECEIPT, ("replaced", "receipt"): RECEIPT,
 }
 _DEFAULT_KIND = {"removed": REMOVED, "replaced": CHANGED, "added": APPENDED}
 

@@ -30,7 +30,7 @@ from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import escape
 
-from spellide.web import stepinfo
+from spellide.web import lanes, stepinfo
 from spellide.web.bidi import mark_html
 from spellide.web.models import Run
 from spellide.web.stepinfo import int_or_none
@@ -138,6 +138,10 @@ def state_html(run: Run, seq: int, step_ids: list[int], *, pause: bool) -> str:
         _wrap(seq, "#run-status", "innerHTML", _part("status", {"status": status})),
         _wrap(seq, "#run-totals", "innerHTML", _part("totals", {"run": run})),
     ]
+    timeline = lanes.timeline(run, _nav(run).base)
+    if timeline is not None:
+        # whole, every batch: its time axis ends at the run's latest event
+        parts.append(_wrap(seq, "#agent-lanes", "innerHTML", _part("lanes", {"lanes": timeline})))
     if pause:
         panel = _part("pause_panel", {"status": status, "nav": _nav(run), "controls": _controls(run)})
         parts.append(_wrap(seq, "#pause-panel", "innerHTML", panel))

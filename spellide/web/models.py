@@ -68,6 +68,9 @@ class Run(models.Model):
     origin = models.JSONField(null=True, blank=True)
     # A review link: signed-in users who open it may read and comment (see ``review``).
     review_token = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    # How many agents the run registered (``Agent`` rows; 0 for a single-agent run, whose
+    # pages then never query agents): kept by the persister with the rows.
+    agent_count = models.IntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at"]
@@ -298,6 +301,9 @@ def clear_text_cache() -> None:
         _cache_size = 0
 
 
+MAIN_AGENT = ":main"   # the root agent's handle (spell-agents.md §1.1)
+
+
 class StepStatus(models.TextChoices):
     RUNNING = "running"
     COMPLETED = "completed"
@@ -334,10 +340,20 @@ class Step(models.Model):
     recovered = models.BooleanField(default=False)
     # How the program came from the one before (the core's edit trace), when the run knew.
     edit_trace = models.JSONField(null=True, blank=True)
+    # Which agent made this model call (the handle as printed) and in which of its lifecycles;
+    # a single-agent run's steps are all ":main" generation 1 (so are steps stored before 0006).
+    agent = models.CharField(max_length=100, default=MAIN_AGENT)
+    generation = models.IntegerField(default=1)
+    # A wait inside this step resumed with messages: the receipt rewrote its program
+    # (spell-agents.md 2.3). ``program_version`` is the rewritten program; this is the one the
+    # step's own turn made, and ``receipt_trace`` the core's report of the rewrite.
+    receipt_base_version = models.ForeignKey(ProgramVersion, null=True, blank=True, on_delete=models.SET_NULL,
+                                             related_name="+")
+    receipt_trace = models.JSONField(null=True, blank=True)
 
     class Meta:
         unique_together = [("run", "step_id")]
-        indexes = [models.Index(fields=["run", "step_id"])]
+        indexes = [models.Index(fields=["run", "step_id"]), models.Index(fields=["run", "agent", "step_id"])]
         ordering = ["step_id"]
 
     def __str__(self) -> str:
@@ -510,3 +526,85 @@ class RunTag(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Agent(models.Model):
+    """One agent of a multi-agent run (``agent`` events): its handle, who spawned it, its
+    status now, and every status it went through with when (the lanes of the run page).
+
+    ``intervals`` is ``[[status, start_ts, end_ts | null, generation], ...]`` in time order;
+    the last one is open (``end_ts`` null) and lasts until the run's latest event. A status an
+    agent reports again in the same lifecycle does not start a new interval."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="agents")
+    handle = models.CharField(max_length=100)
+    parent = models.CharField(max_length=100, null=True, blank=True)   # None for :main
+    order = models.IntegerField(default=0)         # registration order in the run (lane order, colour)
+    status = models.CharField(max_length=16, default="running")   # one of api AGENT_STATUSES
+    generation = models.IntegerField(default=1)
+    spawn_step = models.IntegerField(null=True, blank=True)   # the step during which it was registered
+    started_at = models.FloatField(default=0.0)    # the core's timestamps (time.time())
+    intervals = models.JSONField(default=list, blank=True)
+    seq = models.IntegerField(default=0)           # the event that last changed it
+
+    COLOURS = 8   # colour classes ag-0 .. ag-7 (ide.css), by registration order
+
+    class Meta:
+        unique_together = [("run", "handle")]
+        ordering = ["order", "id"]
+
+    @property
+    def colour(self) -> int:
+        return self.order % self.COLOURS
+
+    @classmethod
+    def colours(cls, run: "Run") -> dict[str, int]:
+        """Handle -> colour index of a run's agents (one query; empty for a single agent)."""
+        return {h: order % cls.COLOURS for h, order in cls.objects.filter(run=run).values_list("handle", "order")}
+
+    def __str__(self) -> str:
+        return f"{self.handle} ({self.status}) of {self.run_id}"
+
+
+class Message(models.Model):
+    """A message one agent (or the runtime) enqueued for others (``message`` events): a send,
+    a request on an edge, an edge's completion report, a cancel notice, a future's result or a
+    coordinator notice. Where it was received is in ``Receipt``."""
+
+    BODY_CHARS = 2000   # the printed body is kept up to this many characters
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="messages")
+    msg_id = models.CharField(max_length=64)        # the core's message id, as printed
+    seq = models.IntegerField(default=0)            # the event that reported it (time order)
+    kind = models.CharField(max_length=16)          # one of api MESSAGE_KINDS
+    sender = models.CharField(max_length=100)
+    targets = models.JSONField(default=list)
+    edge = models.IntegerField(null=True, blank=True)
+    body = models.TextField(null=True, blank=True)
+    step_id = models.IntegerField(null=True, blank=True)   # the sender's step (None: the runtime)
+    sent_at = models.FloatField(default=0.0)
+
+    class Meta:
+        indexes = [models.Index(fields=["run", "msg_id"]), models.Index(fields=["run", "seq"])]
+        ordering = ["seq", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.msg_id} {self.sender} -> {self.targets}"
+
+
+class Receipt(models.Model):
+    """A message bound to a ``msg-N`` name in a receiving agent's program (``receipt`` events):
+    which agent, at which of its steps, at which receipt site, and when."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="receipts")
+    msg_id = models.CharField(max_length=64)
+    agent = models.CharField(max_length=100)
+    step_id = models.IntegerField(null=True, blank=True)
+    site = models.CharField(max_length=32, blank=True, default="")
+    name = models.CharField(max_length=64, blank=True, default="")     # msg-N
+    seq = models.IntegerField(default=0)
+    received_at = models.FloatField(default=0.0)
+
+    class Meta:
+        indexes = [models.Index(fields=["run", "msg_id"]), models.Index(fields=["run", "step_id"])]
+        ordering = ["seq", "id"]

@@ -26,7 +26,7 @@ from spellide.web.highlight import MAX_HIGHLIGHT_CHARS, highlight_lines
 from spellide.spell import api
 from spellide.spell.api import (PROMPT_VERSION, Layout, MissingText, SpellError, effect_namespaces,
                                  pretty_text, prompt_digest, rebuild_request, system_prompt, transports)
-from spellide.web.models import Edit, Effect, Run, RunEvent, Step
+from spellide.web.models import MAIN_AGENT, Agent, Edit, Effect, Message, Receipt, Run, RunEvent, Step
 
 SUMMARY_CHARS = 300       # completion characters read for a row's one-line summary
 FX_DOTS = 12              # effect dots shown per row
@@ -117,7 +117,7 @@ def paused_ms(run: Run, ids: Iterable[int]) -> dict[int, float]:
     return out
 
 
-def row_from_step(step: Step, fx: list[str], paused: float = 0.0) -> dict:
+def row_from_step(step: Step, fx: list[str], paused: float = 0.0, colours: Optional[dict[str, int]] = None) -> dict:
     head = getattr(step, "completion_head", None)
     if head is None:
         head = step.completion[:SUMMARY_CHARS] if step.completion else ""
@@ -127,6 +127,8 @@ def row_from_step(step: Step, fx: list[str], paused: float = 0.0) -> dict:
         "summary": _summary(head), "error": _summary(step.error) if step.error else "",
         "cont": step.continued_by, "fx": fx[:FX_DOTS], "fx_more": max(0, len(fx) - FX_DOTS),
         "ms": _duration_ms(step, paused), "model": step.model,
+        "agent": getattr(step, "agent", MAIN_AGENT), "generation": getattr(step, "generation", 1),
+        "colour": (colours or {}).get(getattr(step, "agent", MAIN_AGENT), 0),
     }
 
 
@@ -138,14 +140,15 @@ def _rows(run: Run, steps: list[Step]) -> list[dict]:
                         .order_by("step_id", "ordinal", "id").values_list("step_id", "status")):
             fx.setdefault(sid, []).append(st)
     paused = paused_ms(run, ids)
-    return [row_from_step(s, fx.get(s.step_id, []), paused.get(s.step_id, 0.0)) for s in steps]
+    colours = Agent.colours(run) if ids and run.agent_count > 1 else {}
+    return [row_from_step(s, fx.get(s.step_id, []), paused.get(s.step_id, 0.0), colours) for s in steps]
 
 
 def _step_rows_qs(run: Run):
     return (Step.objects.filter(run=run)
             .annotate(completion_head=Substr("completion", 1, SUMMARY_CHARS))
             .only("step_id", "parent", "depth", "status", "error", "continued_by", "recovered",
-                  "started_at", "finished_at", "model"))
+                  "started_at", "finished_at", "model", "agent", "generation"))
 
 
 @dataclass
@@ -500,10 +503,25 @@ def detail_context(nav: Any, step: Step, tab: str, request: Any = None) -> dict:
     d["running"] = step.status in ("running", "paused")
     d["completion_live"] = step.completion if d["running"] else ""
     d["completion_live_len"] = utf16_len(d["completion_live"])
+    d["agent"] = agent_messages(run, step)
     d["tree_url"] = f"{nav.base}/steps/{step.step_id}/tree/"
     d["source_url"] = f"{nav.base}/steps/{step.step_id}/?tab=source"
     STEP_TABS[tab].fill(d, nav, step, request)
     return d
+
+
+def agent_messages(run: Run, step: Step) -> Optional[dict]:
+    """For a step of a multi-agent run: its agent and lifecycle, the messages its receipts
+    bound (``msg-N`` <- sender) and the messages it sent; None in a single-agent run."""
+    if run.agent_count < 2:
+        return None
+    colours = Agent.colours(run)
+    got = list(Receipt.objects.filter(run=run, step_id=step.step_id).order_by("seq", "id")[:50])
+    by_id = {m.msg_id: m for m in Message.objects.filter(run=run, msg_id__in=[r.msg_id for r in got])}
+    received = [{"name": r.name, "site": r.site, "msg": by_id.get(r.msg_id)} for r in got]
+    sent = list(Message.objects.filter(run=run, step_id=step.step_id).order_by("seq", "id")[:50])
+    return {"handle": step.agent, "generation": step.generation, "colour": colours.get(step.agent, 0),
+            "received": received, "sent": sent}
 
 
 # --- step tabs -----------------------------------------------------------------------------------
@@ -589,6 +607,13 @@ def _tab_diff(d: dict, nav: Any, step: Step, request: Any) -> None:
     edits = step_edits(run, step.step_id)
     d["prev_label"], d["prev_id"] = label, prev_id
     d["edits"] = edits
+    d["receipt"] = None
+    if program and step.receipt_base_version_id:
+        # the step's own turn against what came before, then what the receipt added to it
+        own = step.receipt_base_version.text()
+        rewrite = diff_programs(own, program, [], (), step.receipt_trace)
+        d["receipt"] = [r for r in rewrite.rows if r.kind != "kept"]
+        program = own
     if program:
         diff = diff_programs(prev, program, list(step.provenance or []), edits, step.edit_trace)
         d["diff"] = diff

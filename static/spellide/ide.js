@@ -133,7 +133,11 @@
     if (!el) return;
     if (swap === 'innerHTML') {
       if (el.id === 'pause-panel' && samePause(el, p)) return;
+      // the lanes come whole every batch: the reader's scroll through many lanes stays
+      const scroll = el.id === 'agent-lanes' && el.querySelector('.lanes-scroll');
+      const top = scroll ? scroll.scrollTop : 0;
       el.replaceChildren(...p.childNodes);
+      if (top) { const s = el.querySelector('.lanes-scroll'); if (s) s.scrollTop = top; }
       if (el.id === 'pause-panel' || el.id === 'step-rows') htmx.process(el);
     } else if (swap === 'outerHTML') {
       el.replaceWith(...p.childNodes);
@@ -240,6 +244,7 @@
     const row = document.getElementById('step-row-' + stepId);
     if (row) { row.classList.add('sel'); reveal(row); }
     if (ide()) ide().dataset.selected = String(stepId);
+    markLane(String(stepId));
   }
   // Scrolling a row into view needs the layout: done at once it forces a layout per streamed
   // event (measured: a fifth of the page's time while following a fast run); done in the next
@@ -329,16 +334,43 @@
     select(row);
   });
 
-  // links to other steps inside the detail (parent, continued by, calls) or found by the step
-  // search: stay in the page
+  // links to other steps inside the detail (parent, continued by, calls), found by the step
+  // search, or a step's mark on the agent lanes: stay in the page
   document.addEventListener('click', (e) => {
-    const a = e.target.closest('#step-detail a.step-link[data-step], #pause-panel a.step-link[data-step], #step-hits a.step-link[data-step]');
+    const a = e.target.closest('#step-detail a.step-link[data-step], #pause-panel a.step-link[data-step], #step-hits a.step-link[data-step], #agent-lanes a.lane-step[data-step]');
     if (!a || e.ctrlKey || e.metaKey || e.shiftKey) return;
     const row = document.getElementById('step-row-' + a.dataset.step);
     if (!row) return;                       // outside the loaded window: a normal page load
     e.preventDefault();
     if (!hold && $('#hold-feed')) setHold(true);
     select(row);
+  });
+
+  // ---- agents: the lanes' selection and the step list's filter by agent ----------------------
+  // The lanes are whole state from the server (lanes.py); what is the reader's own is kept
+  // here and put back on every new rendering: the selected step's mark, and the agent whose
+  // steps alone the list shows (a lane's label toggles it).
+  let agentFilter = '', filtered = false;   // filtered: rows may be hidden now
+  function markLane(stepId) {
+    $$('#agent-lanes a.lane-step.sel').forEach((a) => a.classList.remove('sel'));
+    const a = stepId && $(`#agent-lanes a.lane-step[data-step="${CSS.escape(stepId)}"]`);
+    if (a) a.classList.add('sel');
+  }
+  function syncAgents() {
+    const el = ide(), panel = $('#lanes-panel');
+    if (el && panel) el.dataset.multiAgent = '1';     // (agents are never unregistered)
+    $$('#agent-lanes .lane-label').forEach((b) => b.setAttribute('aria-pressed', String(b.dataset.agent === agentFilter)));
+    if (agentFilter || filtered) {      // (a page that never filtered touches no row)
+      $$('#step-rows > .row').forEach((r) => { r.hidden = !!agentFilter && r.dataset.agent !== agentFilter; });
+      filtered = !!agentFilter;
+    }
+    if (panel) markLane(el && el.dataset.selected);
+  }
+  document.addEventListener('click', (e) => {
+    const b = e.target.closest('#agent-lanes .lane-label[data-agent]');
+    if (!b) return;
+    agentFilter = agentFilter === b.dataset.agent ? '' : b.dataset.agent;
+    syncAgents();
   });
 
   // ---- the step list: indentation, live rows, trimming ----------------------------------------
@@ -387,6 +419,7 @@
   // following, the detail, the controls' state.
   function afterApply(synced = false) {
     $$('#step-rows > .row').forEach(nestRow);
+    syncAgents();
     const later = $('#rows-later');
     if (later) {
       const earlier = $('#rows-earlier'), count = $('#step-count');
@@ -416,7 +449,7 @@
       const r = document.getElementById('step-row-' + box.dataset.step);
       if (r) return r;
     }
-    const rows = $$('#step-rows > .row');
+    const rows = $$('#step-rows > .row:not([hidden])');
     return rows[rows.length - 1];
   }
   // The detail shows the selected step as of its newest event, or is on its way to.
@@ -446,7 +479,7 @@
     const sel = ide() && ide().dataset.selected;
     if (sel) mark(sel);
     // rows an earlier/later button loaded: nest them like the rest
-    new MutationObserver(() => $$('#step-rows > .row').forEach(nestRow)).observe(list, {childList: true});
+    new MutationObserver(() => { $$('#step-rows > .row').forEach(nestRow); syncAgents(); }).observe(list, {childList: true});
   }
 
   // ---- streamed model text: each piece lands at its offset in the step's live text ------------
@@ -485,7 +518,7 @@
   function neighbour(dir) {
     const list = $('#step-list');
     const sel = (ide() && ide().dataset.selected) || (list && list.dataset.selected);
-    const rows = $$('#step-rows > .row');
+    const rows = $$('#step-rows > .row:not([hidden])');
     if (!rows.length) return null;
     let i = rows.findIndex((r) => r.dataset.step === sel);
     if (i < 0) return dir > 0 ? rows[0] : rows[rows.length - 1];
@@ -652,6 +685,7 @@
     if (live) lastSeq = +live.dataset.seq || 0;
     settle();
     watchRows();
+    syncAgents();
     watchStream();
     initEditors();
     showSelection();

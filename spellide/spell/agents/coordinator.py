@@ -26,6 +26,7 @@ Decisions where the spec leaves room ([design], tested in ``tests/spell/test_age
 from __future__ import annotations
 
 import threading
+from array import array
 from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -168,6 +169,14 @@ class Coordinator:
         self.next_spawn = 1
         self.next_message = 1
         self._launches: list[Launch] = []
+        # the turnstile: who committed each transition, in order (compact: actor indexes)
+        self.turns = array("i")
+        self.turn_actors: list[Any] = []
+        self._actor_ids: dict[Any, int] = {}
+        self.replay_turns: Optional[list[tuple]] = None
+        self.replay_timeout = 10.0
+        self.divergence: Optional[str] = None
+        self._turn_cond = threading.Condition(self.lock)
         # the step each agent is in, for events (set by the runtime; read only for display)
         self.current_step: dict[Keyword, Optional[int]] = {}
 
@@ -179,12 +188,69 @@ class Coordinator:
         self.journal.append(entry)
         return entry
 
+    # --- the turnstile ------------------------------------------------------------------------
+    def _turn(self, actor: Any) -> None:
+        """``actor`` commits its next transition (the lock is held). Recording: its turn is
+        noted. Replaying (``replay_turns``): it waits until the record says it is its turn, so
+        every actor's transitions interleave as they did (spell-agents.md section 8.3)."""
+        idx = self._actor_ids.get(actor)
+        if idx is None:
+            idx = self._actor_ids[actor] = len(self.turn_actors)
+            self.turn_actors.append(actor)
+        if self.replay_turns is not None:
+            pos = len(self.turns)
+            while True:
+                if pos >= len(self.replay_turns):
+                    raise self._diverged(f"{_who(actor)} made a transition the record does not have "
+                                         f"(turn {pos + 1}; the record has {len(self.replay_turns)})")
+                if self.replay_turns[pos] == _key(actor):
+                    break
+                if self.closed:
+                    raise closed_error()
+                if not self._turn_cond.wait(self.replay_timeout):
+                    raise self._diverged(f"stuck at turn {pos + 1}: the record expects a transition "
+                                         f"of {_who(self.replay_turns[pos])}, and {_who(actor)} is "
+                                         f"waiting for its own")
+                pos = len(self.turns)
+        self.turns.append(idx)
+        if self.replay_turns is not None:
+            self._turn_cond.notify_all()
+
+    def _diverged(self, what: str) -> TypedError:
+        """The first divergence ends the replay: it is kept (the run reports it whichever
+        agent met it) and the coordinator closes, so every other actor unwinds."""
+        if self.divergence is None:
+            self.divergence = what
+        self.closed = True
+        for rec in self.agents.values():
+            rec.wake.set()
+        self._turn_cond.notify_all()
+        return TypedError(f"Strict replay diverged: {what}", kind="divergence")
+
+    def turn(self, actor: Any) -> None:
+        """A transition outside the coordinator that the turnstile orders too (a step id,
+        a mailbox check, a globals operation)."""
+        with self.lock:
+            self._turn(actor)
+
+    def recorded_turns(self) -> dict:
+        """The turn order for a run record: the actors once, then each turn's actor index."""
+        with self.lock:
+            return {"actors": [list(_key(a)) for a in self.turn_actors], "order": list(self.turns)}
+
+    def replay(self, recorded: dict, timeout: float = 10.0) -> None:
+        """Replay the turn order of a record (see ``_turn``)."""
+        actors = [tuple(a) for a in recorded.get("actors") or []]
+        self.replay_turns = [actors[i] for i in recorded.get("order") or []]
+        self.replay_timeout = timeout
+
     @contextmanager
-    def _tx(self) -> Iterator[None]:
+    def _tx(self, actor: Any) -> Iterator[None]:
         """One transition: under the lock; lifecycles it decided to start start after it."""
         with self.lock:
             if self.closed:
                 raise closed_error()
+            self._turn(actor)
             yield
             launches, self._launches = self._launches, []
         for launch in launches:
@@ -222,20 +288,21 @@ class Coordinator:
 
     def register_root(self, handle: Keyword = MAIN) -> None:
         """The run's root agent, running (its lifecycle is the run itself)."""
-        with self._tx():
+        actor = (show(handle), 1, "main")
+        with self._tx(actor):
             if handle in self.agents:   # a harness made it bare first: the run runs it now
                 self.agents[handle].runner = True
                 return
-            self._register("runtime", handle, None, runner=True)
+            self._register(actor, handle, None, runner=True)
 
     def register_bare(self, actor: Any, handle: Keyword) -> None:
         """A handle with no runner (the harness's ``H.bare``)."""
-        with self._tx():
+        with self._tx(actor):
             self._register(actor, handle, None, runner=False)
 
     def register_dormant(self, actor: Any, handle: Keyword, last_raw: str) -> Keyword:
         """``agents/register``: a finished agent whose first message resumes ``last_raw``."""
-        with self._tx():
+        with self._tx(actor):
             self._register(actor, handle, None, runner=True, status=FINISHED, last_raw=last_raw)
         return handle
 
@@ -244,7 +311,7 @@ class Coordinator:
         """Register every child of ``specs`` (handle or None for a fresh ``:spawn-N``, init
         program text) with parent ``source``, and, when ``collect``, one edge over them claimed
         at generation 1; then start them. All or nothing: a rejection registers nothing."""
-        with self._tx():
+        with self._tx(actor):
             self._agent(source)
             handles: list[Keyword] = []
             fresh = self.next_spawn
@@ -294,7 +361,7 @@ class Coordinator:
                 token: Optional[Callable[[str, Any], None]] = None) -> int:
         """One edge from ``source`` to ``targets`` and a request to each, in one step; the
         targets wake (a finished one starts a new lifecycle). Returns the edge id."""
-        with self._tx():
+        with self._tx(actor):
             self._agent(source)
             ts = self._check_targets(source, list(targets))
             if len(self.edges) >= self.max_edges:
@@ -329,7 +396,7 @@ class Coordinator:
     def fill(self, actor: Any, edge_id: int, target: Keyword, value: Any) -> bool:
         """Fill ``target``'s slot of an edge (at most once; a stale edge is a no-op). True when
         that completed the edge."""
-        with self._tx():
+        with self._tx(actor):
             return self._fill(actor, edge_id, target, value)
 
     def _fill(self, actor: Any, edge_id: Any, target: Keyword, value: Any, report: bool = True) -> bool:
@@ -363,7 +430,7 @@ class Coordinator:
 
     def cancel(self, actor: Any, source: Keyword, edge_id: Any) -> Map:
         """``agents/cancel``: only the source may; returns the summary marked cancelled."""
-        with self._tx():
+        with self._tx(actor):
             edge = self.edges.get(edge_id)
             if edge is None or edge.source != source:
                 raise SpellError(f"No outgoing edge owned by caller: {edge_id}")
@@ -413,7 +480,7 @@ class Coordinator:
 
     def send(self, actor: Any, source: Keyword, target: Keyword, body: Any) -> None:
         """``agents/send``: ``{:from source :body v}`` to ``target``; fills nothing."""
-        with self._tx():
+        with self._tx(actor):
             self._agent(target)
             self._commit(actor, "send", {"source": show(source), "target": show(target)})
             self._enqueue(target, _map(K_FROM, source, K_BODY, body), "send", source)
@@ -421,7 +488,7 @@ class Coordinator:
     def enqueue(self, actor: Any, target: Keyword, message: Map, kind: str = "send") -> None:
         """Put a message as it is into ``target``'s mailbox (the harness's ``H.send``, the
         ``!ask-await`` watcher's ``{:from :future ...}``)."""
-        with self._tx():
+        with self._tx(actor):
             self._commit(actor, "send", {"target": show(target)})
             self._enqueue(target, message, kind, message.get(K_FROM))
 
@@ -429,7 +496,7 @@ class Coordinator:
         """Take the whole mailbox batch of ``handle`` (FIFO), claim its request slots for the
         current generation and name each message ``msg-N`` (per-handle counter, never reset).
         Returns ``[(name, message id, message)]``."""
-        with self._tx():
+        with self._tx(actor):
             return self._drain(actor, handle, site)
 
     def _drain(self, actor: Any, handle: Keyword, site: str) -> list[tuple[str, int, Map]]:
@@ -451,9 +518,24 @@ class Coordinator:
                          [n for n, _, _ in batch])
         return batch
 
-    def has_mail(self, handle: Keyword) -> bool:
+    def has_mail(self, actor: Any, handle: Keyword) -> bool:
+        """Whether a receipt site finds mail now (a turn: a replay must decide the same)."""
         rec = self.agents.get(handle)
-        return bool(rec is not None and rec.mailbox)
+        if len(self.agents) < 2:   # the root alone: nobody could have sent any (and no turn)
+            return bool(rec is not None and rec.mailbox)
+        with self.lock:
+            self._turn(actor)
+            return bool(rec is not None and rec.mailbox)
+
+    def solo_or_turn(self, actor: Any, then: Callable[[], Any]) -> Any:
+        """``then()``, a transition outside the coordinator (a step id, a globals operation),
+        as a turn (under the lock) once the run has more than one agent; alone, the root's
+        order is its own and it runs as it is."""
+        if len(self.agents) < 2:
+            return then()
+        with self.lock:
+            self._turn(actor)
+            return then()
 
     # --- waiting ------------------------------------------------------------------------------
     def _refusal(self, rec: Agent, message: str) -> SpellError:
@@ -477,7 +559,7 @@ class Coordinator:
         """``!wait`` / ``!sleep`` (spell-agents.md section 4.1). Returns the drained batch the
         agent wakes with, or None when there is nothing to wait for (no edges: a no-op).
         Raises ``:sleep-refused`` (nothing changes) or ``:coordinator-closed``."""
-        with self._tx():
+        with self._tx(actor):
             rec = self._agent(handle)
             if rec.mailbox:
                 self._commit(actor, "wait", {"handle": show(handle)}, "ready")
@@ -497,7 +579,7 @@ class Coordinator:
         while True:
             with self.scheduler.blocked():
                 rec.wake.wait()
-            with self._tx():
+            with self._tx(actor):
                 if rec.mailbox:
                     self._set_status(rec, AWAKE)
                     return self._drain(actor, rec.handle, site)
@@ -509,7 +591,7 @@ class Coordinator:
         wakes with (at once when mail is already there). Refused like a sleep when an incoming
         request is not dominated by a newer outgoing edge; with no incoming obligation it may
         wait without any outgoing edge."""
-        with self._tx():
+        with self._tx(actor):
             rec = self._agent(handle)
             rec.external.add(key)
             self._commit(actor, "ext-wait-begin", {"handle": show(handle), "key": str(key)})
@@ -527,7 +609,7 @@ class Coordinator:
     def external_wait_complete(self, actor: Any, handle: Keyword, key: Any, message: Map) -> None:
         """The watcher of external wait ``key`` delivers its result message (dropped when the
         lifecycle that waited has returned: its external waits were dropped then)."""
-        with self._tx():
+        with self._tx(actor):
             rec = self._agent(handle)
             known = key in rec.external
             rec.external.discard(key)
@@ -539,7 +621,7 @@ class Coordinator:
     # --- replies ------------------------------------------------------------------------------
     def reply(self, actor: Any, handle: Keyword, msg: Any, value: Any) -> None:
         """``agents/reply``: fill my slot of a request's edge, else send to its singleton sender."""
-        with self._tx():
+        with self._tx(actor):
             if isinstance(msg, Map) and msg.get(K_EXPECTS) is True:
                 if K_EDGE not in msg:
                     raise SpellError("Actionable request has no edge-id")
@@ -555,7 +637,7 @@ class Coordinator:
     def reply_ask(self, actor: Any, handle: Keyword, msg: Any, value: Any) -> int:
         """``!reply-ask`` (before its sleep): fill my slot (a singleton edge so completed sends
         no report) and open the reverse edge me -> sender with ``value`` as its request."""
-        with self._tx():
+        with self._tx(actor):
             edge = self.edges.get(msg.get(K_EDGE)) if isinstance(msg, Map) else None
             slot = edge.slots.get(handle) if edge is not None else None
             if slot is None or slot.status != "pending":
@@ -579,6 +661,7 @@ class Coordinator:
         with self.lock:
             if self.closed:
                 return
+            self._turn(actor)
             rec = self._agent(handle)
             if rec.generation != generation:
                 return
@@ -641,6 +724,7 @@ class Coordinator:
                 return
             self._commit("runtime", "close", {})
             self.closed = True
+            self._turn_cond.notify_all()
             for edge in list(self.edges.values()):
                 if edge.token is not None:
                     edge.token("closed", None)
@@ -648,26 +732,34 @@ class Coordinator:
                 rec.wake.set()
 
     # --- queries ------------------------------------------------------------------------------
-    def status(self, handle: Keyword, full: bool) -> Map:
+    def status(self, handle: Keyword, full: bool, actor: Any = None) -> Map:
         with self.lock:
+            if actor is not None:
+                self._turn(actor)
             rec = self._agent(handle)
             base = [kw("handle"), handle, kw("status"), kw(rec.status), kw("generation"), rec.generation]
             if full:
                 base += [kw("out-edges"), self.out_edges(handle), kw("in-edges"), self.in_edges(handle)]
             return _map(*base)
 
-    def out_edges(self, handle: Keyword) -> Vector:
+    def out_edges(self, handle: Keyword, actor: Any = None) -> Vector:
         with self.lock:
+            if actor is not None:
+                self._turn(actor)
             return Vector(e.summary() for e in sorted(self._out(handle), key=lambda e: e.id))
 
-    def in_edges(self, handle: Keyword) -> Vector:
+    def in_edges(self, handle: Keyword, actor: Any = None) -> Vector:
         """Live edges with a slot of ``handle``, already-filled slots of pending edges included."""
         with self.lock:
+            if actor is not None:
+                self._turn(actor)
             return Vector(e.summary() for e in sorted(self.edges.values(), key=lambda e: e.id)
                           if handle in e.slots)
 
-    def graph(self) -> Map:
+    def graph(self, actor: Any = None) -> Map:
         with self.lock:
+            if actor is not None:
+                self._turn(actor)
             nodes = Map()
             for h, rec in self.agents.items():
                 dict.__setitem__(nodes, h, _map(kw("status"), kw(rec.status), kw("generation"), rec.generation))
@@ -686,6 +778,15 @@ class Coordinator:
             return [{"handle": show(r.handle), "parent": show(r.parent) if r.parent else None,
                      "status": "failed" if r.status == FINISHED and r.failed else r.status,
                      "generation": r.generation, "calls": r.calls} for r in self.agents.values()]
+
+
+def _key(actor: Any) -> tuple:
+    return tuple(actor) if isinstance(actor, (tuple, list)) else (str(actor),)
+
+
+def _who(actor: Any) -> str:
+    k = _key(actor)
+    return f"{k[0]} (generation {k[1]}, {k[2]})" if len(k) == 3 else str(k[0])
 
 
 def _clip(text: str, limit: int = 2000) -> str:

@@ -200,28 +200,28 @@ def status(run: Any, ctx: Any, args: list, tail: bool) -> Map:
     actor = _actor(run, "status")
     _arity("status", args, 0, 1)
     h = _handle(args[0], "status") if args else actor.handle
-    return _perform(run, "status", args, lambda: _coord(run).status(h, full=not args))
+    return _perform(run, "status", args, lambda: _coord(run).status(h, full=not args, actor=actor.key))
 
 
 def graph(run: Any, ctx: Any, args: list, tail: bool) -> Map:
     """(agents/graph) -> {:nodes {h {:status :generation}} :edges {id edge}}."""
-    _actor(run, "graph")
+    actor = _actor(run, "graph")
     _arity("graph", args, 0, 0)
-    return _perform(run, "graph", args, lambda: _coord(run).graph())
+    return _perform(run, "graph", args, lambda: _coord(run).graph(actor.key))
 
 
 def out_edges(run: Any, ctx: Any, args: list, tail: bool) -> Vector:
     """(agents/out-edges) -> my pending edges, oldest first."""
     actor = _actor(run, "out-edges")
     _arity("out-edges", args, 0, 0)
-    return _perform(run, "out-edges", args, lambda: _coord(run).out_edges(actor.handle))
+    return _perform(run, "out-edges", args, lambda: _coord(run).out_edges(actor.handle, actor.key))
 
 
 def in_edges(run: Any, ctx: Any, args: list, tail: bool) -> Vector:
     """(agents/in-edges) -> live edges with a slot of mine (filled ones included), oldest first."""
     actor = _actor(run, "in-edges")
     _arity("in-edges", args, 0, 0)
-    return _perform(run, "in-edges", args, lambda: _coord(run).in_edges(actor.handle))
+    return _perform(run, "in-edges", args, lambda: _coord(run).in_edges(actor.handle, actor.key))
 
 
 def current_handle(run: Any, ctx: Any, args: list, tail: bool) -> Keyword:

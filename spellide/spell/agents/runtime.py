@@ -148,24 +148,31 @@ class AgentRuntime:
                 if err.kind == "coordinator-closed" or coord.closed:
                     return
                 self.failures[launch.handle] = err.message
-                coord.finish(actor.key, launch.handle, launch.generation,
-                             child_failure(launch.handle, err), failed=True)
+                self._finish_failed(actor, launch, err)
                 return
             except RecursionError:
                 err = SpellError("Stack depth exceeded while running the program", kind="stack")
                 self.failures[launch.handle] = err.message
-                coord.finish(actor.key, launch.handle, launch.generation,
-                             child_failure(launch.handle, err), failed=True)
+                self._finish_failed(actor, launch, err)
                 return
             except Exception as e:  # noqa: BLE001 - a runtime bug ends this lifecycle, not the run
                 err = SpellError(f"Internal error: {type(e).__name__}: {e}", kind="internal")
                 self.failures[launch.handle] = err.message
-                coord.finish(actor.key, launch.handle, launch.generation,
-                             child_failure(launch.handle, err), failed=True)
+                self._finish_failed(actor, launch, err)
                 return
-            coord.finish(actor.key, launch.handle, launch.generation, value)
+            try:
+                coord.finish(actor.key, launch.handle, launch.generation, value)
+            except SpellError:   # a strict replay diverged at this very transition
+                return
         finally:
             self.scheduler.leave()
+
+    def _finish_failed(self, actor: Actor, launch: Launch, err: SpellError) -> None:
+        try:
+            self.coordinator.finish(actor.key, launch.handle, launch.generation,
+                                    child_failure(launch.handle, err), failed=True)
+        except SpellError:   # the replay diverged or the run closed meanwhile: nothing to tell
+            pass
 
     def end(self) -> None:
         """The root returned: close the coordinator and give abandoned agents a moment to

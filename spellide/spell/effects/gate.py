@@ -212,18 +212,20 @@ class EffectGate:
         return value
 
     def builtin(self, name: str, fn: Callable[..., Any], *, unsafe: bool = False,
-                doc: str = "") -> Builtin:
+                doc: str = "", internal: Optional[Callable[[], bool]] = None) -> Builtin:
         """Wrap a plain effect function as a Spell builtin that goes through this gate. The
         caller's context and env are kept meanwhile (``call_env``): a Spell function the
         effect is given (``globals/update``'s f) runs in the env it was called from, as every
-        higher-order builtin does (dynamic scope)."""
+        higher-order builtin does (dynamic scope). ``internal()`` true: this call is an internal
+        transition (``perform``), executed even when replaying."""
 
         def call(ctx: Any, env: Any, *args: Any) -> Any:
             local = self._local
             outer = getattr(local, "env", None)
             local.env = (ctx, env)
             try:
-                return self.perform(name, args, lambda: fn(*args), unsafe=unsafe)
+                return self.perform(name, args, lambda: fn(*args), unsafe=unsafe,
+                                    internal=internal is not None and internal())
             finally:
                 local.env = outer
 

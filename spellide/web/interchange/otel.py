@@ -21,7 +21,7 @@ import hashlib
 from datetime import datetime
 from typing import Any, Iterator, Optional
 
-from spellide.web.models import Effect, ProgramVersion, Run, RunEvent, Step
+from spellide.web.models import MAIN_AGENT, Agent, Effect, Message, ProgramVersion, Receipt, Run, RunEvent, Step
 
 SCOPE_NAME = "spellide"
 SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
@@ -44,9 +44,17 @@ def export_run(run: Run, *, version: str = "0") -> dict[str, Any]:
     spans = [_run_span(run, trace_id, root_id, steps, settings)]
     step_span = {s.step_id: _hex(f"step:{run.public_id}:{s.step_id}", 8) for s in steps}
     transport = {s.step_id: s.transport for s in steps}
+    spawned_at = dict(Agent.objects.filter(run=run, spawn_step__isnull=False).values_list("handle", "spawn_step"))
+    messages = _message_events(run)
     for s in steps:
         parent = step_span.get(s.parent) if s.parent is not None else None
-        spans.append(_step_span(s, trace_id, step_span[s.step_id], parent or root_id, versions))
+        if parent is None and s.agent != MAIN_AGENT:
+            # a spawned agent's step without a parent step: under the step that spawned it
+            parent = step_span.get(spawned_at.get(s.agent))
+        span = _step_span(s, trace_id, step_span[s.step_id], parent or root_id, versions)
+        if messages.get(s.step_id):
+            span.setdefault("events", []).extend(messages[s.step_id])
+        spans.append(span)
     for e in Effect.objects.filter(run=run).order_by("seq", "id").iterator(chunk_size=2000):
         spans.append(_effect_span(run, e, trace_id, step_span.get(e.step_id, root_id), settings,
                                   transport.get(e.step_id) or ""))
@@ -110,6 +118,8 @@ def _step_span(s: Step, trace_id: str, span_id: str, parent_id: str,
         "spellide.step.value": s.value,
         "spellide.step.error": s.error,
         "spellide.step.recovered": s.recovered,
+        "spellide.agent.handle": s.agent,
+        "spellide.agent.generation": s.generation,
         "spellide.prefix.sha256": _sha(versions, s.prefix_version_id),
         "spellide.program.sha256": _sha(versions, s.program_version_id),
         "gen_ai.request.model": s.model or None,
@@ -132,6 +142,24 @@ def _step_span(s: Step, trace_id: str, span_id: str, parent_id: str,
     if events:
         span["events"] = events
     return span
+
+
+def _message_events(run: Run) -> dict[int, list[dict[str, Any]]]:
+    """A multi-agent run's messages as span events: ``spellide.message`` on the sender's step,
+    ``spellide.receipt`` on the step whose program bound it to a ``msg-N`` name."""
+    out: dict[int, list[dict[str, Any]]] = {}
+    for m in Message.objects.filter(run=run, step_id__isnull=False).order_by("seq", "id"):
+        out.setdefault(m.step_id, []).append({
+            "timeUnixNano": _ns(m.sent_at), "name": "spellide.message",
+            "attributes": _attrs({"spellide.message.id": m.msg_id, "spellide.message.kind": m.kind,
+                                  "spellide.message.sender": m.sender, "spellide.message.targets": list(m.targets),
+                                  "spellide.message.edge": m.edge, "spellide.message.body": m.body})})
+    for r in Receipt.objects.filter(run=run, step_id__isnull=False).order_by("seq", "id"):
+        out.setdefault(r.step_id, []).append({
+            "timeUnixNano": _ns(r.received_at), "name": "spellide.receipt",
+            "attributes": _attrs({"spellide.message.id": r.msg_id, "spellide.receipt.agent": r.agent,
+                                  "spellide.receipt.name": r.name, "spellide.receipt.site": r.site})})
+    return out
 
 
 def _effect_span(run: Run, e: Effect, trace_id: str, parent_id: str, settings: dict[str, Any],

@@ -43,8 +43,9 @@ from django.db import connection, transaction
 from spellide.spell.api import events as ev
 
 from ..fragments import render_batch, render_failed
-from ..models import Edit, Effect, ProgramVersion, Run, RunEvent, Step, empty_totals
-from ..stepinfo import utf16_len
+from ..models import MAIN_AGENT, Edit, Effect, ProgramVersion, Run, RunEvent, Step, empty_totals
+from ..stepinfo import int_or_none, utf16_len
+from .agent_rows import AgentRows
 from .broadcast import broadcaster
 
 log = logging.getLogger("spellide.runner")
@@ -54,6 +55,9 @@ MAX_DELAY = 0.025    # seconds an event may wait for its batch (inline mode)
 # events written at once (inline mode): a step's start, pauses and the end of the run
 FLUSH_NOW = frozenset({ev.RUN_STARTED, ev.STEP_STARTED, ev.PAUSED, ev.RESUMED, ev.RUN_FINISHED,
                        ev.RUN_FAILED, ev.DIVERGED})
+
+
+ABANDONED = "the run ended before this step finished (the root agent returned; its agent was abandoned)"
 
 
 def _dt(ts: float) -> datetime:
@@ -144,7 +148,10 @@ class RunPersister:
         self._effects: list[Effect] = []
         self._close_open: Optional[tuple[str, float]] = None   # the run ended: its open steps' error, time
         self._closed: list[int] = []
-        self.step_texts: dict[int, dict[str, Any]] = {}   # current step's prefix/completion/program
+        # prefix/completion/program of the steps started and not finished (agents' steps
+        # overlap), plus the latest step's after it finished (an edit without a pause reads it)
+        self.step_texts: dict[int, dict[str, Any]] = {}
+        self.agent_rows = AgentRows(run)   # agents, messages, receipts of a multi-agent run
         self.last_program: Optional[ProgramVersion] = (
             ProgramVersion.objects.filter(run=run, kind=ProgramVersion.KIND_PROGRAM).order_by("-id").first())
         self.last_args: Optional[ProgramVersion] = (
@@ -245,6 +252,7 @@ class RunPersister:
                     full = []
                     self._new_steps, self._step_updates, self._effects = {}, {}, []
                     self._close_open, self._closed = None, []
+                    self.agent_rows.begin()
                     for e in events:
                         data = self._apply(e)
                         rows.append(RunEvent(run=self.run, seq=e.seq, type=e.type, data=data,
@@ -281,6 +289,7 @@ class RunPersister:
                 Step.objects.filter(run=self.run, step_id=sid).update(**fields)
         if self._effects:
             Effect.objects.bulk_create(self._effects)
+        self.agent_rows.flush()
         if self._close_open is not None:
             # The run ended while steps were still open (stopped at a pause, a budget, an error
             # raised through a chain of steps): they end with it, in the same transaction as
@@ -296,7 +305,7 @@ class RunPersister:
                 "last_program": self.last_program, "last_args": self.last_args,
                 "paused_version": self.paused_version, "run_fields": dict(self.run_fields),
                 "versions": dict(self.versions), "started_ts": dict(self.started_ts),
-                "paused_ts": dict(self.paused_ts)}
+                "paused_ts": dict(self.paused_ts), "agent_rows": self.agent_rows.snapshot()}
 
     def _restore_state(self, s: dict[str, Any]) -> None:
         self.totals = s["totals"]
@@ -308,6 +317,7 @@ class RunPersister:
         self.versions = s["versions"]
         self.started_ts = s["started_ts"]
         self.paused_ts = s["paused_ts"]
+        self.agent_rows.restore(s["agent_rows"])
 
     def _version(self, text: str, base: Optional[ProgramVersion],
                  kind: str = ProgramVersion.KIND_PROGRAM) -> ProgramVersion:
@@ -345,19 +355,26 @@ class RunPersister:
         d = dict(e.data)
         t = e.type
         rf = self.run_fields
+        self.agent_rows.apply(t, d, e.ts, e.seq)
+        if len(self.agent_rows.agents) != self.run.agent_count:
+            rf["agent_count"] = len(self.agent_rows.agents)
         if t == ev.RUN_STARTED:
             rf.update(status=Run.Status.RUNNING, pause=None, error=None, error_kind=None)
         elif t == ev.STEP_STARTED:
             sid = d["step"]
             pv = self._store(d.get("prefix") or "")
-            self.step_texts = {sid: {"prefix": d.get("prefix") or "", "completion": "", "u16": 0,
-                                    "program": None}}
+            for done in [k for k, v in self.step_texts.items() if v.get("finished")]:
+                del self.step_texts[done]
+            self.step_texts[sid] = {"prefix": d.get("prefix") or "", "completion": "", "u16": 0,
+                                    "program": None}
             fields = dict(parent=d.get("parent"), depth=d.get("depth") or 1, status=Step.Status.RUNNING,
                           prefix_version_id=pv.pk, program_version_id=None, completion="", value=None,
                           error=None, error_span=None, model=str(d.get("model") or "")[:200],
                           transport="", usage={}, started_at=_dt(e.ts), finished_at=None,
                           provenance=[], continued_by=None, segment=self.segment, recovered=False,
-                          edit_trace=None)
+                          edit_trace=None, receipt_base_version_id=None, receipt_trace=None,
+                          agent=str(d.get("agent") or MAIN_AGENT)[:100],
+                          generation=int_or_none(d.get("generation")) or 1)
             if sid in self.known_steps and sid not in self._new_steps:
                 self._step_updates[sid] = fields      # a replayed step: its row is rewritten
             else:
@@ -393,10 +410,19 @@ class RunPersister:
             sid = d["step"]
             pv = self._store(d.get("program") or "")
             cur = self.step_texts.get(sid)
+            trace = d.pop("trace", None)
+            before = cur.get("program_version") if cur is not None else None
+            if before is not None and _by_receipt(trace):
+                # a wait in this step resumed with messages: the step keeps its own turn's
+                # trace and provenance, and the rewrite is kept beside them
+                self._step_update(sid, program_version_id=pv.pk, receipt_base_version_id=before,
+                                  receipt_trace=trace)
+            else:
+                self._step_update(sid, program_version_id=pv.pk, provenance=d.get("provenance") or [],
+                                  edit_trace=trace, receipt_base_version_id=None, receipt_trace=None)
             if cur is not None:
                 cur["program"] = d.get("program")
-            self._step_update(sid, program_version_id=pv.pk, provenance=d.get("provenance") or [],
-                              edit_trace=d.pop("trace", None))
+                cur["program_version"] = pv.pk
             d["program"] = {"$v": pv.pk}
         elif t == ev.EFFECT:
             d["effect"] = self._effect(e, dict(d.get("effect") or {}))
@@ -410,6 +436,8 @@ class RunPersister:
                 status = Step.Status.COMPLETED
             if sid in self.started_ts:
                 d["duration_ms"] = round((e.ts - self.started_ts.pop(sid)) * 1000, 1)
+            if sid in self.step_texts:
+                self.step_texts[sid]["finished"] = True
             self._step_update(sid, status=status, value=d.get("value"), error=d.get("error"),
                               error_span=d.get("error_span"), continued_by=d.get("continued_by"),
                               finished_at=_dt(e.ts), recovered=bool(d.get("recovered")))
@@ -446,6 +474,10 @@ class RunPersister:
             self.paused_version = None
         elif t == ev.RUN_FINISHED:
             rf.update(status=Run.Status.FINISHED, pause=None, value=d.get("value"), error=None)
+            # other agents' steps still open end with the run (the root returned: the run's
+            # coordinator closed and abandoned them), in this transaction, like a failed run's
+            self._close_open = (ABANDONED, e.ts)
+            self.started_ts.clear()
         elif t == ev.RUN_FAILED:
             kind = d.get("kind")
             status = {"stopped": Run.Status.STOPPED, "budget-exceeded": Run.Status.STOPPED,
@@ -520,6 +552,14 @@ def _live(e: ev.Event, stored: dict[str, Any]) -> dict[str, Any]:
         data.setdefault(k, v)
     out["data"] = data
     return out
+
+
+def _by_receipt(trace: Any) -> bool:
+    """Whether the core's edit trace reports a message receipt's rewrite."""
+    if not isinstance(trace, dict):
+        return False
+    return any(isinstance(r, dict) and r.get("by") == "receipt"
+               for sec in trace.get("sections") or () for r in sec.get("rows") or ())
 
 
 def _step_of(eff: dict[str, Any], data: dict[str, Any]) -> int:

@@ -17,7 +17,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET
 
-from spellide.web import stepinfo
+from spellide.web import lanes, stepinfo
 from spellide.web.views.pages import MAX_WINDOW, WINDOW, Nav, _controls, _public, _resolve
 
 MAX_ROWS = 400    # the most rows a following page keeps (ide.js MAX_ROWS)
@@ -80,6 +80,8 @@ def live_state(request: HttpRequest, public_id: Any = None, token: Optional[str]
         _partial("#run-status", render_to_string("spellide/parts.html#status", {"status": status}, request)),
         _partial("#run-totals", render_to_string("spellide/parts.html#totals", {"run": run}, request)),
         _partial("#pause-panel", panel),
+        _partial("#agent-lanes", render_to_string("spellide/parts.html#lanes",
+                                                  {"lanes": lanes.timeline(run, nav.base)}, request)),
     ])
     resp = HttpResponse(body, content_type="text/html; charset=utf-8")
     resp["Cache-Control"] = "no-store"

@@ -24,7 +24,7 @@ from spellide.spell import api
 from spellide.web import program_tree as ptree
 from spellide.web.highlight import highlight, highlight_marked
 from spellide.web.models import Effect, Run, Step
-from spellide.web import access, run_search, stepinfo
+from spellide.web import access, lanes, run_search, stepinfo
 from spellide.web.forms import MAX_DEPTH
 from spellide.web.views import is_htmx
 
@@ -210,6 +210,7 @@ def run_page(request: HttpRequest, public_id: Any = None, step_id: Optional[int]
     ctx = _detail_ctx(
         request, nav, detail, window=window, tab=tab, status=stepinfo.status_info(run),
         lineage=_lineage(run, request.user, nav.token), view="steps",
+        lanes=lanes.timeline(run, nav.base),
         ws_url=None if nav.token else run.ws_path(),
         control_token=None if nav.readonly else access.control_token(
             request.user, run, request.session.session_key))

@@ -1,0 +1,66 @@
+"""Deterministic replay of multi-agent runs (spell-agents.md section 8): the record keeps the
+turnstile's order of every agent's transitions; a strict replay makes each agent wait for its
+recorded turn, so the agents interleave as they did, with no effect executed (model calls from
+the cache; coordinator and globals transitions executed again on a fresh coordinator), and a
+replay that leaves the record stops at the first divergence, naming the agents."""
+
+from __future__ import annotations
+
+from spellide.spell.api import RunConfig
+from spellide.spell.machine import Run, execute_with_deep_stack
+from spellide.spell.models.local import NoLiveModel, ScriptedModel
+from spellide.spell.record import Record
+
+N = 12
+
+
+def _script() -> dict:
+    specs = " ".join(f'["Task {i}." :w{i}]' for i in range(N))
+    script = {"main": [f"'(agents/!spawn-ask [{specs}])", "'[(reduce + (map :body (:body msg-1))) (globals/get :n)]"]}
+    for i in range(N):
+        script[f"w{i}"] = [{"text": "'(!call-now g (globals/update :n (fnil inc 0)) o (globals/get :order))",
+                            "latency": 0.01 * (i % 3)},
+                           f"'(do (globals/update :order (fnil conj []) {i}) (+ {i} (* 0 g)))"]
+    return script
+
+
+def _record(tmp_path) -> tuple[object, Record]:
+    run = Run(RunConfig(prompt="Fan out.", recover=False), model=ScriptedModel(_script()))
+    result = execute_with_deep_stack(run.execute)
+    assert result.error is None, result.error
+    path = tmp_path / "run.json"
+    run.record().save(path)
+    return result, Record.load(path)
+
+
+def _replay(record: Record, timeout: float = 10.0):
+    cfg = RunConfig(prompt="Fan out.", recover=False, cache_mode="strict")
+    run = Run(cfg, model=NoLiveModel(record.model_settings), record=record)
+    run.coordinator.replay_timeout = timeout
+    return execute_with_deep_stack(run.execute)
+
+
+def test_strict_replay_reproduces_the_interleaving_with_no_effect_executed(tmp_path):
+    original, record = _record(tmp_path)
+    assert record.turns["order"] and record.journal and len(record.agents) == N + 1
+    replayed = _replay(record)
+    assert replayed.error is None, replayed.error
+    assert replayed.value_text == original.value_text
+    assert replayed.effects_executed == 0 and replayed.effects_reused == len(original.steps)
+    assert [(s["id"], s["agent"], s["prefix"]) for s in replayed.steps] == \
+        [(s["id"], s["agent"], s["prefix"]) for s in original.steps]
+    assert [e["kind"] for e in replayed.journal] == [e["kind"] for e in record.journal]
+
+
+def test_a_replay_out_of_the_recorded_order_reports_the_first_divergence(tmp_path):
+    _, record = _record(tmp_path)
+    order = record.turns["order"]
+    actors = record.turns["actors"]
+    # drop one turn of a worker from the middle: it now makes a transition the record says
+    # belongs to someone else
+    i = next(k for k in range(len(order) // 2, len(order)) if actors[order[k]][0] != ":main")
+    del order[i]
+    replayed = _replay(record, timeout=1.0)
+    assert replayed.status == "diverged" and replayed.error_kind == "divergence"
+    assert "Strict replay diverged" in replayed.error and ":w" in replayed.error
+    assert ("stuck at turn" in replayed.error or "the record does not have" in replayed.error)
