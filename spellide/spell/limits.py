@@ -198,7 +198,9 @@ class RunClock:
     Each evaluation in progress has a frame ``[shared, step_deadline, suspended_since]``; the
     innermost is the one evaluating. ``off_step_clock`` suspends it while the run is away from
     its own evaluation (a model call, a pause, a nested step), and moves its deadline by the
-    time that took; a pause also moves the run's deadline."""
+    time that took; a pause also moves the run's deadline. Each thread (an agent's
+    lifecycle) has its own stack of frames, so every agent's step is on its own clock; the
+    watchdog's ``overrun`` looks at all of them."""
 
     def __init__(self, step_seconds: Optional[float], run_seconds: Optional[float]) -> None:
         self.step_seconds = step_seconds or None

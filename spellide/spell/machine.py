@@ -9,6 +9,15 @@ program goes on to use (``(cat "a" (!llm-self ...))``) recurse as usual.
 
 Everything observable leaves through events (``events.py``); everything effectful goes
 through the ``EffectGate``; a ``Controller`` decides at every pause point.
+
+Agents (spell-agents.md). The root program is the lifecycle of agent ``:main``; agents it
+spawns run their lifecycles through the same methods in threads of their own
+(``agents/runtime.py``), sharing the run's coordinator, globals, gate, bus, budget and model.
+What belongs to one agent lives in its ``Actor``, bound to the thread (``actor``): its prefix
+carry, edit traces and current step. Step ids stay unique and ordered across agents, and every
+step records its ``agent`` and ``generation``. A wait continues the program: in tail position
+it comes back as a ``Resume`` and ``_run_program`` / ``_drive`` evaluate the received program
+in their loop, so waits are trampolined like self-calls.
 """
 
 from __future__ import annotations

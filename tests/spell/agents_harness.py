@@ -10,7 +10,7 @@ import threading
 from typing import Any, Callable, Optional
 
 from spellide.spell.api import RunConfig
-from spellide.spell.data import Keyword, Map, kw
+from spellide.spell.data import kw
 from spellide.spell.machine import Run, execute_with_deep_stack
 from spellide.spell.models.base import ModelRequest
 from spellide.spell.models.local import ScriptedModel
@@ -146,14 +146,3 @@ class Harness:
     def value(self) -> Any:
         assert self.result.error is None, self.result.error
         return self.result.value
-
-
-def K(name: str) -> Keyword:
-    return kw(name)
-
-
-def M(*kvs: Any) -> Map:
-    out = Map()
-    for i in range(0, len(kvs), 2):
-        dict.__setitem__(out, kvs[i], kvs[i + 1])
-    return out

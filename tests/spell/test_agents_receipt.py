@@ -6,7 +6,7 @@ from __future__ import annotations
 from spellide.spell.data import kw
 from spellide.spell.printer import pr_str
 
-from agents_harness import LP, LR, LS, LW, PREFIX, RCPT, Harness, init, m
+from agents_harness import LP, LR, LS, PREFIX, RCPT, Harness, init, m
 
 INIT_29 = init('(let [v (!llm-self "(quine completion (eval (do (def g :p) ")] {:v v :r (receive completion)})')
 INIT_30 = init('(let [v (!llm-self "(quine completion (eval (do (def g :p) " {:receive? true})] '

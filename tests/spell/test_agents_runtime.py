@@ -8,7 +8,7 @@ import inspect
 
 from spellide.spell.data import kw
 
-from agents_harness import Harness, init, registers
+from agents_harness import Harness, init, m, registers
 
 
 def test_waits_in_tail_position_are_trampolined():
@@ -50,3 +50,10 @@ def test_sleeping_agents_unwind_when_the_run_ends():
     assert h.execute().value == kw("done")
     assert all(not t.is_alive() for t in h.run.agents.threads)
     assert h.coord.closed
+
+
+def test_a_wait_in_a_non_tail_position_has_the_continuations_value():
+    h = Harness({"w": ["(* 2 (:body msg-1))"], "main": ["(:body msg-1)"]},
+                init=registers(["w"], "(do (def x (agents/!ask :w 21)) [x :after])"))
+    assert h.execute().value == m("[42 :after]")
+    assert len(h.steps("main")) == 1

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Optional
 
-from ..data import Keyword, Map, Vector, kw
+from ..data import Keyword, Map, Vector, kw, smap
 from ..errors import SpellError, TypedError
 
 MAIN = kw("main")
@@ -88,10 +88,10 @@ class Edge:
         if full:
             slots = Map()
             for t, s in self.slots.items():
-                dict.__setitem__(slots, t, _map(kw("status"), kw(s.status), kw("value"), s.value,
+                dict.__setitem__(slots, t, smap(kw("status"), kw(s.status), kw("value"), s.value,
                                                 kw("generation"), s.generation))
             base += [kw("status"), kw(self.status), kw("slots"), slots]
-        return _map(*base)
+        return smap(*base)
 
 
 @dataclass
@@ -119,13 +119,6 @@ class Launch:
     site: str            # startup | dormant-resume
     program: Optional[str]
     spawner_step: Optional[int] = None
-
-
-def _map(*kvs: Any) -> Map:
-    m = Map()
-    for i in range(0, len(kvs), 2):
-        dict.__setitem__(m, kvs[i], kvs[i + 1])
-    return m
 
 
 class Scheduler:
@@ -383,7 +376,7 @@ class Coordinator:
 
     @staticmethod
     def _request_message(source: Keyword, edge_id: int, body: Any) -> Map:
-        m = _map(K_FROM, source, K_EXPECTS, True, K_EDGE, edge_id)
+        m = smap(K_FROM, source, K_EXPECTS, True, K_EDGE, edge_id)
         return m if body is ABSENT else m.assoc(K_BODY, body)
 
     def _pending_in(self, handle: Keyword) -> list[Edge]:
@@ -420,10 +413,10 @@ class Coordinator:
     def _report(self, actor: Any, edge: Edge) -> None:
         if len(edge.targets) == 1:
             t = edge.targets[0]
-            msg = _map(K_FROM, t, K_EDGE, edge.id, K_BODY, edge.slots[t].value)
+            msg = smap(K_FROM, t, K_EDGE, edge.id, K_BODY, edge.slots[t].value)
         else:
-            msg = _map(K_FROM, Vector(edge.targets), K_EDGE, edge.id,
-                       K_BODY, Vector(_map(K_FROM, t, K_BODY, edge.slots[t].value) for t in edge.targets))
+            msg = smap(K_FROM, Vector(edge.targets), K_EDGE, edge.id,
+                       K_BODY, Vector(smap(K_FROM, t, K_BODY, edge.slots[t].value) for t in edge.targets))
         self._commit(actor, "report", {"edge": edge.id, "source": show(edge.source)})
         self._enqueue(edge.source, msg, "report", edge.targets[0] if len(edge.targets) == 1 else None,
                       edge.id, targets=edge.targets)
@@ -446,7 +439,7 @@ class Coordinator:
             return
         owner = self.agents.get(edge.source)
         if owner is not None and owner.status in (ASLEEP, EXTERNAL_WAIT):
-            self._enqueue(edge.source, _map(K_EDGE, edge.id, K_FROM, Vector(edge.targets), K_CANCELLED, True),
+            self._enqueue(edge.source, smap(K_EDGE, edge.id, K_FROM, Vector(edge.targets), K_CANCELLED, True),
                           "cancel", None, edge.id, targets=edge.targets)
 
     # --- messages -----------------------------------------------------------------------------
@@ -483,7 +476,7 @@ class Coordinator:
         with self._tx(actor):
             self._agent(target)
             self._commit(actor, "send", {"source": show(source), "target": show(target)})
-            self._enqueue(target, _map(K_FROM, source, K_BODY, body), "send", source)
+            self._enqueue(target, smap(K_FROM, source, K_BODY, body), "send", source)
 
     def enqueue(self, actor: Any, target: Keyword, message: Map, kind: str = "send") -> None:
         """Put a message as it is into ``target``'s mailbox (the harness's ``H.send``, the
@@ -540,7 +533,7 @@ class Coordinator:
     # --- waiting ------------------------------------------------------------------------------
     def _refusal(self, rec: Agent, message: str) -> SpellError:
         from ..printer import pr_str
-        data = _map(kw("type"), kw("sleep-refused"), kw("handle"), rec.handle,
+        data = smap(kw("type"), kw("sleep-refused"), kw("handle"), rec.handle,
                     kw("out-edges"), Vector(e.summary(False) for e in self._out(rec.handle)),
                     kw("in-edges"), Vector(e.summary(False) for e in self._pending_in(rec.handle)))
         err = SpellError(f"{message} {pr_str(data)}", kind="sleep-refused")
@@ -632,7 +625,7 @@ class Coordinator:
                 raise SpellError("reply: requires a singleton sender")
             self._agent(sender)
             self._commit(actor, "send", {"source": show(handle), "target": show(sender)})
-            self._enqueue(sender, _map(K_FROM, handle, K_BODY, value), "send", handle)
+            self._enqueue(sender, smap(K_FROM, handle, K_BODY, value), "send", handle)
 
     def reply_ask(self, actor: Any, handle: Keyword, msg: Any, value: Any) -> int:
         """``!reply-ask`` (before its sleep): fill my slot (a singleton edge so completed sends
@@ -671,8 +664,8 @@ class Coordinator:
                     self._fill(actor, edge.id, handle, value)
             out = self._out(handle)
             if out:
-                data = _map(kw("handle"), handle, kw("detached-edges"),
-                            Vector(_map(kw("id"), e.id, kw("targets"), Vector(e.targets)) for e in out))
+                data = smap(kw("handle"), handle, kw("detached-edges"),
+                            Vector(smap(kw("id"), e.id, kw("targets"), Vector(e.targets)) for e in out))
                 self._warn(DETACHED.format(h=show(handle)), data)
                 for e in out:
                     self._cancel(actor, e)
@@ -740,7 +733,7 @@ class Coordinator:
             base = [kw("handle"), handle, kw("status"), kw(rec.status), kw("generation"), rec.generation]
             if full:
                 base += [kw("out-edges"), self.out_edges(handle), kw("in-edges"), self.in_edges(handle)]
-            return _map(*base)
+            return smap(*base)
 
     def out_edges(self, handle: Keyword, actor: Any = None) -> Vector:
         with self.lock:
@@ -762,11 +755,11 @@ class Coordinator:
                 self._turn(actor)
             nodes = Map()
             for h, rec in self.agents.items():
-                dict.__setitem__(nodes, h, _map(kw("status"), kw(rec.status), kw("generation"), rec.generation))
+                dict.__setitem__(nodes, h, smap(kw("status"), kw(rec.status), kw("generation"), rec.generation))
             edges = Map()
             for eid in sorted(self.edges):
                 dict.__setitem__(edges, eid, self.edges[eid].summary())
-            return _map(kw("nodes"), nodes, kw("edges"), edges)
+            return smap(kw("nodes"), nodes, kw("edges"), edges)
 
     def mailbox(self, handle: Keyword) -> list[Map]:
         with self.lock:

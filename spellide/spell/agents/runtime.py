@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
-from ..data import Keyword, Map, kw
+from ..data import Keyword, Map, kw, smap
 from ..errors import SpellError, TypedError
 from ..evaluator import TailCall
 from .coordinator import MAIN, Coordinator, Launch, Scheduler, show
@@ -192,17 +192,10 @@ class AgentRuntime:
 def child_failure(handle: Keyword, err: SpellError) -> Map:
     """The value a failed lifecycle's claimed slots receive (spell-agents.md section 1.3)."""
     phase = getattr(err, "phase", None) or {"model-error": "completion-source"}.get(err.kind, "lifecycle")
-    data = Map()
-    dict.__setitem__(data, kw("kind"), kw(err.kind))
-    exc = Map()
-    for k, v in ((Keyword("exception", "spell"), True), (kw("class"), type(err).__name__),
-                 (kw("message"), err.message), (kw("data"), data)):
-        dict.__setitem__(exc, k, v)
-    out = Map()
-    for k, v in ((Keyword("child-failure", "spell"), True), (kw("handle"), handle),
-                 (kw("phase"), kw(phase)), (kw("exception"), exc)):
-        dict.__setitem__(out, k, v)
-    return out
+    exc = smap(Keyword("exception", "spell"), True, kw("class"), type(err).__name__,
+               kw("message"), err.message, kw("data"), smap(kw("kind"), kw(err.kind)))
+    return smap(Keyword("child-failure", "spell"), True, kw("handle"), handle, kw("phase"), kw(phase),
+                kw("exception"), exc)
 
 
 __all__ = ["AGENT_STACK_MB", "Actor", "AgentRuntime", "MAIN", "Resume", "RunToBlock", "child_failure"]
