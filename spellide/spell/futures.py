@@ -25,7 +25,7 @@ time limit does not apply to it. Agent-context operations fail inside it: ``!llm
 ``refuse_in_future``), ``!ask-await``, ``receive`` and the ``agents/`` operations that need
 an agent turn (a future's thread runs no agent: ``Run.actor`` is None there). A future
 remembers the agent whose turn created it (``HostFuture.agent``): ``blocking/request`` asks
-on that agent's behalf (``future_agents.py``, which also has ``!ask-await``).
+on that agent's behalf (``agents/future_waits.py``, which also has ``!ask-await``).
 
 **Effect keys.** Each future's effects are keyed ``(step, ctx, ordinal)`` with ``ctx`` =
 ``f<i>`` (the i-th ``future*`` call of the creating evaluation) or ``f<i>.f<j>`` when a future

@@ -42,7 +42,7 @@ from .effects.cache import EffectCache, EffectRecord, digest
 from .effects.gate import LIVE_MODE, REPLAY_MODE, STRICT_MODE, EffectGate
 from .errors import ReadError, SpellError, TypedError
 from .evaluator import TailCall, core_builtins, evaluate, make_context, make_eval, apply_fn
-from .future_agents import ASK_AWAIT
+from .agents.future_waits import ASK_AWAIT
 from .futures import SELF_CALL_IN_FUTURE, FuturePool, refuse_in_future, settle
 from .limits import RunClock, memory_error, memory_limit
 from .models.base import Completion, Model, ModelError, ModelRequest, Usage

@@ -185,7 +185,7 @@ def test_requests_and_ask_await_outside_a_run_say_what_they_need():
         with pytest.raises(TypedError, match="blocking/request is not available here: it needs "
                                              "the run's agent coordinator"):
             fut.wait(ctx)
-    from spellide.spell.future_agents import ASK_AWAIT
+    from spellide.spell.agents.future_waits import ASK_AWAIT
     one = evaluate(read_one("(future 1)"), immutables.Map(), ctx)[0]
     with pytest.raises(TypedError, match="!ask-await is not available here"):
         ASK_AWAIT.fn(ctx, immutables.Map(), one)

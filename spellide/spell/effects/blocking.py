@@ -10,7 +10,7 @@ These are not effects of the gate: waiting performs nothing outside the run, and
 returns is the value of a future of the same run, whose own effects are keyed and replayed
 (``effects/gate.py``), so a replay computes the same values without recording the waits.
 
-``request`` and ``send-await`` are coordinator operations (``future_agents.py``): they go
+``request`` and ``send-await`` are coordinator operations (``agents/future_waits.py``): they go
 through the gate as internal transitions, and fail with a clear "not available" error in an
 evaluation without a coordinator.
 """
@@ -76,7 +76,7 @@ def request(ctx: Any, env: Any, target: Any, *body: Any) -> Map:
     if len(body) > 1:
         raise SpellError("blocking/request expects (blocking/request handle) or "
                          "(blocking/request handle value)")
-    from ..future_agents import request_from_future
+    from ..agents.future_waits import request_from_future
     return request_from_future(ctx, target, body)
 
 

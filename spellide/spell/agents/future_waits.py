@@ -29,12 +29,12 @@ import threading
 import time
 from typing import Any, Optional
 
-from .data import Builtin, Keyword, Map, Vector, kw, smap
-from .errors import SpellError, TypedError
-from .evaluator import Context
-from .futures import (POLL_SECONDS, HostFuture, refuse_in_future, require_future_thread,
+from ..data import Builtin, Keyword, Map, Vector, kw, smap
+from ..errors import SpellError, TypedError
+from ..evaluator import Context
+from ..futures import (POLL_SECONDS, HostFuture, refuse_in_future, require_future_thread,
                       start_thread, wait_until, waitable, future_value)
-from .printer import pr_str
+from ..printer import pr_str
 
 NO_CONTEXT = "!ask-await: requires an active agent context"
 K_FROM, K_BODY = kw("from"), kw("body")
@@ -167,7 +167,7 @@ def request_from_future(ctx: Context, target: Any, body: tuple) -> Map:
         raise SpellError("blocking/request: requires a future created by an agent turn")
     if not isinstance(target, Keyword):
         raise SpellError(f"blocking/request: a handle must be a keyword, got {pr_str(target)}")
-    from .agents.coordinator import ABSENT
+    from .coordinator import ABSENT
     coord = run.coordinator
     actor_key = (agent.key[0], agent.key[1], fut.name)
     token = RequestToken()
