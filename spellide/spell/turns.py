@@ -217,23 +217,66 @@ def _ns_name(ns: Map) -> str:
     return ""
 
 
+# The turn vocabulary, declared once: name -> (implementation, how it is called, doc). "macro":
+# an expander of the unevaluated form; "ctx": a builtin given (ctx, env, *args); "fn": a plain
+# builtin. The docs reach ``(!describe turns)`` and the namespace registry (namespaces.py).
+_MACRO, _CTX, _FN = "macro", "ctx", "fn"
+TURN_HELPERS: dict[str, tuple[Any, str, str]] = {
+    "!extend": (_extend, _MACRO, "(!extend [quine]): continue; the next model call's prefix is "
+                "this program with its edit markers applied (receives messages)"),
+    "!call-now": (_bindings_macro("def"), _MACRO, "(!call-now name expr ... [limit]): evaluate "
+                  "now, continue with each value bound as (def name value) (big values stored)"),
+    "!peek": (_bindings_macro("peek"), _MACRO, "(!peek name expr ... [limit]): like !call-now, "
+              "and the bindings are pruned again after the next turn"),
+    "!peek-now": (_bindings_macro("peek"), _MACRO, "the same as !peek"),
+    "!print": (_print, _MACRO, "(!print expr ...): continue with the values printed in"),
+    "print": (_print, _MACRO, "the same as !print"),
+    "!describe": (_describe, _MACRO, "(!describe ns [:fn ...] ...): continue with the "
+                  "documentation of namespaces (or of some of their functions) printed in"),
+    "!compact": (_compact, _MACRO, "(!compact [quine]): ask for a fresh, self-contained "
+                 "context that starts a new program; nothing else carries over"),
+    "reopen": (_reopen, _MACRO, "(reopen quine form ...): the quine with the forms appended to "
+               "its body; of a program's text, the open prefix (its three closing parens off)"),
+    "edit-reopen": (_edit_reopen, _CTX, "(edit-reopen quine): the quine with its edit markers "
+                    "(prune, rethink, persist) applied, to extend"),
+    "prune-and-reopen": (_prune_and_reopen, _CTX, "(prune-and-reopen quine): the open prefix "
+                         "text of the edited quine (the reference's older name)"),
+    "apply-edits": (_apply_edits, _CTX, "(apply-edits form): the form with its edit markers applied"),
+    "%extend-with": (_extend_with, _CTX, "how !call-now, !peek and !print build their prefix"),
+    "%compact-prefix": (_compact_prefix, _CTX, "how !compact builds its prefix"),
+    "%reopen": (_reopen_fn, _CTX, "how reopen appends to a quine"),
+    "stored": (_stored, _CTX, "(stored id): the value stored under id (too big to print inline)"),
+    "serialize": (_serialize, _CTX, "(serialize value [limit]): value's text as a prefix holds "
+                  "it (values past the inline limit stored)"),
+    "describe-fn": (_describe_fn, _CTX, "(describe-fn 'ns [:fn ...] ...): the documentation "
+                    "of namespaces as a string"),
+    "describe": (_describe_fn, _CTX, "the same as describe-fn"),
+    "wrap-cat": (_wrap_cat, _FN, "(wrap-cat form ...): the open prefix of a fresh program "
+                 "holding the forms, with no old history"),
+    "serialize-prefix": (_serialize_prefix, _FN, "(serialize-prefix quine): the open prefix "
+                         "text of a quine"),
+    "deep-truncate": (_deep_truncate, _FN, "(deep-truncate value [limit]): value with its long "
+                      "strings cut to limit characters (default 200)"),
+}
+
+namespaces.declare(namespaces.Namespace(
+    "turns", "The turn vocabulary: how a program continues (unqualified, inside eval: "
+             "'(!extend), not turns/!extend), and the edit-time functions behind it.",
+    [namespaces.Fn(n, (0, None) if how == _MACRO else namespaces.arity_of(f, 2 if how == _CTX else 0), doc)
+     for n, (f, how, doc) in TURN_HELPERS.items()],
+    effect=False))
+
+
 def turn_builtins() -> dict[Symbol, Any]:
-    """Macros and builtins of the turn vocabulary, keyed by symbol (merged into core)."""
-    macros = {
-        "!extend": _extend, "!call-now": _bindings_macro("def"), "!peek": _bindings_macro("peek"),
-        "!peek-now": _bindings_macro("peek"), "!print": _print, "print": _print,
-        "!describe": _describe, "!compact": _compact, "reopen": _reopen,
-    }
-    table: dict[Symbol, Any] = {S(n): SpellMacro(f, n) for n, f in macros.items()}
-    ctx_fns = {
-        "edit-reopen": _edit_reopen, "prune-and-reopen": _prune_and_reopen, "apply-edits": _apply_edits,
-        "%extend-with": _extend_with, "%compact-prefix": _compact_prefix, "%reopen": _reopen_fn,
-        "stored": _stored, "serialize": _serialize, "describe-fn": _describe_fn,
-        "describe": _describe_fn,
-    }
-    for n, f in ctx_fns.items():
-        table[S(n)] = Builtin(n, f, needs_ctx=True)
-    for n, f in {"wrap-cat": _wrap_cat, "serialize-prefix": _serialize_prefix,
-                 "deep-truncate": _deep_truncate}.items():
-        table[S(n)] = Builtin(n, f)
+    """Macros and builtins of the turn vocabulary, keyed by symbol (merged into core), and
+    ``turns``: their docs, for ``(!describe turns)``."""
+    table: dict[Symbol, Any] = {}
+    docs = Map()
+    for n, (f, how, doc) in TURN_HELPERS.items():
+        table[S(n)] = (SpellMacro(f, n) if how == _MACRO else
+                       Builtin(n, f, needs_ctx=how == _CTX, doc=doc))
+        dict.__setitem__(docs, kw(n), doc)
+    ns = Map(docs)
+    dict.__setitem__(ns, kw("docs"), docs)
+    table[S("turns")] = ns
     return table

@@ -146,6 +146,20 @@ def test_pure_namespaces_are_declared_by_their_existing_registration():
     assert not core.effect and core.fn("count").arity == (1, 1) and core.fn("count").doc
 
 
+def test_the_turn_vocabulary_is_declared_and_described():
+    """``!extend`` & co. are declared once (turns.TURN_HELPERS): the registry has them with
+    their docs and arities, and ``(!describe turns)`` prints them into the next prefix."""
+    turns = namespaces.load()["turns"]
+    assert not turns.effect
+    assert turns.fn("!call-now").doc.startswith("(!call-now name expr")
+    assert turns.fn("deep-truncate").arity == (1, 2) and turns.fn("edit-reopen").arity == (1, 1)
+    assert all(f.doc for f in turns.functions)
+    _, res = run("(quine completion (eval (do (quote (!describe turns)))))")
+    prefix = res.steps[0]["prefix"]
+    assert "turns/!extend - (!extend [quine]): continue" in prefix
+    assert "turns/!peek - (!peek name expr ... [limit])" in prefix
+
+
 def test_the_system_prompt_lists_the_declared_effect_namespaces():
     prompt = api.system_prompt("prefill")
     for ns in api.effect_namespaces():
