@@ -102,7 +102,13 @@ class Record:
 
     @classmethod
     def from_events(cls, events: Iterable[ev.Event | dict]) -> "Record":
-        """Rebuild a record from a run's persisted events (crash-resume in the IDE)."""
+        """Rebuild a record from a run's persisted events (the IDE's replays, forks and
+        crash-resume; a bundle's record), equal for replay to the one the run returns
+        (``Run.record``): a step's ``program`` is its own (the last program event not made by
+        a receipt; a receipt's rewrites go to ``received``, as ``RunResult`` keeps them), and
+        a multi-agent run's agents, warnings, journal and turn order come from its
+        ``agents_ended`` event. Events of a run whose process was killed have none: that
+        record has no turns, so it replays (or resumes) without the recorded interleaving."""
         rec = cls()
         steps: dict[int, dict[str, Any]] = {}
         for e in events:
@@ -112,11 +118,15 @@ class Record:
                 rec.model_settings = data.get("model_settings") or {}
             elif t == ev.STEP_STARTED:
                 steps[data["step"]] = {"id": data["step"], "parent": data.get("parent"),
-                                       "depth": data.get("depth"), "prefix": data.get("prefix")}
+                                       "depth": data.get("depth"), "prefix": data.get("prefix"),
+                                       "agent": data.get("agent"), "generation": data.get("generation")}
             elif t == ev.COMPLETION and data["step"] in steps:
                 steps[data["step"]]["completion"] = data.get("completion")
             elif t == ev.PROGRAM and data["step"] in steps:
-                steps[data["step"]]["program"] = data.get("program")
+                if data.get("receipt"):
+                    steps[data["step"]].setdefault("received", []).append(data.get("program"))
+                else:
+                    steps[data["step"]]["program"] = data.get("program")
             elif t == ev.STEP_FINISHED and data["step"] in steps:
                 steps[data["step"]].update(value=data.get("value"), error=data.get("error"))
             elif t == ev.EFFECT:
@@ -128,6 +138,11 @@ class Record:
                 rec.value = data.get("value")
             elif t == ev.RUN_FAILED:
                 rec.error = data.get("error")
+            elif t == ev.AGENTS_ENDED:
+                rec.agents = list(data.get("agents") or [])
+                rec.warnings = list(data.get("warnings") or [])
+                rec.journal = list(data.get("journal") or [])
+                rec.turns = dict(data.get("turns") or {})
         rec.steps = [steps[k] for k in sorted(steps)]
         return rec
 

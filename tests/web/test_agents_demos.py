@@ -103,10 +103,6 @@ def html_text(html: str) -> str:
     return h.unescape(re.sub(r"<[^>]+>", "", html))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core (wt/agents a970afc): the IDE replays from Record.from_events(its persisted events), which keeps a "
-    "step's last program (the receipt's rewrite, re-printed) and rebuilds no agents/journal/turns, so a strict "
-    "replay diverges at the step whose wait resumed; the CLI's own --record replays strictly with 0 effects"))
 def test_a_strict_replay_of_an_agent_demo_reproduces_its_agents(client, user, quick_demos):
     src = finish(start(client, "agents-auction"), 90)
     rep = finish(replay_run(src, user, strict=True), 90)
