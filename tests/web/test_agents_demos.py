@@ -103,16 +103,28 @@ def html_text(html: str) -> str:
     return h.unescape(re.sub(r"<[^>]+>", "", html))
 
 
-def test_a_strict_replay_of_an_agent_demo_reproduces_its_agents(client, user, quick_demos):
-    src = finish(start(client, "agents-auction"), 90)
+def _shape(run: Run) -> tuple:
+    """What a strict replay must reproduce: the agents, the messages, and every step (its
+    agent, place in the tree, completion, own program, receipt rewrite and value)."""
+    steps = [(s.step_id, s.agent, s.generation, s.parent, s.status, s.completion, s.value,
+              s.program_version.text() if s.program_version_id else None,
+              s.receipt_base_version.text() if s.receipt_base_version_id else None)
+             for s in Step.objects.filter(run=run).order_by("step_id")]
+    return (list(Agent.objects.filter(run=run).order_by("order").values_list("handle", "parent", "status")),
+            sorted(Message.objects.filter(run=run).values_list("kind", "sender", "targets", "edge")), steps)
+
+
+@pytest.mark.parametrize("name", demo_params(DEMOS))
+def test_a_strict_replay_of_an_agent_demo_reproduces_its_agents(client, user, quick_demos, name):
+    """The IDE replays from the record it rebuilds from the run's events: every agent's
+    model calls come from the cache, the agents interleave as recorded (the turns of the
+    run's ``agents_ended`` event), nothing of the world executes, and the steps are the same."""
+    src = finish(start(client, name), 90)
     rep = finish(replay_run(src, user, strict=True), 90)
     assert (rep.status, rep.value) == ("finished", src.value), rep.error
     assert rep.totals["effects_executed"] == 0
-
-    def shape(run):
-        return (list(Agent.objects.filter(run=run).order_by("order").values_list("handle", "parent", "status")),
-                sorted(Message.objects.filter(run=run).values_list("kind", "sender", "targets", "edge")))
-    assert shape(rep) == shape(src)
+    assert rep.totals["effects_reused"] == Step.objects.filter(run=src).count() == src.totals["steps"]
+    assert _shape(rep) == _shape(src)
 
 
 def test_a_fork_at_a_workers_step_carries_the_agents(client, user, quick_demos):
