@@ -172,8 +172,13 @@ class Run:
         self.bus = ev.EventBus(list(listeners), start_seq)
         self.agents = AgentRuntime(self, max_edges, scheduler)
         self.coordinator = self.agents.coordinator
-        if record is not None and getattr(record, "turns", None) and config.cache_mode == STRICT_MODE:
-            self.coordinator.replay(record.turns)   # the agents interleave as recorded
+        if record is not None and getattr(record, "turns", None):
+            if config.cache_mode == STRICT_MODE:
+                self.coordinator.replay(record.turns)   # the agents interleave as recorded
+            elif config.cache_mode == REPLAY_MODE and fork_at is None:
+                # a resumed (or non-strict) replay follows the order as far as the record has
+                # it, so its steps get the recorded ids and effects; past it the agents go free
+                self.coordinator.replay(record.turns, prefix=True)
         self.keep_history = keep_history
         mode = config.cache_mode if record is not None else LIVE_MODE
         if mode not in api.CACHE_MODES:
@@ -277,7 +282,18 @@ class Run:
                 self.steps[rec.step]["effects"].append(data)
             else:
                 self.root_effects.append(data)
-        self.bus.emit(ev.EFFECT, step=rec.step, effect=data)
+        self.bus.emit(ev.EFFECT, step=rec.step, effect=data, **self._turns_so_far())
+
+    def _turns_so_far(self) -> dict[str, Any]:
+        """``{turns: ...}`` for a step or effect event of a multi-agent run: the turn order
+        committed since the last such event (``Coordinator.take_turns``), so the persisted
+        events keep the order up to where they end (``Record.from_events``); a single-agent
+        run's events carry nothing."""
+        coord = self.coordinator
+        if len(coord.agents) < 2:
+            return {}
+        turns = coord.take_turns()
+        return {"turns": turns} if turns is not None else {}
 
     def _approve(self, name: str, args_text: str, step: int, replay_miss: bool) -> None:
         kinds = self.config.breakpoints.effect_kinds
@@ -645,7 +661,8 @@ class Run:
         actor.step = sid
         self.coordinator.current_step[actor.handle] = sid
         self.bus.emit(ev.STEP_STARTED, step=sid, parent=parent, depth=depth, prefix=prefix,
-                      model=self.model.name, agent=agent, generation=actor.generation)
+                      model=self.model.name, agent=agent, generation=actor.generation,
+                      **self._turns_so_far())
         traces = actor.edit_traces
         trace = traces.pop(prefix, None)
         traces.clear()   # a prefix that no step took is not waited for

@@ -108,11 +108,18 @@ class Record:
         a receipt; a receipt's rewrites go to ``received``, as ``RunResult`` keeps them), and
         a multi-agent run's agents, warnings, journal and turn order come from its
         ``agents_ended`` event. Events of a run whose process was killed have none: that
-        record has no turns, so it replays (or resumes) without the recorded interleaving."""
+        record's turns are the ones its step and effect events carried, as far as they go
+        (``partial``): a resumed run follows them, then its agents go free."""
         rec = cls()
         steps: dict[int, dict[str, Any]] = {}
+        order: dict[int, int] = {}       # the turn order the step and effect events carry
+        actors: dict[int, list] = {}
         for e in events:
             t, data = (e.type, e.data) if isinstance(e, ev.Event) else (e["type"], e["data"])
+            delta = data.get("turns") if t in (ev.STEP_STARTED, ev.EFFECT) else None
+            if isinstance(delta, dict):
+                order.update(enumerate(delta.get("order") or [], int(delta.get("at") or 0)))
+                actors.update(enumerate(delta.get("actors") or [], int(delta.get("actors_at") or 0)))
             if t == ev.RUN_STARTED:
                 rec.config = data.get("config") or {}
                 rec.model_settings = data.get("model_settings") or {}
@@ -144,6 +151,8 @@ class Record:
                 rec.journal = list(data.get("journal") or [])
                 rec.turns = dict(data.get("turns") or {})
         rec.steps = [steps[k] for k in sorted(steps)]
+        if not rec.turns and order:   # no agents_ended event: the order as far as the events go
+            rec.turns = _partial_turns(order, actors)
         return rec
 
     def edits_by_point(self, through: Optional[int] = None) -> dict[tuple[int, str], RecordedEdit]:
@@ -152,3 +161,16 @@ class Record:
             if through is None or e.step <= through:
                 out[(e.step, e.point)] = e
         return out
+
+
+def _partial_turns(order: dict[int, int], actors: dict[int, list]) -> dict[str, Any]:
+    """The turn order of a run whose events end early (its process died): the unbroken run of
+    turns from the first, whose actors are known. ``partial``: a resumed run follows it as far
+    as it goes (``Coordinator.replay(prefix=True)``); a strict replay diverges where it ends."""
+    names: list[list] = []
+    while len(names) in actors:
+        names.append(actors[len(names)])
+    out: list[int] = []
+    while len(out) in order and 0 <= order[len(out)] < len(names):
+        out.append(order[len(out)])
+    return {"actors": names, "order": out, "partial": True}

@@ -110,3 +110,29 @@ def test_a_single_agent_runs_events_and_rebuilt_record_are_as_before():
     replayed = execute_with_deep_stack(Run(cfg, model=NoLiveModel(rebuilt.model_settings), record=rebuilt).execute)
     assert (replayed.error, replayed.value_text) == (None, original.value_text)
     assert replayed.effects_executed == 0 and replayed.effects_reused == len(original.steps) >= 2
+
+
+def test_a_run_resumed_from_the_events_of_a_killed_process_follows_their_turns():
+    """The process died mid-run: no ``agents_ended`` event, but the step and effect events
+    carried the turn order so far. The resumed run (replay mode, as the IDE resumes) follows
+    it, so every model call whose effect event was persisted is reused, then goes on free."""
+    original, _, events = _run_with_events()
+    for cut in (len(events) // 3, 2 * len(events) // 3):
+        kept = events[:cut]
+        assert ev.AGENTS_ENDED not in [e["type"] for e in kept]
+        cached = sum(1 for e in kept if e["type"] == ev.EFFECT and e["data"]["effect"]["name"] == "model/spell")
+        record = Record.from_events(kept)
+        assert record.turns["partial"] and 0 < len(record.turns["order"])
+        cfg = RunConfig(prompt="Fan out.", recover=False, cache_mode="replay")
+        resumed = execute_with_deep_stack(Run(cfg, model=ScriptedModel(_script()), record=record).execute)
+        assert (resumed.error, resumed.value_text) == (None, original.value_text)
+        assert resumed.effects_reused == cached > 0
+        assert resumed.effects_executed == len(original.steps) - cached
+
+
+def test_a_strict_replay_of_a_partial_record_diverges_where_its_turns_end():
+    _, _, events = _run_with_events()
+    record = Record.from_events(events[:len(events) // 2])
+    replayed = _replay(record, timeout=1.0)
+    assert replayed.status == "diverged", replayed.error
+    assert f"the record has {len(record.turns['order'])})" in replayed.error
