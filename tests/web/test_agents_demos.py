@@ -14,7 +14,7 @@ import pytest
 
 from spellide.web import lanes, stepinfo
 from spellide.web.demos import get_demo, list_demos
-from spellide.web.models import Agent, Message, Run, Step
+from spellide.web.models import Agent, Effect, Message, Run, Step
 from spellide.web.runner.replay import replay_run
 
 from .agent_runtime import demo_params
@@ -142,3 +142,33 @@ def test_a_fork_at_a_workers_step_carries_the_agents(client, user, quick_demos):
     assert (sorted(Step.objects.filter(run=fork).values_list("agent", flat=True))
             == sorted(Step.objects.filter(run=src).values_list("agent", flat=True)))
     assert lanes.timeline(fork, "/f") is not None
+
+
+def test_an_interrupted_agent_demo_resumes_following_its_persisted_turns(client, user, quick_demos):
+    """A server died in the middle of a multi-agent run: its events stop before the run's end
+    (no ``agents_ended``), but its step and effect events carried the turn order so far. The
+    resumed run follows that order, so every model call the events stored is reused (none
+    runs twice), and the agents go on free to the same value."""
+    from spellide.spell.api import Event
+    from spellide.web.runner.persist import RunPersister, load_events
+    from spellide.web.runner.service import resume_interrupted
+
+    src = finish(start(client, "agents-auction"), 90)
+    events = load_events(src)
+    cut = next(i for i, e in enumerate(events) if e["type"] == "step_started" and e["data"]["agent"] == ":main"
+               and e["data"]["step"] > 0)   # :main's second step: the bids are in, the raise is not
+    crashed = Run.objects.create(owner=user, title="crashed", status=Run.Status.INTERRUPTED, config=src.config,
+                                 demo=src.demo)
+    writer = RunPersister(crashed, threaded=False, broadcast=False)
+    for e in events[:cut]:
+        writer(Event(e["seq"], e["type"], e["data"], e["ts"]))
+    Run.objects.filter(pk=crashed.pk).update(status=Run.Status.INTERRUPTED)
+    crashed.refresh_from_db()
+    cached = sum(1 for e in events[:cut] if e["type"] == "effect" and e["data"]["effect"]["name"] == "model/spell")
+    assert cached >= 4
+
+    resumed = finish(resume_interrupted(crashed), 90)
+    assert (resumed.status, resumed.value) == ("finished", src.value), resumed.error
+    assert Effect.objects.filter(run=resumed, segment=1, status="hit", name="model/spell").count() == cached
+    assert Effect.objects.filter(run=resumed, segment=1, name="model/spell").exclude(status="hit").count() \
+        == src.totals["steps"] - cached
