@@ -15,6 +15,7 @@ import pytest
 from spellide.web import lanes, stepinfo
 from spellide.web.demos import get_demo, list_demos
 from spellide.web.models import Agent, Effect, Message, Run, Step
+from spellide.web.runner.persist import ABANDONED
 from spellide.web.runner.replay import replay_run
 
 from .agent_runtime import demo_params
@@ -103,28 +104,44 @@ def html_text(html: str) -> str:
     return h.unescape(re.sub(r"<[^>]+>", "", html))
 
 
-def _shape(run: Run) -> tuple:
-    """What a strict replay must reproduce: the agents, the messages, and every step (its
-    agent, place in the tree, completion, own program, receipt rewrite and value)."""
+def shape(run: Run, step_ids: set[int]) -> tuple:
+    """What a strict replay must reproduce: the agents, the messages, and each of ``step_ids``
+    (its agent, place in the tree, status, completion, value, own program, receipt rewrite)."""
     steps = [(s.step_id, s.agent, s.generation, s.parent, s.status, s.completion, s.value,
               s.program_version.text() if s.program_version_id else None,
               s.receipt_base_version.text() if s.receipt_base_version_id else None)
-             for s in Step.objects.filter(run=run).order_by("step_id")]
+             for s in Step.objects.filter(run=run, step_id__in=step_ids).order_by("step_id")]
     return (list(Agent.objects.filter(run=run).order_by("order").values_list("handle", "parent", "status")),
             sorted(Message.objects.filter(run=run).values_list("kind", "sender", "targets", "edge")), steps)
+
+
+def comparable_steps(src: Run, rep: Run) -> set[int]:
+    """The steps that ended before the run did in both ``src`` and its replay ``rep``. At most
+    one worker's step may be missing or abandoned in one of them: a step that starts as the
+    root returns (the negotiation's seller, woken by the buyer's last reply) races the run's
+    end, in the original and in a replay alike (the run's end closes the coordinator without
+    a turn)."""
+    def ended(run: Run) -> set[int]:
+        return set(Step.objects.filter(run=run).exclude(error=ABANDONED).values_list("step_id", flat=True))
+    both = ended(src) & ended(rep)
+    racing = set(Step.objects.filter(run__in=[src, rep]).exclude(step_id__in=both).values_list("step_id", "agent"))
+    assert len({sid for sid, _ in racing}) <= 1 and all(agent != ":main" for _, agent in racing), racing
+    return both
 
 
 @pytest.mark.parametrize("name", demo_params(DEMOS))
 def test_a_strict_replay_of_an_agent_demo_reproduces_its_agents(client, user, quick_demos, name):
     """The IDE replays from the record it rebuilds from the run's events: every agent's
     model calls come from the cache, the agents interleave as recorded (the turns of the
-    run's ``agents_ended`` event), nothing of the world executes, and the steps are the same."""
+    run's ``agents_ended`` event), nothing of the world executes, and the steps are the same
+    (``comparable_steps``: but for one that races the run's end)."""
     src = finish(start(client, name), 90)
     rep = finish(replay_run(src, user, strict=True), 90)
     assert (rep.status, rep.value) == ("finished", src.value), rep.error
     assert rep.totals["effects_executed"] == 0
-    assert rep.totals["effects_reused"] == Step.objects.filter(run=src).count() == src.totals["steps"]
-    assert _shape(rep) == _shape(src)
+    both = comparable_steps(src, rep)
+    assert rep.totals["effects_reused"] >= len(both) > 1   # each step's model call, from the cache
+    assert shape(rep, both) == shape(src, both)
 
 
 def test_a_fork_at_a_workers_step_carries_the_agents(client, user, quick_demos):
