@@ -123,6 +123,10 @@ class Record:
             if t == ev.RUN_STARTED:
                 rec.config = data.get("config") or {}
                 rec.model_settings = data.get("model_settings") or {}
+                # a resumed run's next execution starts its order afresh (it follows the
+                # previous one's as far as that went, and its own events carry it again)
+                order.clear()
+                actors.clear()
             elif t == ev.STEP_STARTED:
                 steps[data["step"]] = {"id": data["step"], "parent": data.get("parent"),
                                        "depth": data.get("depth"), "prefix": data.get("prefix"),
