@@ -172,8 +172,13 @@ class Run:
         self.bus = ev.EventBus(list(listeners), start_seq)
         self.agents = AgentRuntime(self, max_edges, scheduler)
         self.coordinator = self.agents.coordinator
-        if record is not None and getattr(record, "turns", None) and config.cache_mode == STRICT_MODE:
-            self.coordinator.replay(record.turns)   # the agents interleave as recorded
+        if record is not None and getattr(record, "turns", None):
+            if config.cache_mode == STRICT_MODE:
+                self.coordinator.replay(record.turns)   # the agents interleave as recorded
+            elif config.cache_mode == REPLAY_MODE and fork_at is None:
+                # a resumed (or non-strict) replay follows the order as far as the record has
+                # it, so its steps get the recorded ids and effects; past it the agents go free
+                self.coordinator.replay(record.turns, prefix=True)
         self.keep_history = keep_history
         mode = config.cache_mode if record is not None else LIVE_MODE
         if mode not in api.CACHE_MODES:
@@ -277,7 +282,18 @@ class Run:
                 self.steps[rec.step]["effects"].append(data)
             else:
                 self.root_effects.append(data)
-        self.bus.emit(ev.EFFECT, step=rec.step, effect=data)
+        self.bus.emit(ev.EFFECT, step=rec.step, effect=data, **self._turns_so_far())
+
+    def _turns_so_far(self) -> dict[str, Any]:
+        """``{turns: ...}`` for a step or effect event of a multi-agent run: the turn order
+        committed since the last such event (``Coordinator.take_turns``), so the persisted
+        events keep the order up to where they end (``Record.from_events``); a single-agent
+        run's events carry nothing."""
+        coord = self.coordinator
+        if len(coord.agents) < 2:
+            return {}
+        turns = coord.take_turns()
+        return {"turns": turns} if turns is not None else {}
 
     def _approve(self, name: str, args_text: str, step: int, replay_miss: bool) -> None:
         kinds = self.config.breakpoints.effect_kinds
@@ -645,7 +661,8 @@ class Run:
         actor.step = sid
         self.coordinator.current_step[actor.handle] = sid
         self.bus.emit(ev.STEP_STARTED, step=sid, parent=parent, depth=depth, prefix=prefix,
-                      model=self.model.name, agent=agent, generation=actor.generation)
+                      model=self.model.name, agent=agent, generation=actor.generation,
+                      **self._turns_so_far())
         traces = actor.edit_traces
         trace = traces.pop(prefix, None)
         traces.clear()   # a prefix that no step took is not waited for
@@ -1012,6 +1029,19 @@ class Run:
                 self.agents.at_end(self)
         finally:
             self.agents.end()
+            if len(coord.agents) > 1:   # a single-agent run's events stay as they were
+                self.bus.emit(ev.AGENTS_ENDED, **self._agents_record())
+
+    def _agents_record(self) -> dict[str, Any]:
+        """What a record keeps of the run's agents (``Record`` version 2): their summary, the
+        coordinator's warnings, and for a multi-agent run its journal and the turn order a
+        strict replay follows. ``record()`` and the ``agents_ended`` event both take it from
+        here, so a record rebuilt from the events is the run's own."""
+        coord = self.coordinator
+        multi = len(coord.agents) > 1
+        return {"agents": coord.summary(), "warnings": list(coord.warnings),
+                "journal": _json_journal(coord.journal) if multi else [],
+                "turns": coord.recorded_turns() if multi else {}}
 
     def globals_closed(self) -> None:
         """The run ended: ``globals/wait-until`` of abandoned agents stops waiting."""
@@ -1021,16 +1051,21 @@ class Run:
     def record(self) -> Record:
         """The run as a record for later replay (``--record``)."""
         res = getattr(self, "_result", None)
-        steps = [{k: s.get(k) for k in ("id", "parent", "depth", "prefix", "completion", "program",
-                                        "value", "error", "agent", "generation")}
+        steps = [{k: s.get(k) for k in RECORD_STEP_KEYS if k in s or k not in OPTIONAL_STEP_KEYS}
                  for s in (res.steps if res else [])]
         effects = [EffectRecord.from_json(e) for e in (res.effects if res else [])]
+        agents = self._agents_record() if res else {}
         return Record(config=self.config.to_json(), model_settings=self.model_settings,
                       steps=steps, effects=effects, edits=list(self.edits_made),
                       value=res.value_text if res else None, error=res.error if res else None,
-                      agents=res.agents if res else [], warnings=res.warnings if res else [],
-                      journal=_json_journal(res.journal) if res and len(res.agents) > 1 else [],
-                      turns=self.coordinator.recorded_turns() if res and len(res.agents) > 1 else {})
+                      **agents)
+
+
+# a step as a record keeps it; ``received``: the programs receipts made of it (only when a
+# wait in it resumed with messages), beside its own ``program``, which strict replay checks
+RECORD_STEP_KEYS = ("id", "parent", "depth", "prefix", "completion", "program", "received",
+                    "value", "error", "agent", "generation")
+OPTIONAL_STEP_KEYS = ("received",)
 
 
 def _json_journal(journal: list[dict]) -> list[dict]:

@@ -102,21 +102,42 @@ class Record:
 
     @classmethod
     def from_events(cls, events: Iterable[ev.Event | dict]) -> "Record":
-        """Rebuild a record from a run's persisted events (crash-resume in the IDE)."""
+        """Rebuild a record from a run's persisted events (the IDE's replays, forks and
+        crash-resume; a bundle's record), equal for replay to the one the run returns
+        (``Run.record``): a step's ``program`` is its own (the last program event not made by
+        a receipt; a receipt's rewrites go to ``received``, as ``RunResult`` keeps them), and
+        a multi-agent run's agents, warnings, journal and turn order come from its
+        ``agents_ended`` event. Events of a run whose process was killed have none: that
+        record's turns are the ones its step and effect events carried, as far as they go
+        (``partial``): a resumed run follows them, then its agents go free."""
         rec = cls()
         steps: dict[int, dict[str, Any]] = {}
+        order: dict[int, int] = {}       # the turn order the step and effect events carry
+        actors: dict[int, list] = {}
         for e in events:
             t, data = (e.type, e.data) if isinstance(e, ev.Event) else (e["type"], e["data"])
+            delta = data.get("turns") if t in (ev.STEP_STARTED, ev.EFFECT) else None
+            if isinstance(delta, dict):
+                order.update(enumerate(delta.get("order") or [], int(delta.get("at") or 0)))
+                actors.update(enumerate(delta.get("actors") or [], int(delta.get("actors_at") or 0)))
             if t == ev.RUN_STARTED:
                 rec.config = data.get("config") or {}
                 rec.model_settings = data.get("model_settings") or {}
+                # a resumed run's next execution starts its order afresh (it follows the
+                # previous one's as far as that went, and its own events carry it again)
+                order.clear()
+                actors.clear()
             elif t == ev.STEP_STARTED:
                 steps[data["step"]] = {"id": data["step"], "parent": data.get("parent"),
-                                       "depth": data.get("depth"), "prefix": data.get("prefix")}
+                                       "depth": data.get("depth"), "prefix": data.get("prefix"),
+                                       "agent": data.get("agent"), "generation": data.get("generation")}
             elif t == ev.COMPLETION and data["step"] in steps:
                 steps[data["step"]]["completion"] = data.get("completion")
             elif t == ev.PROGRAM and data["step"] in steps:
-                steps[data["step"]]["program"] = data.get("program")
+                if data.get("receipt"):
+                    steps[data["step"]].setdefault("received", []).append(data.get("program"))
+                else:
+                    steps[data["step"]]["program"] = data.get("program")
             elif t == ev.STEP_FINISHED and data["step"] in steps:
                 steps[data["step"]].update(value=data.get("value"), error=data.get("error"))
             elif t == ev.EFFECT:
@@ -128,7 +149,14 @@ class Record:
                 rec.value = data.get("value")
             elif t == ev.RUN_FAILED:
                 rec.error = data.get("error")
+            elif t == ev.AGENTS_ENDED:
+                rec.agents = list(data.get("agents") or [])
+                rec.warnings = list(data.get("warnings") or [])
+                rec.journal = list(data.get("journal") or [])
+                rec.turns = dict(data.get("turns") or {})
         rec.steps = [steps[k] for k in sorted(steps)]
+        if not rec.turns and order:   # no agents_ended event: the order as far as the events go
+            rec.turns = _partial_turns(order, actors)
         return rec
 
     def edits_by_point(self, through: Optional[int] = None) -> dict[tuple[int, str], RecordedEdit]:
@@ -137,3 +165,16 @@ class Record:
             if through is None or e.step <= through:
                 out[(e.step, e.point)] = e
         return out
+
+
+def _partial_turns(order: dict[int, int], actors: dict[int, list]) -> dict[str, Any]:
+    """The turn order of a run whose events end early (its process died): the unbroken run of
+    turns from the first, whose actors are known. ``partial``: a resumed run follows it as far
+    as it goes (``Coordinator.replay(prefix=True)``); a strict replay diverges where it ends."""
+    names: list[list] = []
+    while len(names) in actors:
+        names.append(actors[len(names)])
+    out: list[int] = []
+    while len(out) in order and 0 <= order[len(out)] < len(names):
+        out.append(order[len(out)])
+    return {"actors": names, "order": out, "partial": True}

@@ -168,6 +168,11 @@ class Coordinator:
         self._actor_ids: dict[Any, int] = {}
         self.replay_turns: Optional[list[tuple]] = None
         self.replay_timeout = 10.0
+        # a partial order (a resumed run's record ends where its process died): followed while
+        # it lasts, then the agents go free; a replay that cannot follow it goes free too
+        self.replay_prefix = False
+        self._turns_taken = 0    # turns already handed to events (``take_turns``)
+        self._actors_taken = 0
         self.divergence: Optional[str] = None
         self._turn_cond = threading.Condition(self.lock)
         # the step each agent is in, for events (set by the runtime; read only for display)
@@ -190,21 +195,26 @@ class Coordinator:
         if idx is None:
             idx = self._actor_ids[actor] = len(self.turn_actors)
             self.turn_actors.append(actor)
-        if self.replay_turns is not None:
+        while self.replay_turns is not None:
             pos = len(self.turns)
-            while True:
-                if pos >= len(self.replay_turns):
-                    raise self._diverged(f"{_who(actor)} made a transition the record does not have "
-                                         f"(turn {pos + 1}; the record has {len(self.replay_turns)})")
-                if self.replay_turns[pos] == _key(actor):
+            if pos >= len(self.replay_turns):
+                if self.replay_prefix:   # the partial record ends here: free from now on
+                    self._go_free()
                     break
-                if self.closed:
-                    raise closed_error()
-                if not self._turn_cond.wait(self.replay_timeout):
-                    raise self._diverged(f"stuck at turn {pos + 1}: the record expects a transition "
-                                         f"of {_who(self.replay_turns[pos])}, and {_who(actor)} is "
-                                         f"waiting for its own")
-                pos = len(self.turns)
+                raise self._diverged(f"{_who(actor)} made a transition the record does not have "
+                                     f"(turn {pos + 1}; the record has {len(self.replay_turns)})")
+            if self.replay_turns[pos] == _key(actor):
+                break
+            if self.closed:
+                raise closed_error()
+            if not self._turn_cond.wait(self.replay_timeout) and self.replay_turns is not None \
+                    and len(self.turns) == pos:
+                if self.replay_prefix:   # the run left the partial record: it goes on free
+                    self._go_free()
+                    break
+                raise self._diverged(f"stuck at turn {pos + 1}: the record expects a transition "
+                                     f"of {_who(self.replay_turns[pos])}, and {_who(actor)} is "
+                                     f"waiting for its own")
         self.turns.append(idx)
         if self.replay_turns is not None:
             self._turn_cond.notify_all()
@@ -226,16 +236,38 @@ class Coordinator:
         with self.lock:
             self._turn(actor)
 
+    def _go_free(self) -> None:
+        """A prefix replay ends: nobody waits for a recorded turn any more (the lock is held)."""
+        self.replay_turns = None
+        self._turn_cond.notify_all()
+
+    def take_turns(self) -> Optional[dict]:
+        """The turns committed since the last call, for an event to carry (so a run's
+        persisted events keep its order up to where they end, even if its process dies):
+        ``{at, order, actors_at, actors}`` (positions in the order and the actor list), None
+        when there are none."""
+        with self.lock:
+            n, m = len(self.turns), len(self.turn_actors)
+            if n == self._turns_taken:
+                return None
+            out = {"at": self._turns_taken, "order": list(self.turns[self._turns_taken:n]),
+                   "actors_at": self._actors_taken,
+                   "actors": [list(_key(a)) for a in self.turn_actors[self._actors_taken:m]]}
+            self._turns_taken, self._actors_taken = n, m
+            return out
+
     def recorded_turns(self) -> dict:
         """The turn order for a run record: the actors once, then each turn's actor index."""
         with self.lock:
             return {"actors": [list(_key(a)) for a in self.turn_actors], "order": list(self.turns)}
 
-    def replay(self, recorded: dict, timeout: float = 10.0) -> None:
-        """Replay the turn order of a record (see ``_turn``)."""
+    def replay(self, recorded: dict, timeout: float = 10.0, prefix: bool = False) -> None:
+        """Replay the turn order of a record (see ``_turn``); ``prefix``: follow it as far as
+        it goes, then run free (a resumed run; a strict replay diverges instead)."""
         actors = [tuple(a) for a in recorded.get("actors") or []]
         self.replay_turns = [actors[i] for i in recorded.get("order") or []]
         self.replay_timeout = timeout
+        self.replay_prefix = prefix
 
     @contextmanager
     def _tx(self, actor: Any) -> Iterator[None]:

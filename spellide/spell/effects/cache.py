@@ -52,6 +52,7 @@ class EffectRecord:
     usage: Optional[dict] = None
     saved_ms: float = 0.0     # for hits: the recorded duration that did not have to be spent
     ctx: str = ""             # "" = the step's own evaluation; "f0", "f0.f1"... = a future
+    internal: bool = False    # a coordinator transition (gate.perform): executed in every mode, not the world's
 
     def key(self) -> dict[str, Any]:
         key = {"step": self.step, "ordinal": self.ordinal, "name": self.name,
@@ -72,6 +73,8 @@ class EffectRecord:
             d["saved_ms"] = round(self.saved_ms, 3)
         if self.ctx:
             d["ctx"] = self.ctx
+        if self.internal:   # absent otherwise: records and events of other effects read as before
+            d["internal"] = True
         return d
 
     @classmethod
@@ -81,7 +84,7 @@ class EffectRecord:
                    result=d.get("result"), status=d.get("status", LIVE), reason=d.get("reason", ""),
                    error=d.get("error"), error_kind=d.get("error_kind"),
                    started=float(d.get("started") or 0.0), duration_ms=float(d.get("duration_ms") or 0.0),
-                   usage=d.get("usage"), ctx=str(d.get("ctx") or ""))
+                   usage=d.get("usage"), ctx=str(d.get("ctx") or ""), internal=bool(d.get("internal")))
 
 
 def args_diff(old: str, new: str, limit: int = 2000) -> str:

@@ -202,13 +202,15 @@ class EffectGate:
             self.on_record(EffectRecord(scope.step, ordinal, name, args_text, dig, None,
                                         BLOCKED if blocked else status,
                                         err.message if blocked else reason, err.message, err.kind,
-                                        started, (time.perf_counter() - t0) * 1000, ctx=scope.ctx))
+                                        started, (time.perf_counter() - t0) * 1000, ctx=scope.ctx,
+                                        internal=internal))
             raise
         duration = (time.perf_counter() - t0) * 1000
         self._count(executed=0 if internal else 1)   # internal ones are not the world's
         self.on_record(EffectRecord(scope.step, ordinal, name, args_text, dig, encode(value),
                                     status, reason, None, None, started, duration,
-                                    usage_of(value) if usage_of else None, ctx=scope.ctx))
+                                    usage_of(value) if usage_of else None, ctx=scope.ctx,
+                                    internal=internal))
         return value
 
     def builtin(self, name: str, fn: Callable[..., Any], *, unsafe: bool = False,

@@ -529,7 +529,9 @@ class RunPersister:
             tt["tokens_saved"] += tok[0] + tok[1]
             tt["cost_saved"] = round(tt["cost_saved"] + cost, 8)
             tt["time_saved_ms"] = round(tt["time_saved_ms"] + float(eff.get("saved_ms") or 0.0), 3)
-        elif status in ("live", "miss"):
+        elif status in ("live", "miss") and not eff.get("internal"):
+            # a coordinator transition (``internal``) is executed again by every replay and
+            # is not the world's: the core does not count it as executed either
             tt["effects_executed"] += 1
             tt["input_tokens"] += tok[0]
             tt["output_tokens"] += tok[1]
