@@ -338,9 +338,24 @@ def _laid_out(text: str, open_prefix: bool) -> Layout:
 
 def prev_program(run: Run, step: Step) -> tuple[str, str, Optional[int]]:
     """The program this step's program is compared with: its parent step's program, or for a
-    root step the run's initial program. Returns (text, label, step id or None)."""
+    root step the run's initial program. Returns (text, label, step id or None).
+
+    A step under another agent's step (a spawned agent's first call, a wake of a finished
+    agent) did not grow out of that program: it is compared with the same agent's latest
+    earlier step, and a new agent's first step with where it started (its own prefix,
+    closed), so the diff never says it removed the spawner's forms."""
     if step.parent is not None and step.parent >= 0:
         parent = Step.objects.filter(run=run, step_id=step.parent).select_related("program_version").first()
+        if parent is not None and parent.agent != step.agent:
+            own = (Step.objects.filter(run=run, agent=step.agent, step_id__lt=step.step_id,
+                                       program_version__isnull=False)
+                   .select_related("program_version").order_by("-step_id").first())
+            if own is not None:
+                return own.program_text(), f"step {own.step_id} ({step.agent}'s previous)", own.step_id
+            from spellide.spell.api import balance_open
+            start = step.prefix_text()
+            return (balance_open(start)[0] if start else "",
+                    f"where {step.agent} started (spawned at step {parent.step_id})", None)
         if parent is not None and parent.program_version_id:
             how = "continued" if parent.continued_by == step.step_id else "parent"
             return parent.program_text(), f"step {parent.step_id} ({how})", parent.step_id

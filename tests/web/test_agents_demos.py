@@ -189,3 +189,15 @@ def test_an_interrupted_agent_demo_resumes_following_its_persisted_turns(client,
     assert Effect.objects.filter(run=resumed, segment=1, status="hit", name="model/spell").count() == cached
     assert Effect.objects.filter(run=resumed, segment=1, name="model/spell").exclude(status="hit").count() \
         == src.totals["steps"] - cached
+
+
+def test_a_spawned_agents_first_diff_is_against_where_it_started(client, quick_demos):
+    """A worker's first step hangs under the spawner's step but did not grow out of its
+    program: its diff compares it with its own start, so it removes none of :main's forms."""
+    run = finish(start(client, "agents-fan-out"), 90)
+    worker = Step.objects.filter(run=run, agent=":w2").order_by("step_id").first()
+    html = client.get(f"/runs/{run.public_id}/steps/{worker.step_id}/?part=detail&tab=diff").content.decode()
+    assert "where :w2 started (spawned at step" in html
+    own = html[:html.index('id="receipt-diff"')] if 'id="receipt-diff"' in html else html
+    kinds = re.findall(r'<div class="drow dk-(\w+)">', own)
+    assert "removed" not in kinds and kinds, kinds
