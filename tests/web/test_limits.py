@@ -124,6 +124,15 @@ def test_a_long_call_past_the_step_time_limit_ends_the_runs_process(user):
     assert after.status == "finished"
 
 
+def test_the_start_page_has_each_limit_field_once(client, user):
+    """A second, empty ``memory_mb`` input (a merge left one) was posted after the first and
+    won: the limit a person typed was dropped."""
+    client.force_login(user)
+    page = client.get("/").content.decode()
+    for name in ("memory_mb", "step_time", "budget", "depth"):
+        assert page.count(f'name="{name}"') == 1, name
+
+
 def test_the_new_run_form_sets_the_limits(client, user):
     client.force_login(user)
     r = client.post("/runs/start/", {"program": "(+ 1 2)", "model": "hello", "memory_mb": "300",
