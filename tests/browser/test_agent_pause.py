@@ -8,14 +8,11 @@ The demo is the fan-out's shape with a worker :w whose model call takes 3 s, so 
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
-from pathlib import Path
 
 import pytest
 
-from .test_agent_lanes import assert_lanes_equal_a_fresh_load
+from .test_agent_lanes import app_with_demo, assert_lanes_equal_a_fresh_load
 from .test_live_fresh import TERMINAL, assert_live_equals_fresh, post, server_status, settled
 
 pytestmark = pytest.mark.browser
@@ -37,17 +34,7 @@ def pause_demo() -> dict:
 
 @pytest.fixture(scope="module")
 def pause_app(tmp_path_factory):
-    from .server import AppServer, ROOT
-
-    if not Path("/usr/bin/chromium").exists():
-        pytest.skip("Debian chromium is not installed (./dev test installs it)")
-    work = tmp_path_factory.mktemp("agent-pause")
-    demos = work / "demos"
-    shutil.copytree(ROOT / "spellide" / "demos", demos)
-    (demos / "pause-one.json").write_text(json.dumps(pause_demo()), encoding="utf-8")
-    srv = AppServer(work, extra_env={"SPELLIDE_DEMOS_DIR": str(demos)}).start()
-    yield srv
-    srv.stop()
+    yield from app_with_demo(tmp_path_factory, "pause-one", pause_demo())
 
 
 def test_pause_one_agent_edit_its_program_resume_and_the_page_equals_a_fresh_load(pause_app):

@@ -85,13 +85,15 @@ class Desk(Controller):
         return Decision(action, edit(point.text) if edit else None, "tester")
 
 
-def execute(where: str, config: RunConfig, controller: Controller) -> list[ev.Event]:
+def execute(where: str, config: RunConfig, controller: Controller,
+            listener: Optional[Callable[[ev.Event], None]] = None) -> list[ev.Event]:
+    """Execute the run in this process or in a child; its events (or give ``listener``)."""
     events: list[ev.Event] = []
+    listeners = [listener or events.append]
     if where == "process":
-        ProcessRun(config, listeners=[events.append], controller=controller).execute()
+        ProcessRun(config, listeners=listeners, controller=controller).execute()
     else:
-        run = Run(config, listeners=[events.append], controller=controller)
-        execute_with_deep_stack(run.execute)
+        execute_with_deep_stack(Run(config, listeners=listeners, controller=controller).execute)
     return events
 
 
@@ -139,7 +141,8 @@ def hold_log(events: list[ev.Event], desk: Desk) -> tuple[list[ev.Event], Callab
     return during, listen
 
 
-def test_a_whole_run_pause_holds_every_agent_until_the_person_resumes(tmp_path):
+@pytest.mark.parametrize("where", ["in-process", "process"])
+def test_a_whole_run_pause_holds_every_agent_until_the_person_resumes(tmp_path, where):
     prompt, model = fan_out_model(tmp_path)
     desk = Desk(dwell=1.5)   # longer than any worker's model call (0.8 s at most)
     events: list[ev.Event] = []
@@ -149,8 +152,7 @@ def test_a_whole_run_pause_holds_every_agent_until_the_person_resumes(tmp_path):
         listen(e)
         if e.type == ev.STEP_STARTED and e.data["agent"] == ":w1":
             desk.request_run_pause()
-    run = Run(RunConfig(prompt=prompt, model=model), listeners=[on_event], controller=desk)
-    execute_with_deep_stack(run.execute)
+    execute(where, RunConfig(prompt=prompt, model=model), desk, on_event)
     assert events[-1].type == ev.RUN_FINISHED, events[-1].data
     assert len(desk.points) == 1 and desk.points[0].hold
     assert desk.points[0].agent in WORKERS
@@ -182,11 +184,7 @@ def test_a_pause_for_one_agent_stops_it_only_and_its_edit_lands_in_its_step(tmp_
                 dwell=1.0, agent_pauses=frozenset({":w3"}))
     events: list[ev.Event] = []
     during, listen = hold_log(events, desk)
-    config = RunConfig(prompt=prompt, model=model)
-    if where == "process":
-        ProcessRun(config, listeners=[listen], controller=desk).execute()
-    else:
-        execute_with_deep_stack(Run(config, listeners=[listen], controller=desk).execute)
+    execute(where, RunConfig(prompt=prompt, model=model), desk, listen)
     assert events[-1].type == ev.RUN_FINISHED, events[-1].data
     assert [(p.agent, p.kind, p.hold, p.reason) for p in desk.points] == [
         (":w3", api.BEFORE_MODEL, False, "pause requested")]
