@@ -194,7 +194,7 @@ class Run:
         self.root_actor = Actor(MAIN, 1)
         self.cost = 0.0
         self._stepping = Stepping()         # the agents that pause at their next pause point
-        self._turns = PauseTurns()          # one pause shown at a time; the whole-run hold
+        self._pauses = PauseTurns()          # one pause shown at a time; the whole-run hold
         self.clock = RunClock(config.step_time_limit, config.run_time_limit)
         self.steps: dict[int, dict] = {}
         self.root_effects: list[dict] = []
@@ -282,7 +282,7 @@ class Run:
         self.bus.emit(ev.EFFECT, step=rec.step, effect=data)
 
     def _approve(self, name: str, args_text: str, step: int, replay_miss: bool) -> None:
-        self._turns.wait_while_held()
+        self._pauses.wait_while_held()
         kinds = self.config.breakpoints.effect_kinds
         ns = name.split("/", 1)[0]
         matched = name in kinds or ns in kinds or ("model" in kinds and name.startswith("model/"))
@@ -296,7 +296,7 @@ class Run:
             return matched or replay_miss or stepping() or self._requested(BEFORE_EFFECT)
         if not wanted():
             return
-        with self._turns.turn():
+        with self._pauses.turn():
             if not wanted():   # waited for another agent's pause, which took the request
                 return
             reason = ("replay miss of an unsafe effect" if replay_miss else
@@ -329,7 +329,7 @@ class Run:
 
     def _steps(self) -> bool:
         """This agent steps, or the whole run does (a Step answered a held pause)."""
-        return self._turns.run_stepping or self.stepping
+        return self._pauses.run_stepping or self.stepping
 
     def _requested(self, kind: str) -> bool:
         """A pause (or Stop) was requested for the whole run, or for the agent this thread runs."""
@@ -341,15 +341,15 @@ class Run:
     def _point(self, kind: str, step: Optional[int], text: Optional[str], effect: Optional[dict],
                error: Optional[str], reason: str) -> PausePoint:
         agent, generation, _ = self._agent_here()
-        hold = self._turns.run_stepping or self.controller.wants_pause(kind)
+        hold = self._pauses.run_stepping or self.controller.wants_pause(kind)
         return PausePoint(kind, step, text, effect, error, reason, agent, generation, hold)
 
     def _checkpoint(self, point: PausePoint) -> Decision:
         """Show ``point`` and wait for the decision; the caller owns the turn."""
         _, _, key = self._agent_here()
         if point.hold:
-            self._turns.run_stepping = False   # this pause is the step the run took
-        self._turns.hold(point.hold)
+            self._pauses.run_stepping = False   # this pause is the step the run took
+        self._pauses.hold(point.hold)
         self.bus.emit(ev.PAUSED, point=point.kind, step=point.step, text=point.text,
                       effect=point.effect, error=point.error, reason=point.reason,
                       agent=point.agent, generation=point.generation, hold=point.hold)
@@ -357,14 +357,14 @@ class Run:
             with self.clock.off_step_clock(paused=True):   # a person's time is on no clock
                 decision = self.controller.checkpoint(point)
         finally:
-            self._turns.hold(False)
+            self._pauses.hold(False)
         if decision.action == api.STOP:
             self.bus.emit(ev.RESUMED, action=api.STOP, edited=False, step=point.step, point=point.kind,
                           agent=point.agent, generation=point.generation)
             raise TypedError("Run stopped by the user", kind="stopped")
         stepping = decision.action == api.STEP
         if point.hold:   # a held pause: Step steps the run, not only this agent
-            self._turns.run_stepping = stepping
+            self._pauses.run_stepping = stepping
             self._stepping.set(key, False)
         else:
             self._stepping.set(key, stepping)
@@ -384,7 +384,7 @@ class Run:
 
     def _pause(self, kind: str, step: int, text: str, error: Optional[str] = None) -> Optional[str]:
         """Offer a pause point; returns the edited text, or None when nothing was edited."""
-        self._turns.wait_while_held()
+        self._pauses.wait_while_held()
         replayed = self.replay_edits.get((step, kind))
         if replayed is not None:
             return self._record_edit(step, kind, replayed.text, replayed.author, "replayed edit")
@@ -395,7 +395,7 @@ class Run:
                    or kind == ON_MODEL_ERROR)
         if not (matched or self._steps() or self._requested(kind)):
             return None
-        with self._turns.turn():
+        with self._pauses.turn():
             if not (matched or self._steps() or self._requested(kind)):
                 return None   # waited for another agent's pause, which took the request
             return self._paused(kind, step, text, error, matched)
