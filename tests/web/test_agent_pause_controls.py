@@ -57,7 +57,13 @@ async def test_a_pause_for_one_agent_over_the_websocket(user, scripted):
     point = r.pause["point"]
     edit = ("(quine completion (eval (do (def note \"edited\") 'nil)))" if point == "before_model"
             else '"Divers save the whole crew."')
+    # a whole-run pause now: the others stop at their next pause point (:main, woken by :w3's
+    # report, before its next model call), shown after :w3 resumes, holding the run
+    await comm.send_to(text_data=control(comm, "pause"))
     await comm.send_to(text_data=control(comm, "edit", agent=":w3", text=edit))
+    held = await wait_status(run, "paused", after_seq=r.pause["seq"])
+    assert (held.pause["agent"], held.pause["hold"]) == (":main", True)
+    await comm.send_to(text_data=control(comm, "resume", agent=":main"))
     final = await finished(run)
     assert final.status == "finished", (final.status, final.error)
     edits = await database_sync_to_async(lambda: [

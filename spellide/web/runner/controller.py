@@ -13,6 +13,8 @@ first agent to reach a pause point shows it and every other agent waits at its o
 person resumes; Resume, Step and Stop then apply to the run) or, with ``agent``, for one agent
 only (it stops at its next pause point, the others go on). An action naming an agent other
 than the one whose pause is shown is refused, so a decision never reaches the wrong agent.
+A whole-run Pause while one worker's own pause is shown stops the others too: each waits at its
+next pause point, and after that worker resumes the next pause is shown, holding the run.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from typing import Any, Callable, Optional
 
 from spellide.spell import api
 from spellide.spell.api import Controller, Decision, PausePoint
+
+from ..models import MAIN_AGENT   # the root agent, a single-agent run's only one
 
 # Actions a person can take (controls, websocket frames).
 PAUSE = "pause"
@@ -164,10 +168,14 @@ class IdeController(Controller):
                                  text=text)
             point = self.pending
             if action == PAUSE:
-                if point is not None:
+                if point is not None and (point.hold or point.agent in (None, MAIN_AGENT)):
                     return ActResult(True, "already paused")
                 self.pause_requested = True
                 self._changed()
+                if point is not None:
+                    # one worker's pause is shown and the others go on: now they stop too (each
+                    # at its next pause point, waiting there; the next one's pause is shown next)
+                    return ActResult(True, "pause requested: the other agents stop at their next pause point")
                 return ActResult(True, "pause requested: the run stops at its next pause point")
             if action == STOP:
                 first = not self.stop_requested
