@@ -10,7 +10,8 @@ boundary: a crash of the interpreter, runaway memory or a kill ends the child, n
 once: measured here, the first event of a run arrives ~0.1 s after the start on a loaded
 machine, where importing the runtime alone takes ~0.3 s) and relays, in the calling thread:
 each event to the listeners, each pause point to the controller's ``checkpoint`` and its
-decision back. Messages are pickled tuples over a pipe, in order:
+decision back (decided in a thread of its own: while one agent of a multi-agent run is paused
+the others' events keep arriving; the machine shows one pause at a time, ``pause_turns``). Messages are pickled tuples over a pipe, in order:
 
 * child -> parent: ``("event", seq, type, data, ts)``, ``("pause", PausePoint)``, ``("done",)``,
   ``("crashed", message, traceback)``, ``("limit", message, kind)`` (the run's time limit passed
