@@ -125,6 +125,9 @@ class PausePoint:
     effect: Optional[dict] = None        # {name, args} for BEFORE_EFFECT
     error: Optional[str] = None
     reason: str = "breakpoint"           # breakpoint | pause requested | stepping | error
+    agent: Optional[str] = None          # the agent paused here (its handle, ":main"), None: no agent
+    generation: Optional[int] = None     # of that agent (a handle is reused by a new generation)
+    hold: bool = False                   # a whole-run pause: every other agent waits at its pause points
 
 
 @dataclass
@@ -145,9 +148,18 @@ class Controller:
     interactive = False
 
     def wants_pause(self, kind: str) -> bool:
+        """Whether the whole run should pause at its next pause point of ``kind`` (the first
+        agent to reach one shows it and every other agent waits: ``pause_turns``)."""
         return False
 
+    def agent_pause_requests(self) -> frozenset[str]:
+        """The agents (handles, ``":w"``) that should pause at their next pause point, while the
+        others go on. Asked as cheaply as ``wants_pause``."""
+        return frozenset()
+
     def checkpoint(self, point: PausePoint) -> Decision:
+        """The decision for ``point``. The machine asks for one pause at a time, whichever
+        agent reached it (``point.agent``)."""
         return Decision()
 
     def watch(self, callback: Callable[[], None]) -> None:

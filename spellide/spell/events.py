@@ -23,8 +23,8 @@ PROGRAM = "program"                  # {step, program, provenance, receipt?}  (a
 #                                      stays the step's own: a record keeps it under ``received``)
 EFFECT = "effect"                    # {step, effect: EffectRecord.to_json()}
 STEP_FINISHED = "step_finished"      # {step, value, error, continued_by}
-PAUSED = "paused"                    # {point, step, ...}
-RESUMED = "resumed"                  # {action}
+PAUSED = "paused"                    # {point, step, text, effect, error, reason, agent, generation, hold}
+RESUMED = "resumed"                  # {action, edited, step, point, agent, generation, text?}
 RUN_FINISHED = "run_finished"        # {value}
 RUN_FAILED = "run_failed"            # {error}
 DIVERGED = "diverged"                # {step, what}   (strict replay)

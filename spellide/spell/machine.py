@@ -53,6 +53,7 @@ from .turns import turn_builtins
 from .agents import receipt as rcpt
 from .agents.coordinator import K_BODY, show as show_handle
 from .agents.runtime import MAIN, Actor, AgentRuntime, Resume
+from .pause_turns import PauseTurns, Stepping
 
 RECOVERY_ATTEMPTS = 2
 _GATED_HINT = "{ns}/ is an effect namespace - use it in the trailing expression via eval"
@@ -197,7 +198,8 @@ class Run:
         self.model_calls = 0
         self.root_actor = Actor(MAIN, 1)
         self.cost = 0.0
-        self.stepping = False
+        self._stepping = Stepping()         # the agents that pause at their next pause point
+        self._pauses = PauseTurns()          # one pause shown at a time; the whole-run hold
         self.clock = RunClock(config.step_time_limit, config.run_time_limit)
         self.steps: dict[int, dict] = {}
         self.root_effects: list[dict] = []
@@ -296,18 +298,27 @@ class Run:
         return {"turns": turns} if turns is not None else {}
 
     def _approve(self, name: str, args_text: str, step: int, replay_miss: bool) -> None:
+        self._pauses.wait_while_held()
         kinds = self.config.breakpoints.effect_kinds
         ns = name.split("/", 1)[0]
         matched = name in kinds or ns in kinds or ("model" in kinds and name.startswith("model/"))
         # a step's own model call was just offered as its before-model pause point: stepping
         # from there goes on to the call (one model call, one stop)
-        stepping = self.stepping and name != "model/spell"
-        if not (matched or replay_miss or stepping or self.controller.wants_pause(BEFORE_EFFECT)):
+
+        def stepping() -> bool:
+            return self._steps() and name != "model/spell"
+
+        def wanted() -> bool:
+            return matched or replay_miss or stepping() or self._requested(BEFORE_EFFECT)
+        if not wanted():
             return
-        reason = ("replay miss of an unsafe effect" if replay_miss else
-                  "breakpoint" if matched else "stepping" if stepping else "pause requested")
-        point = PausePoint(BEFORE_EFFECT, step, None, {"name": name, "args": args_text}, None, reason)
-        decision = self._checkpoint(point)
+        with self._pauses.turn():
+            if not wanted():   # waited for another agent's pause, which took the request
+                return
+            reason = ("replay miss of an unsafe effect" if replay_miss else
+                      "breakpoint" if matched else "stepping" if stepping() else "pause requested")
+            point = self._point(BEFORE_EFFECT, step, None, {"name": name, "args": args_text}, None, reason)
+            decision = self._checkpoint(point)
         if decision.action == api.REJECT:
             raise SpellError(f"Effect rejected by the user: {name}", kind="rejected")
 
@@ -318,15 +329,61 @@ class Run:
         return f"Run time limit exceeded ({self.clock.run_seconds or 0:g} s)"
 
     # --- pause points ----------------------------------------------------------------------
+    # Several agents may reach pause points at once: ``pause_turns`` says how they take turns.
+    def _agent_here(self) -> tuple[Optional[str], Optional[int], Any]:
+        """The agent this thread runs: its handle as shown, its generation, and the key its
+        stepping is kept under (a future's thread has one of its own)."""
+        actor = self.actor
+        if actor is None:
+            return None, None, threading.get_ident()
+        return show_handle(actor.handle), actor.generation, actor.key
+
+    @property
+    def stepping(self) -> bool:
+        """Whether the agent this thread runs steps (pauses at its next pause point)."""
+        return self._agent_here()[2] in self._stepping
+
+    def _steps(self) -> bool:
+        """This agent steps, or the whole run does (a Step answered a held pause)."""
+        return self._pauses.run_stepping or self.stepping
+
+    def _requested(self, kind: str) -> bool:
+        """A pause (or Stop) was requested for the whole run, or for the agent this thread runs."""
+        if self.controller.wants_pause(kind):
+            return True
+        requests = self.controller.agent_pause_requests()
+        return bool(requests) and self._agent_here()[0] in requests
+
+    def _point(self, kind: str, step: Optional[int], text: Optional[str], effect: Optional[dict],
+               error: Optional[str], reason: str) -> PausePoint:
+        agent, generation, _ = self._agent_here()
+        hold = self._pauses.run_stepping or self.controller.wants_pause(kind)
+        return PausePoint(kind, step, text, effect, error, reason, agent, generation, hold)
+
     def _checkpoint(self, point: PausePoint) -> Decision:
+        """Show ``point`` and wait for the decision; the caller owns the turn."""
+        _, _, key = self._agent_here()
+        if point.hold:
+            self._pauses.run_stepping = False   # this pause is the step the run took
+        self._pauses.hold(point.hold)
         self.bus.emit(ev.PAUSED, point=point.kind, step=point.step, text=point.text,
-                      effect=point.effect, error=point.error, reason=point.reason)
-        with self.clock.off_step_clock(paused=True):   # a person's time is on no clock
-            decision = self.controller.checkpoint(point)
+                      effect=point.effect, error=point.error, reason=point.reason,
+                      agent=point.agent, generation=point.generation, hold=point.hold)
+        try:
+            with self.clock.off_step_clock(paused=True):   # a person's time is on no clock
+                decision = self.controller.checkpoint(point)
+        finally:
+            self._pauses.hold(False)
         if decision.action == api.STOP:
-            self.bus.emit(ev.RESUMED, action=api.STOP, edited=False, step=point.step, point=point.kind)
+            self.bus.emit(ev.RESUMED, action=api.STOP, edited=False, step=point.step, point=point.kind,
+                          agent=point.agent, generation=point.generation)
             raise TypedError("Run stopped by the user", kind="stopped")
-        self.stepping = decision.action == api.STEP
+        stepping = decision.action == api.STEP
+        if point.hold:   # a held pause: Step steps the run, not only this agent
+            self._pauses.run_stepping = stepping
+            self._stepping.set(key, False)
+        else:
+            self._stepping.set(key, stepping)
         return decision
 
     def _validate(self, kind: str, text: str) -> Optional[str]:
@@ -343,6 +400,7 @@ class Run:
 
     def _pause(self, kind: str, step: int, text: str, error: Optional[str] = None) -> Optional[str]:
         """Offer a pause point; returns the edited text, or None when nothing was edited."""
+        self._pauses.wait_while_held()
         replayed = self.replay_edits.get((step, kind))
         if replayed is not None:
             return self._record_edit(step, kind, replayed.text, replayed.author, "replayed edit")
@@ -351,15 +409,25 @@ class Run:
                    or (kind == AFTER_COMPLETION and bp.after_completion)
                    or (kind in (ON_ERROR,) and bp.on_error)
                    or kind == ON_MODEL_ERROR)
-        if not (matched or self.stepping or self.controller.wants_pause(kind)):
+        if not (matched or self._steps() or self._requested(kind)):
             return None
+        with self._pauses.turn():
+            if not (matched or self._steps() or self._requested(kind)):
+                return None   # waited for another agent's pause, which took the request
+            return self._paused(kind, step, text, error, matched)
+
+    def _paused(self, kind: str, step: int, text: str, error: Optional[str], matched: bool) -> Optional[str]:
+        """Show a pause (the turn is this thread's) until its decision is one the machine takes:
+        an edit that does not read is refused and the pause is shown again."""
         reason = ("error" if kind in (ON_ERROR, ON_MODEL_ERROR) else "breakpoint" if matched
-                  else "stepping" if self.stepping else "pause requested")
+                  else "stepping" if self._steps() else "pause requested")
         problem = None
         while True:
-            decision = self._checkpoint(PausePoint(kind, step, text, None, problem or error, reason))
+            point = self._point(kind, step, text, None, problem or error, reason)
+            decision = self._checkpoint(point)
             if decision.text is None or decision.text == text:
-                self.bus.emit(ev.RESUMED, action=decision.action, edited=False, step=step, point=kind)
+                self.bus.emit(ev.RESUMED, action=decision.action, edited=False, step=step, point=kind,
+                              agent=point.agent, generation=point.generation)
                 return None
             problem = self._validate(kind, decision.text)
             if problem is None:
@@ -372,8 +440,9 @@ class Run:
         self.edits_made.append(RecordedEdit(step, kind, text, author, at))
         if self.gate._scopes:
             self.gate.scope.edited = True
+        agent, generation, _ = self._agent_here()
         self.bus.emit(ev.RESUMED, action=action, edited=True, step=step, point=kind, text=text,
-                      author=author, at=at)
+                      author=author, at=at, agent=agent, generation=generation)
         return text
 
     # --- evaluation ------------------------------------------------------------------------

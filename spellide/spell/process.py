@@ -10,12 +10,13 @@ boundary: a crash of the interpreter, runaway memory or a kill ends the child, n
 once: measured here, the first event of a run arrives ~0.1 s after the start on a loaded
 machine, where importing the runtime alone takes ~0.3 s) and relays, in the calling thread:
 each event to the listeners, each pause point to the controller's ``checkpoint`` and its
-decision back. Messages are pickled tuples over a pipe, in order:
+decision back (decided in a thread of its own: while one agent of a multi-agent run is paused
+the others' events keep arriving; the machine shows one pause at a time, ``pause_turns``). Messages are pickled tuples over a pipe, in order:
 
 * child -> parent: ``("event", seq, type, data, ts)``, ``("pause", PausePoint)``, ``("done",)``,
   ``("crashed", message, traceback)``, ``("limit", message, kind)`` (the run's time limit passed
   inside one long call: the child ends itself, ``limits.watch_overrun``), ``("pulse",)``;
-* parent -> child: ``("flags", {kind: wants_pause})``, ``("decision", Decision)``,
+* parent -> child: ``("flags", {kind: wants_pause, "agents": [handle]})``, ``("decision", Decision)``,
   ``("ack", seq)``.
 
 The run may be at most ``AHEAD`` events ahead of what the parent's listeners took: with a
@@ -65,6 +66,7 @@ from .api import Controller, Decision, PausePoint, RunConfig
 from .limits import process_memory, watch_overrun
 
 PAUSE_KINDS = (api.BEFORE_MODEL, api.AFTER_COMPLETION, api.BEFORE_EFFECT, api.ON_ERROR, api.ON_MODEL_ERROR)
+AGENT_FLAGS = "agents"   # in the mirrored flags: the agents a pause was requested for
 AHEAD = 16            # events the run may be ahead of the parent's listeners before it waits
 ACK_EVERY = AHEAD // 2
 EXIT_ORPHANED = 75    # the child's exit status when its parent went away
@@ -175,8 +177,10 @@ class ProcessRun:
         if not self._ended:
             self.controller.close()
 
-    def _flags(self) -> dict[str, bool]:
-        return {kind: bool(self.controller.wants_pause(kind)) for kind in PAUSE_KINDS}
+    def _flags(self) -> dict[str, Any]:
+        flags: dict[str, Any] = {kind: bool(self.controller.wants_pause(kind)) for kind in PAUSE_KINDS}
+        flags[AGENT_FLAGS] = sorted(self.controller.agent_pause_requests())
+        return flags
 
     def _send(self, message: tuple) -> None:
         with self._send_lock:
@@ -235,6 +239,13 @@ class ProcessRun:
                 self.process.kill()
                 self.process.join(5)
 
+    def _decide(self, point: PausePoint) -> None:
+        """Ask the controller for ``point``'s decision and send it. The machine shows one pause
+        at a time (``pause_turns``), so at most one of these waits at once."""
+        decision = self.controller.checkpoint(point)
+        self._send_flags()    # the pause consumed a pause request: before the decision
+        self._send(("decision", decision))
+
     def _silence_limit(self) -> Optional[float]:
         """How long the child may be silent (see the module's docstring); None: no limit."""
         limits = [t for t in (self.config.step_time_limit, self.config.run_time_limit) if t]
@@ -269,9 +280,10 @@ class ProcessRun:
                 for listener in self.listeners:
                     listener(event)
             elif kind == "pause":
-                decision = self.controller.checkpoint(message[1])
-                self._send_flags()    # the pause consumed a pause request: before the decision
-                self._send(("decision", decision))
+                # decided in a thread of its own: while one agent is paused, the others' events
+                # must go on reaching the listeners (and their acknowledgements the child)
+                threading.Thread(target=self._decide, args=(message[1],), name="spell-run-pause",
+                                 daemon=True).start()
             elif kind == "done":
                 self._ended = True
                 return
@@ -287,18 +299,30 @@ class ProcessRun:
 class _ChildController(Controller):
     """Answers ``wants_pause`` from the parent's mirrored flags; a checkpoint is a round trip."""
 
-    def __init__(self, interactive: bool, flags: dict[str, bool], outbox: "queue.Queue[Any]") -> None:
+    def __init__(self, interactive: bool, flags: dict[str, Any], outbox: "queue.Queue[Any]") -> None:
         self.interactive = interactive
-        self.flags = flags
         self.decisions: "queue.Queue[Decision]" = queue.Queue()
         self._outbox = outbox
+        self._round_trip = threading.Lock()
+        self.set_flags(flags)
+
+    def set_flags(self, flags: dict[str, Any]) -> None:
+        """The parent's answers, mirrored (``ProcessRun._flags``)."""
+        self._agents = frozenset(flags.get(AGENT_FLAGS) or ())
+        self.flags = flags
 
     def wants_pause(self, kind: str) -> bool:
-        return self.flags.get(kind, False)
+        return bool(self.flags.get(kind, False))
+
+    def agent_pause_requests(self) -> frozenset[str]:
+        return self._agents
 
     def checkpoint(self, point: PausePoint) -> Decision:
-        self._outbox.put(("pause", point))
-        return self.decisions.get()
+        # one round trip at a time: a decision is the answer to the last pause sent, so two
+        # threads asking at once must not take each other's (the machine serialises them too)
+        with self._round_trip:
+            self._outbox.put(("pause", point))
+            return self.decisions.get()
 
 
 def _child_main(conn: Any, payload: _Payload) -> None:
@@ -332,7 +356,7 @@ def _child_main(conn: Any, payload: _Payload) -> None:
             except (EOFError, OSError):
                 os._exit(EXIT_ORPHANED)
             if message[0] == "flags":
-                controller.flags = message[1]
+                controller.set_flags(message[1])
             elif message[0] == "decision":
                 controller.decisions.put(message[1])
             elif message[0] == "ack":

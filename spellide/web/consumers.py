@@ -202,8 +202,13 @@ class RunConsumer(AsyncWebsocketConsumer):
             return
         text = next((data[k] for k in ("text", "program", "edit_text") if isinstance(data.get(k), str)), None)
         step = str(data.get("step") or "").lower() in ("1", "true", "on", "yes")
+        agent = data.get("agent") or None   # one agent's pause (runner.controller); checked there
+        if agent is not None and not isinstance(agent, str):
+            await self.send(text_data=control_result_html(False, "agent must be an agent's handle"))
+            return
         from .runner import control
-        result = await database_sync_to_async(control)(self.run, action, text, user.get_username(), step=step)
+        result = await database_sync_to_async(control)(self.run, action, text, user.get_username(), step=step,
+                                                       agent=agent)
         await self.send(text_data=control_result_html(result.ok, result.message, result.error,
                                                       result.line, result.col))
 

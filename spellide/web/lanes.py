@@ -10,7 +10,10 @@ clock, so two renderings of the same state are the same bytes.
 The drawing is SVG with positions as percentages of the lane width (attributes, not styles:
 the content security policy allows no inline style), colours by class (``ide.css``). Lane
 labels are HTML buttons beside it (they filter the step list by agent; ``ide.js``), one fixed
-row height for both, so labels and lanes line up.
+row height for both, so labels and lanes line up. While the run is active, each label has a
+small pause control for its agent (the pause control with ``agent``: that agent stops at its
+next pause point, the others go on); it posts with htmx, whose requests carry the page's CSRF
+token (``ide.js``): the lanes are rendered without a request, for every page alike.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any, Optional
 
 from django.utils.safestring import SafeString, mark_safe
 
-from spellide.web.models import Agent, Message, Receipt, Run, RunEvent, Step
+from spellide.web.models import ACTIVE_STATUSES, Agent, Message, Receipt, Run, RunEvent, Step
 from spellide.web.stepinfo import row_status
 
 LANE_H = 22          # px per lane (ide.css .lane-label has the same height)
@@ -59,6 +62,8 @@ class Timeline:
     messages_left_off: int = 0
     warnings: list[str] = field(default_factory=list)
     span_s: float = 0.0
+    pause_url: Optional[str] = None      # where a lane's pause control posts (an active run's own page)
+    paused_agent: Optional[str] = None   # the agent whose pause the run shows now
 
     max_marks: int = MAX_MARKS
     max_arrows: int = MAX_ARROWS
@@ -143,9 +148,12 @@ def timeline(run: Run, base: str) -> Optional[Timeline]:
     warnings = [str((d or {}).get("message") or "") for d in
                 RunEvent.objects.filter(run=run, type="warning").order_by("seq").values_list("data", flat=True)[:20]]
     # every text from the run in it went through escape() above
+    active = run.status in ACTIVE_STATUSES and base.startswith("/runs/")   # not a shared page
+    paused = (run.pause or {}).get("agent") if run.status == Run.Status.PAUSED else None
     return Timeline(lanes=lanes, svg=mark_safe("".join(out)), messages=n_messages,
                     steps_left_off=max(0, n_steps - len(steps)),
-                    messages_left_off=max(0, n_messages - len(messages)), warnings=warnings, span_s=span)
+                    messages_left_off=max(0, n_messages - len(messages)), warnings=warnings, span_s=span,
+                    pause_url=f"{base}/pause/" if active else None, paused_agent=paused)
 
 
 def _axis(span: float, height: int) -> list[str]:

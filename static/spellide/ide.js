@@ -138,7 +138,8 @@
       const top = scroll ? scroll.scrollTop : 0;
       el.replaceChildren(...p.childNodes);
       if (top) { const s = el.querySelector('.lanes-scroll'); if (s) s.scrollTop = top; }
-      if (el.id === 'pause-panel' || el.id === 'step-rows') htmx.process(el);
+      // (the lanes hold each agent's pause control, an htmx form)
+      if (el.id === 'pause-panel' || el.id === 'step-rows' || el.id === 'agent-lanes') htmx.process(el);
     } else if (swap === 'outerHTML') {
       el.replaceWith(...p.childNodes);
     } else if (swap === 'beforeend') {

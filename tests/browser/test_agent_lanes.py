@@ -191,8 +191,8 @@ def many_demo(n: int) -> dict:
     return {"order": 95, "title": f"many{n}", "prompt": f"Start {n} workers.", "completions": script}
 
 
-@pytest.fixture(scope="module")
-def many_app(tmp_path_factory):
+def app_with_demo(tmp_path_factory, name: str, demo: dict):
+    """A server whose demos are the bundled ones plus ``demo`` (as ``name``); yields it."""
     import json
     import shutil
     from pathlib import Path
@@ -201,13 +201,18 @@ def many_app(tmp_path_factory):
 
     if not Path("/usr/bin/chromium").exists():
         pytest.skip("Debian chromium is not installed (./dev test installs it)")
-    work = tmp_path_factory.mktemp("many-lanes")
+    work = tmp_path_factory.mktemp(name)
     demos = work / "demos"
     shutil.copytree(ROOT / "spellide" / "demos", demos)
-    (demos / "many12.json").write_text(json.dumps(many_demo(12)), encoding="utf-8")
+    (demos / f"{name}.json").write_text(json.dumps(demo), encoding="utf-8")
     srv = AppServer(work, extra_env={"SPELLIDE_DEMOS_DIR": str(demos)}).start()
     yield srv
     srv.stop()
+
+
+@pytest.fixture(scope="module")
+def many_app(tmp_path_factory):
+    yield from app_with_demo(tmp_path_factory, "many12", many_demo(12))
 
 
 def test_many_lanes_scroll_and_the_place_is_kept_while_they_stream(many_app):

@@ -6,6 +6,15 @@ a breakpoint matched; ``checkpoint`` (in the thread relaying the run's process) 
 condition variable until ``act`` (called from a request or websocket handler thread) supplies a
 decision. Stepping mode is the machine's (a ``step`` decision makes it pause at the next pause
 point); the controller only remembers that a pause or a stop was requested.
+
+In a multi-agent run the machine shows one pause at a time (``spellide/spell/pause_turns.py``),
+whichever agent reached it (``PausePoint.agent``). A pause request is for the whole run (the
+first agent to reach a pause point shows it and every other agent waits at its own until the
+person resumes; Resume, Step and Stop then apply to the run) or, with ``agent``, for one agent
+only (it stops at its next pause point, the others go on). An action naming an agent other
+than the one whose pause is shown is refused, so a decision never reaches the wrong agent.
+A whole-run Pause while one worker's own pause is shown stops the others too: each waits at its
+next pause point, and after that worker resumes the next pause is shown, holding the run.
 """
 
 from __future__ import annotations
@@ -16,6 +25,8 @@ from typing import Any, Callable, Optional
 
 from spellide.spell import api
 from spellide.spell.api import Controller, Decision, PausePoint
+
+from ..models import MAIN_AGENT   # the root agent, a single-agent run's only one
 
 # Actions a person can take (controls, websocket frames).
 PAUSE = "pause"
@@ -77,6 +88,7 @@ class IdeController(Controller):
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self.pause_requested = False
+        self.agent_pauses: set[str] = set()   # agents to pause at their next pause point
         self.stop_requested = False
         self.pending: Optional[PausePoint] = None
         self._decision: Optional[Decision] = None
@@ -103,6 +115,9 @@ class IdeController(Controller):
     def wants_pause(self, kind: str) -> bool:
         return self.pause_requested or self.stop_requested
 
+    def agent_pause_requests(self) -> frozenset[str]:
+        return frozenset(self.agent_pauses)
+
     def pause_coming(self) -> None:
         with self._cond:
             self._coming = True
@@ -114,6 +129,7 @@ class IdeController(Controller):
                 self.stop_answered = self.stop_answered or self.stop_requested
                 return Decision(api.STOP)
             self.pause_requested = False
+            self.agent_pauses.discard(point.agent)
             self.pending = point
             self.pauses += 1
             self._decision = None
@@ -139,16 +155,27 @@ class IdeController(Controller):
         return self.pending is not None
 
     def act(self, action: str, text: Optional[str] = None, author: Optional[str] = None,
-            *, step: bool = False) -> ActResult:
+            *, step: bool = False, agent: Optional[str] = None) -> ActResult:
+        """Take a person's action. ``agent`` (a handle of the run, checked by the caller) makes
+        Pause and Resume one agent's; any other action naming it needs that agent's pause shown."""
         with self._cond:
             if self.finished:
                 return ActResult(False, "the run is not active")
+            if agent is not None and action in (PAUSE, RESUME) and not self._at(agent):
+                return self._agent_request(action, agent)
+            if agent is not None and action != STOP and self.pending is not None and self.pending.agent != agent:
+                return ActResult(False, f"the pause shown is agent {self.pending.agent}'s, not {agent}'s",
+                                 text=text)
             point = self.pending
             if action == PAUSE:
-                if point is not None:
+                if point is not None and (point.hold or point.agent in (None, MAIN_AGENT)):
                     return ActResult(True, "already paused")
                 self.pause_requested = True
                 self._changed()
+                if point is not None:
+                    # one worker's pause is shown and the others go on: now they stop too (each
+                    # at its next pause point, waiting there; the next one's pause is shown next)
+                    return ActResult(True, "pause requested: the other agents stop at their next pause point")
                 return ActResult(True, "pause requested: the run stops at its next pause point")
             if action == STOP:
                 first = not self.stop_requested
@@ -170,9 +197,11 @@ class IdeController(Controller):
                 if self.finished:
                     return ActResult(False, "the run is not active")
             if point is None:
-                if action in (RESUME, STEP) and self.pause_requested:
-                    # not yet at a pause point: cancel the request (resume) or keep it (step)
-                    self.pause_requested = action == STEP
+                if action in (RESUME, STEP) and (self.pause_requested or self.agent_pauses):
+                    # not yet at a pause point: cancel the requests (resume) or keep them (step)
+                    if action == RESUME:
+                        self.pause_requested = False
+                        self.agent_pauses.clear()
                     self._changed()
                     return ActResult(True, "pause cancelled" if action == RESUME else "stepping")
                 return ActResult(False, "the run is not paused")
@@ -200,6 +229,22 @@ class IdeController(Controller):
                 self._decide(Decision(kind, None, author))
                 return ActResult(True, "stepping" if action == STEP else "resumed")
             return ActResult(False, f"unknown action {action!r}")
+
+    def _at(self, agent: str) -> bool:
+        """Whether the pause shown is ``agent``'s."""
+        return self.pending is not None and self.pending.agent == agent
+
+    def _agent_request(self, action: str, agent: str) -> ActResult:
+        """Pause one agent at its next pause point (the others go on), or cancel that."""
+        if action == PAUSE:
+            self.agent_pauses.add(agent)
+            self._changed()
+            return ActResult(True, f"pause requested: agent {agent} stops at its next pause point")
+        if agent not in self.agent_pauses:
+            return ActResult(False, f"agent {agent} is not paused")
+        self.agent_pauses.discard(agent)
+        self._changed()
+        return ActResult(True, f"pause of agent {agent} cancelled")
 
     def _decide(self, decision: Decision) -> None:
         self._decision = decision

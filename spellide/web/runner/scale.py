@@ -263,7 +263,7 @@ def _redispatch(run_pk: int, public_id: str, old_token: str) -> bool:
 
 # --- controls from a process that does not hold the run -------------------------------------
 def remote_control(run: Any, action: str, text: Optional[str], author: Optional[str], *,
-                   step: bool = False) -> Any:
+                   step: bool = False, agent: Optional[str] = None) -> Any:
     from spellide.spell import api
     from .controller import EDITABLE_POINTS, ActResult, check_parse
 
@@ -276,7 +276,7 @@ def remote_control(run: Any, action: str, text: Optional[str], author: Optional[
             if refused is not None:
                 return refused
     message = {"type": "run.control", "public_id": str(run.public_id), "action": action, "text": text,
-               "author": author, "step": bool(step)}
+               "author": author, "step": bool(step), "agent": agent}
     timeout = control_timeout()
     try:
         reply = bus.call(bus.request, ctl_group(run.public_id), message, timeout, timeout=timeout + 5)

@@ -28,7 +28,7 @@ from django.db import close_old_connections, connection
 from spellide.spell import api
 from spellide.spell.api import ProcessRun, RunConfig, RunProcessDied, RunProcessFailed, events as ev
 
-from ..models import ACTIVE_STATUSES, Run, Step
+from ..models import ACTIVE_STATUSES, MAIN_AGENT, Agent, Run, Step
 from .controller import ActResult, IdeController, check_parse
 from .journal import journal_path, read_journal, remove_journal
 from .persist import RunPersister, load_events
@@ -352,8 +352,21 @@ def _finalize(run: Run, persister: RunPersister, *, keep_journal: bool = False) 
 
 
 # --- controls -------------------------------------------------------------------------------
+def agent_refusal(run: Run, agent: Any) -> Optional[str]:
+    """Why ``agent`` (a control's optional ``agent`` field) names no agent of ``run``; None when
+    it does. ``:main`` is every run's root agent; the others are the ones the run registered."""
+    if not isinstance(agent, str) or not agent.startswith(":") or len(agent) > 100:
+        return "agent must be an agent's handle, such as :main"
+    if agent == MAIN_AGENT or Agent.objects.filter(run=run, handle=agent).exists():
+        return None
+    return f"the run has no agent {agent}"
+
+
 def control(run: Run, action: str, text: Optional[str] = None, author: Optional[str] = None,
-            *, step: bool = False) -> ActResult:
+            *, step: bool = False, agent: Optional[str] = None) -> ActResult:
+    """Apply a person's action to ``run`` (``agent``: one agent's pause, see ``controller``)."""
+    if agent is not None and (refused := agent_refusal(run, agent)) is not None:
+        return ActResult(False, refused, text=text)
     active = get_active(run)
     from . import scale  # scale mode: the run executes in a run worker (scale.py)
     remote = active is None and scale.dispatching() and run.status in ACTIVE_STATUSES
@@ -361,8 +374,8 @@ def control(run: Run, action: str, text: Optional[str] = None, author: Optional[
         if run.status == Run.Status.INTERRUPTED:
             return ActResult(False, "the run was interrupted by a server restart: resume it first")
         return ActResult(False, f"the run is not active ({run.status})")
-    result = (scale.remote_control(run, action, text, author, step=step) if active is None
-              else active.controller.act(action, text, author, step=step))
+    result = (scale.remote_control(run, action, text, author, step=step, agent=agent) if active is None
+              else active.controller.act(action, text, author, step=step, agent=agent))
     if not result.ok and result.text is not None and result.error:
         # keep what the person typed, with the problem, on the paused run
         pause = dict(Run.objects.filter(pk=run.pk).values_list("pause", flat=True).first() or {})

@@ -167,7 +167,7 @@ class WorkerServices:
             return {"ok": False, "message": "the run is not active in this worker"}
         text: Optional[str] = message.get("text")
         result = active.controller.act(str(message.get("action")), text, message.get("author"),
-                                       step=bool(message.get("step")))
+                                       step=bool(message.get("step")), agent=message.get("agent"))
         return result.to_json()
 
 

@@ -159,8 +159,9 @@ def _act(request: HttpRequest, public_id: Any, action: str) -> HttpResponse:
     if action == "pause" and run.status != Run.Status.PAUSED and (refused := quota.paused_refusal()):
         return _refuse(request, refused, quota.STATUS, run)
     step = _flag(request, "step") or action == "step"
+    agent = request.POST.get("agent") or None   # one agent's pause (runner.controller)
     result = runner.control(run, action, text if action in ("edit", "resume", "step") else None,
-                            request.user.get_username(), step=step)
+                            request.user.get_username(), step=step, agent=agent)
     status = None
     if not result.ok:
         status = 422 if result.error else 409
